@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const TARGET_RATIO: f64 = 1.3;
 
 struct Settings {
+    quick: bool,
     batches: usize,
     batch_time: Duration,
     warmup: Duration,
@@ -37,12 +38,14 @@ impl Settings {
             || !args.iter().any(|a| a == "--bench");
         if quick {
             Settings {
+                quick,
                 batches: 10,
-                batch_time: Duration::from_millis(5),
+                batch_time: Duration::from_millis(20),
                 warmup: Duration::from_millis(20),
             }
         } else {
             Settings {
+                quick,
                 batches: 41,
                 batch_time: Duration::from_millis(50),
                 warmup: Duration::from_millis(500),
@@ -52,7 +55,7 @@ impl Settings {
 }
 
 /// A document that verifies, with the verifier that accepts it, the time it is checked
-/// at and the inputs of the signature checks that takes.
+/// at and the inputs of the signature checks that verification performs.
 struct Sample {
     name: String,
     bytes: Vec<u8>,
@@ -233,6 +236,12 @@ fn run(sample: &Sample, settings: &Settings) -> Result<(), String> {
         "batches: {} x {n} iterations per measurement, interleaved",
         settings.batches
     );
+    if cfg!(debug_assertions) {
+        println!("unoptimized build: the figures below are not representative");
+    }
+    if settings.quick {
+        println!("quick run: the figures below are indicative only");
+    }
     println!(
         "verify:                 median {verify_med:9.1} us/op  (min {:.1}, max {:.1})",
         min(&verify_us),

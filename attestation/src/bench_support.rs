@@ -6,7 +6,6 @@ use crate::chain::ParsedCert;
 use crate::document::NitroDocument;
 use crate::error::{CertProblem, CertSlot, VerifyError};
 use aws_lc_rs::signature::{self, EcdsaVerificationAlgorithm};
-use der::{Decode, Header, Reader, SliceReader};
 
 /// One ECDSA P-384 signature check: `algorithm` verifies `signature` over `message`
 /// with `public_key` (an uncompressed point).
@@ -37,14 +36,13 @@ pub fn signature_checks(bytes: &[u8]) -> Result<Vec<SignatureCheck>, VerifyError
         .iter()
         .map(|&(slot, der)| {
             let cert = ParsedCert::parse(der).map_err(at(slot))?;
-            let tbs = tbs_bytes(der).map_err(at(slot))?;
-            Ok((slot, cert, tbs))
+            Ok((slot, cert))
         })
         .collect::<Result<Vec<_>, VerifyError>>()?;
 
     let mut checks = Vec::with_capacity(certs.len());
     for pair in certs.windows(2) {
-        let [(_, issuer, _), (slot, cert, tbs)] = pair else {
+        let [(_, issuer), (slot, cert)] = pair else {
             continue;
         };
         let signature = cert
@@ -56,11 +54,11 @@ pub fn signature_checks(bytes: &[u8]) -> Result<Vec<SignatureCheck>, VerifyError
         checks.push(SignatureCheck {
             algorithm: &signature::ECDSA_P384_SHA384_ASN1,
             public_key: issuer.public_key().map_err(at(*slot))?.to_vec(),
-            message: tbs.to_vec(),
+            message: cert.tbs().to_vec(),
             signature: signature.to_vec(),
         });
     }
-    let (_, leaf, _) = certs.last().ok_or(VerifyError::Certificate {
+    let (_, leaf) = certs.last().ok_or(VerifyError::Certificate {
         slot: CertSlot::Leaf,
         problem: CertProblem::Malformed("missing".to_owned()),
     })?;
@@ -75,13 +73,4 @@ pub fn signature_checks(bytes: &[u8]) -> Result<Vec<SignatureCheck>, VerifyError
 
 fn at(slot: CertSlot) -> impl Fn(CertProblem) -> VerifyError {
     move |problem| VerifyError::Certificate { slot, problem }
-}
-
-/// The `tbsCertificate` element exactly as it appears in `der`: the bytes the issuer
-/// signed.
-fn tbs_bytes(der: &[u8]) -> Result<&[u8], CertProblem> {
-    let malformed = |e: der::Error| CertProblem::Malformed(e.to_string());
-    let mut reader = SliceReader::new(der).map_err(malformed)?;
-    Header::decode(&mut reader).map_err(malformed)?;
-    reader.tlv_bytes().map_err(malformed)
 }

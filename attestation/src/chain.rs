@@ -52,6 +52,11 @@ impl<'a> ParsedCert<'a> {
         Ok(ParsedCert { cert, tbs })
     }
 
+    /// The `tbsCertificate` bytes exactly as they appear on the wire: what the issuer signed.
+    pub(crate) fn tbs(&self) -> &'a [u8] {
+        self.tbs
+    }
+
     pub(crate) fn public_key(&self) -> Result<&[u8], CertProblem> {
         let spki = self.cert.tbs_certificate().subject_public_key_info();
         let curve = spki

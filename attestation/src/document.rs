@@ -75,6 +75,11 @@ impl NitroDocument {
                 });
             }
         }
+        // RFC 9052: a recipient must refuse critical header parameters it does not
+        // process, and this verifier processes none beyond the algorithm.
+        if !sign1.protected.header.crit.is_empty() {
+            return Err(ParseError::CriticalHeader);
+        }
         if sign1.signature.len() != ES384_SIGNATURE_LEN {
             return Err(ParseError::SignatureLength {
                 len: sign1.signature.len(),

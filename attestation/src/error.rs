@@ -38,6 +38,8 @@ pub enum ParseError {
     MissingPayload,
     #[error("COSE algorithm must be ES384 in the protected header, found {found}")]
     Algorithm { found: String },
+    #[error("COSE protected header lists critical parameters, which are not supported")]
+    CriticalHeader,
     #[error("ES384 signature must be 96 bytes, found {len}")]
     SignatureLength { len: usize },
     #[error("payload is not valid CBOR: {0}")]

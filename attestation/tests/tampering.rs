@@ -559,6 +559,19 @@ fn envelope_rules() {
         NitroDocument::parse(&s.to_vec().unwrap()),
         Err(ParseError::Algorithm { .. })
     ));
+    // Critical header parameters this verifier does not process.
+    let mut s = sign1.clone();
+    s.protected = coset::ProtectedHeader {
+        original_data: None,
+        header: coset::HeaderBuilder::new()
+            .algorithm(coset::iana::Algorithm::ES384)
+            .add_critical(coset::iana::HeaderParameter::ContentType)
+            .build(),
+    };
+    assert_eq!(
+        NitroDocument::parse(&s.to_vec().unwrap()).unwrap_err(),
+        ParseError::CriticalHeader
+    );
     // Wrong signature length.
     let mut s = sign1.clone();
     s.signature.pop();
