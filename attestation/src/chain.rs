@@ -76,7 +76,8 @@ impl<'a> ParsedCert<'a> {
     fn check_algorithm(&self) -> Result<(), CertProblem> {
         let outer = self.cert.signature_algorithm();
         let inner = self.cert.tbs_certificate().signature();
-        if outer.oid != ECDSA_WITH_SHA384 {
+        // RFC 5758: ecdsa-with-SHA384 has no parameters, not even NULL.
+        if outer.oid != ECDSA_WITH_SHA384 || outer.parameters.is_some() {
             return Err(CertProblem::SignatureAlgorithm(outer.oid.to_string()));
         }
         if outer != inner {
@@ -212,13 +213,22 @@ pub(crate) fn fingerprint(der: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Verifies `cabundle ++ [leaf]` at time `at` and returns the leaf's P-384 public key.
+/// What a verified chain vouches for: the leaf's key and when the leaf is valid.
+#[derive(Debug)]
+pub(crate) struct VerifiedLeaf {
+    /// Uncompressed P-384 point.
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) not_before: Duration,
+    pub(crate) not_after: Duration,
+}
+
+/// Verifies `cabundle ++ [leaf]` at time `at` and returns what the leaf vouches for.
 /// The caller has already checked that `cabundle[0]` is a trusted root.
 pub(crate) fn verify_chain(
     cabundle: &[Vec<u8>],
     leaf: &[u8],
     at: Duration,
-) -> Result<Vec<u8>, VerifyError> {
+) -> Result<VerifiedLeaf, VerifyError> {
     let fail =
         |slot: CertSlot| move |problem: CertProblem| VerifyError::Certificate { slot, problem };
     let slots: Vec<(CertSlot, &[u8])> = cabundle
@@ -251,10 +261,15 @@ pub(crate) fn verify_chain(
         slot: CertSlot::Leaf,
         problem: CertProblem::Malformed("missing".to_owned()),
     })?;
-    leaf_cert
-        .public_key()
-        .map(<[u8]>::to_vec)
-        .map_err(fail(CertSlot::Leaf))
+    let (not_before, not_after) = validity(&leaf_cert.cert);
+    Ok(VerifiedLeaf {
+        public_key: leaf_cert
+            .public_key()
+            .map(<[u8]>::to_vec)
+            .map_err(fail(CertSlot::Leaf))?,
+        not_before,
+        not_after,
+    })
 }
 
 /// A certificate's subject as an RFC 4514 string, for display.
@@ -320,10 +335,10 @@ mod tests {
             cert(&root, &root, CertProfile::ca(None)),
             cert(&root, &mid, inter),
         ];
-        verify_chain(&bundle, &cert(&mid, &end, leaf), now())
+        verify_chain(&bundle, &cert(&mid, &end, leaf), now()).map(|l| l.public_key)
     }
 
-    fn problem(result: Result<Vec<u8>, VerifyError>) -> (CertSlot, CertProblem) {
+    fn problem<T: std::fmt::Debug>(result: Result<T, VerifyError>) -> (CertSlot, CertProblem) {
         match result {
             Err(VerifyError::Certificate { slot, problem }) => (slot, problem),
             other => panic!("expected a certificate problem, got {other:?}"),
@@ -458,5 +473,318 @@ mod tests {
             problem(verify_chain(&bundle, &leaf, now())),
             (CertSlot::Leaf, CertProblem::BadSignature)
         );
+    }
+
+    /// Like `cert`, with the subject key, issue time and lifetime given.
+    fn cert_with(
+        issuer: &Node,
+        subject: &Node,
+        key: &[u8],
+        at: SystemTime,
+        lifetime: Duration,
+        profile: CertProfile,
+    ) -> Vec<u8> {
+        issue(
+            &issuer.key,
+            &issuer.name,
+            &subject.name,
+            key,
+            at,
+            lifetime,
+            profile,
+        )
+        .unwrap()
+    }
+
+    /// Now, in whole seconds, as X.509 times carry it.
+    fn whole_second() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(now().as_secs())
+    }
+
+    #[test]
+    fn a_subject_key_that_is_not_an_uncompressed_p384_point_is_refused() {
+        use aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let (root, mid, end) = (node("root"), node("mid"), node("leaf"));
+        let root_der = cert(&root, &root, CertProfile::ca(None));
+        let point = end.key.public_key().as_ref().to_vec();
+        let p256 = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
+        assert_eq!((p256.len(), p256[0]), (65, 4));
+        let compressed = [&[2u8][..], &point[1..49]].concat();
+        let hybrid = [&[6u8][..], &point[1..]].concat();
+        let hour = Duration::from_secs(3600);
+        for bad in [p256, compressed, hybrid] {
+            let bundle = [
+                root_der.clone(),
+                cert_with(
+                    &root,
+                    &mid,
+                    &bad,
+                    SystemTime::now(),
+                    hour,
+                    CertProfile::ca(None),
+                ),
+            ];
+            let leaf = cert(&mid, &end, CertProfile::leaf());
+            assert_eq!(
+                problem(verify_chain(&bundle, &leaf, now())),
+                (CertSlot::Bundle(1), CertProblem::PublicKey),
+                "intermediate key of {} bytes",
+                bad.len()
+            );
+            let bundle = [root_der.clone(), cert(&root, &mid, CertProfile::ca(None))];
+            let leaf = cert_with(
+                &mid,
+                &end,
+                &bad,
+                SystemTime::now(),
+                hour,
+                CertProfile::leaf(),
+            );
+            assert_eq!(
+                problem(verify_chain(&bundle, &leaf, now())),
+                (CertSlot::Leaf, CertProblem::PublicKey),
+                "leaf key of {} bytes",
+                bad.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_signature_algorithm_other_than_bare_ecdsa_with_sha384_is_refused() {
+        use x509_cert::spki::AlgorithmIdentifierOwned;
+        let mut inter = CertProfile::ca(None);
+        inter.signature_algorithm = Some(AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"),
+            parameters: None,
+        });
+        assert_eq!(
+            problem(check(inter, CertProfile::leaf())),
+            (
+                CertSlot::Bundle(1),
+                CertProblem::SignatureAlgorithm("1.2.840.10045.4.3.2".into())
+            )
+        );
+        let mut leaf = CertProfile::leaf();
+        leaf.signature_algorithm = Some(AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA384,
+            parameters: Some(der::asn1::Any::null()),
+        });
+        assert_eq!(
+            problem(check(CertProfile::ca(None), leaf)),
+            (
+                CertSlot::Leaf,
+                CertProblem::SignatureAlgorithm("1.2.840.10045.4.3.3".into())
+            )
+        );
+    }
+
+    #[test]
+    fn a_certificate_that_is_not_x509_v3_is_refused() {
+        for version in [Version::V1, Version::V2] {
+            let mut inter = CertProfile::ca(None);
+            inter.version = Some(version);
+            assert_eq!(
+                problem(check(inter, CertProfile::leaf())),
+                (CertSlot::Bundle(1), CertProblem::Version),
+                "{version:?}"
+            );
+            let mut leaf = CertProfile::leaf();
+            leaf.version = Some(version);
+            assert_eq!(
+                problem(check(CertProfile::ca(None), leaf)),
+                (CertSlot::Leaf, CertProblem::Version),
+                "{version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_length_is_enforced_at_an_intermediate() {
+        // root -> a(pathlen n) -> b -> leaf: b is one CA below a.
+        let (root, a, b, end) = (node("root"), node("a"), node("b"), node("leaf"));
+        let build = |a_len| {
+            vec![
+                cert(&root, &root, CertProfile::ca(None)),
+                cert(&root, &a, CertProfile::ca(Some(a_len))),
+                cert(&a, &b, CertProfile::ca(None)),
+                cert(&b, &end, CertProfile::leaf()),
+            ]
+        };
+        let ok = build(1);
+        verify_chain(&ok[..3], &ok[3], now()).unwrap();
+        let short = build(0);
+        assert_eq!(
+            problem(verify_chain(&short[..3], &short[3], now())),
+            (
+                CertSlot::Bundle(1),
+                CertProblem::PathLength { limit: 0, below: 1 }
+            )
+        );
+    }
+
+    #[test]
+    fn an_intermediate_outside_its_validity_is_refused_at_its_slot() {
+        let (root, mid, end) = (node("root"), node("mid"), node("leaf"));
+        let t = whole_second();
+        let day = Duration::from_secs(24 * 3600);
+        let hour = Duration::from_secs(3600);
+        let long = |issuer: &Node, subject: &Node, profile| {
+            cert_with(
+                issuer,
+                subject,
+                subject.key.public_key().as_ref(),
+                t - day,
+                2 * day,
+                profile,
+            )
+        };
+        let bundle = [
+            long(&root, &root, CertProfile::ca(None)),
+            cert_with(
+                &root,
+                &mid,
+                mid.key.public_key().as_ref(),
+                t,
+                hour,
+                CertProfile::ca(None),
+            ),
+        ];
+        let leaf = long(&mid, &end, CertProfile::leaf());
+        let (not_before, not_after) = validity(&Certificate::from_der(&bundle[1]).unwrap());
+        assert!(not_before < t.duration_since(UNIX_EPOCH).unwrap());
+        assert_eq!(not_after, t.duration_since(UNIX_EPOCH).unwrap() + hour);
+
+        verify_chain(&bundle, &leaf, not_before).unwrap();
+        verify_chain(&bundle, &leaf, not_after).unwrap();
+        let ms = Duration::from_millis(1);
+        assert!(matches!(
+            problem(verify_chain(&bundle, &leaf, not_before - ms)),
+            (CertSlot::Bundle(1), CertProblem::NotYetValid { .. })
+        ));
+        assert!(matches!(
+            problem(verify_chain(&bundle, &leaf, not_after + ms)),
+            (CertSlot::Bundle(1), CertProblem::Expired { .. })
+        ));
+        // Issued entirely in the future, or entirely in the past.
+        for (issued, expired) in [(t + 2 * hour, false), (t - 2 * hour, true)] {
+            let bundle = [
+                bundle[0].clone(),
+                cert_with(
+                    &root,
+                    &mid,
+                    mid.key.public_key().as_ref(),
+                    issued,
+                    hour,
+                    CertProfile::ca(None),
+                ),
+            ];
+            let (slot, found) = problem(verify_chain(&bundle, &leaf, now()));
+            assert_eq!(slot, CertSlot::Bundle(1));
+            assert_eq!(
+                matches!(found, CertProblem::Expired { .. }),
+                expired,
+                "{found}"
+            );
+            assert_eq!(
+                matches!(found, CertProblem::NotYetValid { .. }),
+                !expired,
+                "{found}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_dated_outside_its_leaf_validity_is_refused() {
+        use crate::Verifier;
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        use coset::cbor::value::Value;
+        use coset::{CborSerializable, CoseSign1Builder, HeaderBuilder, iana};
+
+        let (root, mid) = (node("root"), node("mid"));
+        // The COSE signature is r || s, so the leaf key signs in the fixed format.
+        let end = Node {
+            key: EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap(),
+            name: Name::from_str("CN=leaf").unwrap(),
+        };
+        let t = whole_second();
+        let hour = Duration::from_secs(3600);
+        let own = |issuer: &Node, subject: &Node, profile| {
+            cert_with(
+                issuer,
+                subject,
+                subject.key.public_key().as_ref(),
+                t,
+                hour,
+                profile,
+            )
+        };
+        let bundle = [
+            own(&root, &root, CertProfile::ca(None)),
+            own(&root, &mid, CertProfile::ca(None)),
+        ];
+        let leaf = own(&mid, &end, CertProfile::leaf());
+        let (not_before, not_after) = validity(&Certificate::from_der(&leaf).unwrap());
+        let verifier = Verifier::aws_nitro()
+            .trust_simulated_root(&bundle[0], t)
+            .unwrap();
+        let text = |s: &str| Value::Text(s.to_owned());
+        let document = |timestamp: Duration| {
+            let payload = Value::Map(vec![
+                (
+                    text("module_id"),
+                    text("i-0123456789abcdef0-enc0123456789abcdef"),
+                ),
+                (text("digest"), text("SHA384")),
+                (
+                    text("timestamp"),
+                    Value::Integer(u64::try_from(timestamp.as_millis()).unwrap().into()),
+                ),
+                (
+                    text("pcrs"),
+                    Value::Map(vec![(Value::Integer(0.into()), Value::Bytes(vec![1; 48]))]),
+                ),
+                (text("certificate"), Value::Bytes(leaf.clone())),
+                (
+                    text("cabundle"),
+                    Value::Array(bundle.iter().cloned().map(Value::Bytes).collect()),
+                ),
+            ]);
+            let mut bytes = Vec::new();
+            coset::cbor::ser::into_writer(&payload, &mut bytes).unwrap();
+            let rng = SystemRandom::new();
+            CoseSign1Builder::new()
+                .protected(
+                    HeaderBuilder::new()
+                        .algorithm(iana::Algorithm::ES384)
+                        .build(),
+                )
+                .payload(bytes)
+                .create_signature(&[], |tbs| {
+                    end.key.sign(&rng, tbs).unwrap().as_ref().to_vec()
+                })
+                .build()
+                .to_vec()
+                .unwrap()
+        };
+
+        let ms = Duration::from_millis(1);
+        let now = t.duration_since(UNIX_EPOCH).unwrap();
+        for inside in [not_before, now, not_after, not_after + 999 * ms] {
+            let doc = verifier.verify(&document(inside), t).unwrap();
+            assert_eq!(u128::from(doc.timestamp_ms()), inside.as_millis());
+        }
+        for outside in [not_before - ms, not_after + 1000 * ms, not_before - hour] {
+            assert_eq!(
+                verifier.verify(&document(outside), t).unwrap_err(),
+                VerifyError::TimestampOutsideLeafValidity {
+                    timestamp_ms: u64::try_from(outside.as_millis()).unwrap()
+                }
+            );
+        }
     }
 }

@@ -75,6 +75,11 @@ impl NitroDocument {
                 });
             }
         }
+        // Nothing in the unprotected header is covered by the signature; the NSM leaves it
+        // empty, and so must anyone else, so that one signed document has one encoding.
+        if !sign1.unprotected.is_empty() {
+            return Err(ParseError::UnprotectedHeader);
+        }
         // RFC 9052: a recipient must refuse critical header parameters it does not
         // process, and this verifier processes none beyond the algorithm.
         if !sign1.protected.header.crit.is_empty() {
@@ -190,10 +195,10 @@ impl Fields {
             let pos = FIELD_NAMES
                 .iter()
                 .position(|known| *known == name)
-                .ok_or_else(|| ParseError::UnknownField(name.clone()))?;
+                .ok_or_else(|| ParseError::UnknownField(shorten(&name)))?;
             let slot = slots
                 .get_mut(pos)
-                .ok_or_else(|| ParseError::UnknownField(name.clone()))?;
+                .ok_or_else(|| ParseError::UnknownField(shorten(&name)))?;
             if slot.is_some() {
                 return Err(ParseError::DuplicateField(name));
             }
@@ -274,6 +279,18 @@ impl Fields {
             nonce,
         })
     }
+}
+
+/// Field names from the wire appear in errors: keep them short (they are also printed
+/// escaped, as `{:?}`, so control characters cannot reach a terminal raw).
+fn shorten(name: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    if name.chars().count() <= MAX_CHARS {
+        return name.to_owned();
+    }
+    let mut short: String = name.chars().take(MAX_CHARS).collect();
+    short.push('…');
+    short
 }
 
 fn required(field: &'static str, value: Option<Cbor>) -> Result<Cbor, ParseError> {

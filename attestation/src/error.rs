@@ -32,8 +32,10 @@ pub enum ParseError {
     Empty,
     #[error("COSE_Sign1 envelope: {0}")]
     Envelope(String),
-    #[error("COSE_Sign1 envelope has a tag other than 18 (COSE_Sign1)")]
+    #[error("COSE_Sign1 envelope must be untagged or carry tag 18 as the single byte 0xd2")]
     WrongTag,
+    #[error("COSE unprotected header must be empty")]
+    UnprotectedHeader,
     #[error("COSE_Sign1 has no payload")]
     MissingPayload,
     #[error("COSE algorithm must be ES384 in the protected header, found {found}")]
@@ -48,9 +50,9 @@ pub enum ParseError {
     PayloadNotMap,
     #[error("payload has a key that is not a text string")]
     NonTextKey,
-    #[error("payload has the field `{0}` twice")]
+    #[error("payload has the field {0:?} twice")]
     DuplicateField(String),
-    #[error("payload has an unknown field `{0}`")]
+    #[error("payload has an unknown field {0:?}")]
     UnknownField(String),
     #[error("required field `{0}` is missing")]
     MissingField(&'static str),
@@ -132,6 +134,10 @@ pub enum VerifyError {
     },
     #[error("COSE signature does not verify with the leaf certificate's key")]
     Signature,
+    #[error("document timestamp {timestamp_ms} ms is outside the leaf certificate's validity")]
+    TimestampOutsideLeafValidity { timestamp_ms: u64 },
+    #[error("simulated root certificate given to trust: {0}")]
+    SimulatedRoot(CertProblem),
     #[error("verification time is before the Unix epoch")]
     TimeBeforeEpoch,
 }

@@ -28,5 +28,5 @@ pub use document::{
     MAX_USER_DATA_LEN, NitroDocument,
 };
 pub use error::{CertProblem, CertSlot, ParseError, PcrMismatch, PolicyError, VerifyError};
-pub use policy::{Accepted, DEFAULT_MAX_CLOCK_SKEW, MeasurementSet, TrustPolicy};
+pub use policy::{Accepted, DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, MeasurementSet, TrustPolicy};
 pub use verify::{AWS_NITRO_ROOT_G1_SHA256, Verified, Verifier};

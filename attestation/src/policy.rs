@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How far a document's timestamp may be ahead of the checker's clock.
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// How old a document may be unless the policy says otherwise. Evidence for a live
+/// peer is requested for the occasion, so minutes are generous.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 
 /// Expected values for some PCRs. A set names at least one PCR; PCRs it does not name
 /// are not checked.
@@ -92,7 +95,7 @@ impl TrustPolicy {
         TrustPolicy {
             measurements,
             allow_debug: false,
-            max_age: None,
+            max_age: Some(DEFAULT_MAX_AGE),
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             nonce: None,
         }
@@ -105,9 +108,17 @@ impl TrustPolicy {
         self
     }
 
-    /// Refuse documents whose timestamp is older than this at check time.
+    /// Refuse documents whose timestamp is older than this at check time (default
+    /// [`DEFAULT_MAX_AGE`]).
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
+        self
+    }
+
+    /// Accept documents of any age: for auditing archived evidence, never for a live
+    /// peer, whose evidence could otherwise be replayed indefinitely.
+    pub fn without_age_limit(mut self) -> Self {
+        self.max_age = None;
         self
     }
 

@@ -31,7 +31,13 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     let t = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|e| format!("`{text}` is not an RFC 3339 time or `now`: {e}"))?;
     let nanos = t.unix_timestamp_nanos();
-    let nanos = u64::try_from(nanos).map_err(|_| format!("`{text}` is before 1970"))?;
+    let nanos = u64::try_from(nanos).map_err(|_| {
+        if nanos < 0 {
+            format!("`{text}` is before 1970")
+        } else {
+            format!("`{text}` is too far in the future")
+        }
+    })?;
     Ok(UNIX_EPOCH + Duration::from_nanos(nanos))
 }
 

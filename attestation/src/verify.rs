@@ -104,10 +104,18 @@ impl Verifier {
                 fingerprint: hex::encode(root_fp),
             });
         }
-        let leaf_key = chain::verify_chain(doc.cabundle(), doc.certificate(), at)?;
-        UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &leaf_key)
+        let leaf = chain::verify_chain(doc.cabundle(), doc.certificate(), at)?;
+        UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &leaf.public_key)
             .verify(doc.signed_bytes(), doc.signature())
             .map_err(|_| VerifyError::Signature)?;
+        // The NSM signs with a leaf issued for the moment it attests: a timestamp outside
+        // the leaf's validity is a lie about when the document was made.
+        let ts = Duration::from_millis(doc.timestamp_ms());
+        if ts < leaf.not_before || ts >= leaf.not_after + Duration::from_secs(1) {
+            return Err(VerifyError::TimestampOutsideLeafValidity {
+                timestamp_ms: doc.timestamp_ms(),
+            });
+        }
         Ok(Verified {
             inner: doc,
             verified_at: at,

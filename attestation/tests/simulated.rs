@@ -298,6 +298,8 @@ fn has_the_real_nsm_format() {
     );
     assert!(sign1.unprotected.is_empty());
     assert_eq!(sign1.signature.len(), 96);
+    // Root, regional, zonal and instance CAs, as on real hardware.
+    assert_eq!(NitroDocument::parse(&doc).unwrap().cabundle().len(), 4);
     let sim_keys = payload_keys_and_kinds(&doc);
     let names: Vec<&str> = sim_keys.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -333,6 +335,10 @@ fn has_the_real_nsm_format() {
             real_sign1.protected.original_data,
             sign1.protected.original_data
         );
+        assert_eq!(
+            NitroDocument::parse(&real).unwrap().cabundle().len(),
+            NitroDocument::parse(&doc).unwrap().cabundle().len()
+        );
         let real_keys = payload_keys_and_kinds(&real);
         assert_eq!(real_keys.len(), sim_keys.len());
         for ((rk, rt), (sk, st)) in real_keys.iter().zip(&sim_keys) {
@@ -349,8 +355,8 @@ fn has_the_real_nsm_format() {
 #[test]
 fn simulated_root_persists_and_is_shared() {
     let dir = std::env::temp_dir().join(format!("sim-ca-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("sim-ca");
+    // The directory is created (private) on first use.
+    let path = dir.join("nested").join("sim-ca");
     let now = SystemTime::now();
     let first = SimCa::load_or_create(&path, now).unwrap();
     let second = SimCa::load_or_create(&path, now).unwrap();
@@ -417,4 +423,29 @@ proptest! {
         // Parsing is a function of the bytes: parsing twice gives equal documents.
         prop_assert_eq!(NitroDocument::parse(&bytes).unwrap(), doc.into_inner());
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_ca_file_others_could_have_written_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("sim-ca-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = SystemTime::now();
+    let path = dir.join("sim-ca");
+    SimCa::load_or_create(&path, now).unwrap();
+
+    // Readable by others: whoever could read it could hold the key.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = SimCa::load_or_create(&path, now).unwrap_err();
+    assert!(err.to_string().contains("group or others"), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    SimCa::load_or_create(&path, now).unwrap();
+
+    // Reached through a symbolic link.
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let err = SimCa::load_or_create(&link, now).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

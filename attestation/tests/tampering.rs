@@ -1,7 +1,6 @@
 //! Documents altered after signing, or built to break a field rule, must be refused with
 //! an error that names what is wrong. Real documents are used where the fixtures are
 //! present; simulated ones always.
-#![cfg(feature = "sim")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,7 +10,9 @@
 
 mod common;
 
+#[cfg(feature = "sim")]
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
+#[cfg(feature = "sim")]
 use attestation::nsm::{AttestationRequest, Nsm};
 use attestation::{
     CertProblem, CertSlot, MAX_DOCUMENT_LEN, NitroDocument, ParseError, Verifier, VerifyError,
@@ -29,6 +30,7 @@ struct Case {
     at: SystemTime,
 }
 
+#[cfg(feature = "sim")]
 fn simulated() -> Case {
     let now = SystemTime::now();
     let ca = SimCa::generate(now).unwrap();
@@ -51,7 +53,10 @@ fn simulated() -> Case {
 }
 
 fn cases() -> Vec<Case> {
-    let mut cases = vec![simulated()];
+    #[allow(unused_mut)]
+    let mut cases = Vec::new();
+    #[cfg(feature = "sim")]
+    cases.push(simulated());
     if let Some(dir) = common::nitro_fixtures() {
         // One non-debug and one debug real document are enough for mutation loops.
         let fixtures = common::load_fixtures(&dir);
@@ -209,23 +214,7 @@ fn a_chain_out_of_order_is_refused() {
     for c in cases() {
         let mut e = payload(&c.bytes);
         let bundle = field(&mut e, "cabundle").as_array_mut().unwrap();
-        if bundle.len() < 3 {
-            // The simulated chain is root + one intermediate: swap leaf and intermediate.
-            let mut e = payload(&c.bytes);
-            let inter = field(&mut e, "cabundle").as_array().unwrap()[1].clone();
-            let leaf = std::mem::replace(field(&mut e, "certificate"), inter);
-            field(&mut e, "cabundle").as_array_mut().unwrap()[1] = leaf;
-            let err = c
-                .verifier
-                .verify(&with_payload(&c.bytes, e), c.at)
-                .unwrap_err();
-            assert!(
-                matches!(err, VerifyError::Certificate { .. }),
-                "{}: {err}",
-                c.name
-            );
-            continue;
-        }
+        assert!(bundle.len() >= 3, "{}: chain too short to reorder", c.name);
         bundle.swap(1, 2);
         let err = c
             .verifier
@@ -245,6 +234,7 @@ fn a_chain_out_of_order_is_refused() {
     }
 }
 
+#[cfg(feature = "sim")]
 #[test]
 fn a_chain_under_another_root_is_refused() {
     for c in cases().into_iter().filter(|c| c.name != "simulated") {
@@ -259,8 +249,7 @@ fn a_chain_under_another_root_is_refused() {
         let forged = with_payload(&c.bytes, e);
         let err = Verifier::aws_nitro().verify(&forged, c.at).unwrap_err();
         assert!(matches!(err, VerifyError::UntrustedRoot { .. }), "{err}");
-        // The simulated root allows one CA below it, so either its path length or the
-        // broken link to cabundle[1] is what fails.
+        // Either the foreign root's path length or the broken link to cabundle[1] fails.
         let err = trusting.verify(&forged, c.at).unwrap_err();
         assert!(
             matches!(
@@ -356,6 +345,7 @@ fn oversize_and_trailing_bytes_are_refused() {
 }
 
 /// Applies `edit` to a simulated document's payload and returns the parse error.
+#[cfg(feature = "sim")]
 fn parse_edited(edit: impl FnOnce(&mut Vec<(Value, Value)>)) -> Result<NitroDocument, ParseError> {
     let c = simulated();
     let mut e = payload(&c.bytes);
@@ -363,10 +353,12 @@ fn parse_edited(edit: impl FnOnce(&mut Vec<(Value, Value)>)) -> Result<NitroDocu
     NitroDocument::parse(&with_payload(&c.bytes, e))
 }
 
+#[cfg(feature = "sim")]
 fn set(e: &mut [(Value, Value)], name: &str, v: Value) {
     *field(e, name) = v;
 }
 
+#[cfg(feature = "sim")]
 #[test]
 fn field_rules_of_the_specification() {
     use ParseError as P;
@@ -543,6 +535,7 @@ fn field_rules_of_the_specification() {
     }
 }
 
+#[cfg(feature = "sim")]
 #[test]
 fn envelope_rules() {
     let c = simulated();

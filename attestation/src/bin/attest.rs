@@ -212,7 +212,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
             .map_err(|e| format!("cannot format the outcome: {e}"))
             .and_then(|json| print_stdout(&json))
     } else if let (true, Some(doc)) = (outcome.valid, &outcome.document) {
-        print_stdout(&summary(doc))
+        print_stdout(&summary(doc, !args.pcrs.is_empty()))
     } else {
         let reason = outcome.error.as_deref().unwrap_or("unknown reason");
         print_stderr(&format!("invalid: {reason}"));
@@ -246,11 +246,16 @@ fn check(bytes: &[u8], verifier: &Verifier, policy: &TrustPolicy, at: SystemTime
     }
 }
 
-fn summary(doc: &DocumentReport) -> String {
+fn summary(doc: &DocumentReport, pcrs_checked: bool) -> String {
     let pcr0 = doc.pcrs.get(&0).map_or("absent", String::as_str);
     let debug = if doc.debug_mode { " (debug mode)" } else { "" };
+    let checked = if pcrs_checked {
+        ""
+    } else {
+        " (PCRs not checked: any genuine image passes; give --pcr to check)"
+    };
     format!(
-        "valid: module {} timestamp {} ({} ms) PCR0 {pcr0}{debug}",
+        "valid: module {} timestamp {} ({} ms) PCR0 {pcr0}{debug}{checked}",
         doc.module_id, doc.timestamp, doc.timestamp_ms
     )
 }
@@ -295,9 +300,11 @@ fn policy(args: &VerifyArgs) -> Result<TrustPolicy, String> {
     if let Some(Hex(nonce)) = &args.nonce {
         policy = policy.expect_nonce(nonce.clone());
     }
-    if let Some(secs) = args.max_age {
-        policy = policy.max_age(Duration::from_secs(secs));
-    }
+    // An auditor may check archived evidence: no age limit unless one is asked for.
+    policy = match args.max_age {
+        Some(secs) => policy.max_age(Duration::from_secs(secs)),
+        None => policy.without_age_limit(),
+    };
     Ok(policy)
 }
 

@@ -1,6 +1,6 @@
 //! A simulated NSM for development and tests, in builds with the `sim` feature only.
 //!
-//! It keeps its own P-384 root ([`SimCa`]) and an intermediate per instance, issues a
+//! It keeps its own P-384 root ([`SimCa`]) and three intermediates per instance, issues a
 //! fresh leaf certificate for every document, and produces documents in exactly the
 //! format of the real NSM: an untagged COSE_Sign1 (ES384) over a CBOR map with the same
 //! keys, in the same order, with the same types. The production [`crate::Verifier`]
@@ -36,6 +36,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::time::{Time, Validity};
+use zeroize::Zeroizing;
 
 /// PCRs in a document, as the real NSM reports them (0..=15).
 pub const SIM_PCR_COUNT: u8 = 16;
@@ -69,7 +70,7 @@ fn der_err(what: &'static str) -> impl Fn(der::Error) -> NsmError {
 /// The simulator's root certificate authority: a P-384 key and a self-signed certificate.
 pub struct SimCa {
     key: EcdsaKeyPair,
-    pkcs8: Vec<u8>,
+    pkcs8: Zeroizing<Vec<u8>>,
     cert_der: Vec<u8>,
     name: Name,
 }
@@ -88,11 +89,12 @@ impl SimCa {
     pub fn generate(now: SystemTime) -> Result<Self, NsmError> {
         let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING)
             .map_err(crypto_err("root key generation"))?;
-        let pkcs8 = key
-            .to_pkcs8v1()
-            .map_err(crypto_err("root key export"))?
-            .as_ref()
-            .to_vec();
+        let pkcs8 = Zeroizing::new(
+            key.to_pkcs8v1()
+                .map_err(crypto_err("root key export"))?
+                .as_ref()
+                .to_vec(),
+        );
         let name = Name::from_str(ROOT_SUBJECT).map_err(der_err("root name"))?;
         let cert_der = issue(
             &key,
@@ -101,7 +103,7 @@ impl SimCa {
             key.public_key().as_ref(),
             now,
             ROOT_LIFETIME,
-            CertProfile::ca(Some(1)),
+            CertProfile::ca(None),
         )?;
         Ok(SimCa {
             key,
@@ -118,8 +120,17 @@ impl SimCa {
 
     /// Loads the root stored in `path`, or creates one there if the file does not exist.
     /// The file holds the root's private key; it is created with mode 0600 and never
-    /// replaced, so concurrent starters agree on one root.
+    /// replaced, so concurrent starters agree on one root. An existing file is refused if
+    /// it is a symbolic link or readable or writable by group or others: anyone who could
+    /// have written it could hold the key.
     pub fn load_or_create(path: &Path, now: SystemTime) -> Result<Self, NsmError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) => check_private_file(path, &meta)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(sim_err("CA file")(format!("{}: {e}", path.display())));
+            }
+        }
         match std::fs::File::open(path) {
             Ok(file) => Self::read_from(file, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -135,7 +146,7 @@ impl SimCa {
     }
 
     fn read_from(file: std::fs::File, path: &Path) -> Result<Self, NsmError> {
-        let mut text = String::new();
+        let mut text = Zeroizing::new(String::new());
         file.take(MAX_CA_FILE_LEN + 1)
             .read_to_string(&mut text)
             .map_err(|e| sim_err("read CA file")(format!("{}: {e}", path.display())))?;
@@ -147,10 +158,12 @@ impl SimCa {
         if lines.next() != Some(CA_FILE_MAGIC) {
             return Err(bad());
         }
-        let pkcs8 = lines
-            .next()
-            .and_then(|l| hex::decode(l).ok())
-            .ok_or_else(bad)?;
+        let pkcs8 = Zeroizing::new(
+            lines
+                .next()
+                .and_then(|l| hex::decode(l).ok())
+                .ok_or_else(bad)?,
+        );
         let cert_der = lines
             .next()
             .and_then(|l| hex::decode(l).ok())
@@ -177,12 +190,17 @@ impl SimCa {
     }
 
     fn store_new(&self, path: &Path) -> Result<(), NsmError> {
-        let text = format!(
+        let text = Zeroizing::new(format!(
             "{CA_FILE_MAGIC}\n{}\n{}\n",
-            hex::encode(&self.pkcs8),
+            hex::encode(self.pkcs8.as_slice()),
             hex::encode(&self.cert_der)
-        );
-        let dir = path.parent().unwrap_or(Path::new("."));
+        ));
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        create_private_dir(dir)
+            .map_err(|e| sim_err("create CA directory")(format!("{}: {e}", dir.display())))?;
         let mut nonce = [0u8; 8];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -207,6 +225,33 @@ impl SimCa {
         let _ = std::fs::remove_file(&tmp);
         result.map_err(|e| sim_err("write CA file")(format!("{}: {e}", path.display())))
     }
+}
+
+/// Creates `dir` and missing parents, new ones with mode 0700.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn check_private_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), NsmError> {
+    let refuse = |why: &str| Err(sim_err("CA file")(format!("{}: {why}", path.display())));
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link");
+    }
+    if !meta.is_file() {
+        return refuse("is not a regular file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return refuse("is accessible to group or others (must be mode 0600)");
+        }
+    }
+    Ok(())
 }
 
 /// What the simulator measures into PCR0..4.
@@ -320,7 +365,7 @@ fn extend_labelled(label: &[u8], data: &[u8]) -> [u8; 48] {
     out
 }
 
-/// A simulated NSM instance: one intermediate CA under the root, fixed PCRs.
+/// A simulated NSM instance: three intermediate CAs under the root, fixed PCRs.
 pub struct SimNsm {
     intermediate: EcdsaKeyPair,
     intermediate_name: Name,
@@ -340,7 +385,7 @@ impl fmt::Debug for SimNsm {
 }
 
 impl SimNsm {
-    /// A new instance under `ca`, measuring `measurements`, its intermediate valid from
+    /// A new instance under `ca`, measuring `measurements`, its intermediates valid from
     /// `now` for a year.
     pub fn new(
         ca: &SimCa,
@@ -351,25 +396,38 @@ impl SimNsm {
         let mut id = [0u8; 8];
         rng.fill(&mut id).map_err(crypto_err("random"))?;
         let module_id = format!("sim-{}-enc{}", hex::encode(&id[..4]), hex::encode(&id[4..]));
-        let intermediate = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING)
-            .map_err(crypto_err("intermediate key generation"))?;
-        let intermediate_name = Name::from_str(&format!(
-            "CN={module_id} intermediate,O=tee-custody simulator"
-        ))
-        .map_err(der_err("intermediate name"))?;
-        let intermediate_der = issue(
-            &ca.key,
-            &ca.name,
-            &intermediate_name,
-            intermediate.public_key().as_ref(),
-            now,
-            INTERMEDIATE_LIFETIME,
-            CertProfile::ca(Some(0)),
-        )?;
+        // Like the real chain: root, then regional, zonal and instance CAs, each allowing
+        // one CA fewer below it, then a fresh leaf per document.
+        let mut cabundle = vec![ca.cert_der.clone()];
+        let mut keys: Vec<EcdsaKeyPair> = Vec::new();
+        let mut issuer_name = ca.name.clone();
+        for (level, path_len) in [("regional", 2u8), ("zonal", 1), ("instance", 0)] {
+            let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING)
+                .map_err(crypto_err("intermediate key generation"))?;
+            let name = Name::from_str(&format!(
+                "CN={module_id} {level},OU=tee-custody simulator,O=tee-custody"
+            ))
+            .map_err(der_err("intermediate name"))?;
+            cabundle.push(issue(
+                keys.last().unwrap_or(&ca.key),
+                &issuer_name,
+                &name,
+                key.public_key().as_ref(),
+                now,
+                INTERMEDIATE_LIFETIME,
+                CertProfile::ca(Some(path_len)),
+            )?);
+            keys.push(key);
+            issuer_name = name;
+        }
+        let intermediate = keys
+            .pop()
+            .ok_or_else(|| NsmError::Simulator("no intermediate was issued".to_owned()))?;
+        let intermediate_name = issuer_name;
         Ok(SimNsm {
             intermediate,
             intermediate_name,
-            cabundle: vec![ca.cert_der.clone(), intermediate_der],
+            cabundle,
             pcrs: measurements.pcrs(),
             module_id,
             rng,
@@ -496,6 +554,10 @@ pub(crate) struct CertProfile {
     pub(crate) basic_constraints: Option<BasicConstraints>,
     pub(crate) key_usage: Option<KeyUsage>,
     pub(crate) extra: Vec<Extension>,
+    /// Written instead of ecdsa-with-SHA384, inside and outside the signed part.
+    pub(crate) signature_algorithm: Option<AlgorithmIdentifierOwned>,
+    /// Written instead of v3.
+    pub(crate) version: Option<Version>,
 }
 
 impl CertProfile {
@@ -509,6 +571,8 @@ impl CertProfile {
                 KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
             )),
             extra: Vec::new(),
+            signature_algorithm: None,
+            version: None,
         }
     }
 
@@ -520,6 +584,8 @@ impl CertProfile {
             }),
             key_usage: Some(KeyUsage(KeyUsages::DigitalSignature.into())),
             extra: Vec::new(),
+            signature_algorithm: None,
+            version: None,
         }
     }
 }
@@ -575,10 +641,12 @@ pub(crate) fn issue(
             .unwrap_or(UNIX_EPOCH);
         Time::try_from(secs).map_err(der_err("validity"))
     };
-    let algorithm = AlgorithmIdentifierOwned {
-        oid: ECDSA_WITH_SHA384,
-        parameters: None,
-    };
+    let algorithm = profile
+        .signature_algorithm
+        .unwrap_or(AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA384,
+            parameters: None,
+        });
     let extension = |oid, value: Vec<u8>| -> Result<Extension, NsmError> {
         Ok(Extension {
             extn_id: oid,
@@ -597,7 +665,7 @@ pub(crate) fn issue(
     }
     extensions.extend(profile.extra);
     let tbs = Tbs {
-        version: Version::V3,
+        version: profile.version.unwrap_or(Version::V3),
         serial_number: SerialNumber::new(&serial).map_err(der_err("serial"))?,
         signature: algorithm.clone(),
         issuer: issuer.clone(),
