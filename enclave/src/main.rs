@@ -1,11 +1,18 @@
-//! `enclave`: the custody node. This release implements its evidence: the node asks the
-//! NSM (real, or simulated with `--sim`) for an attestation document that measures the
-//! running binary and binds the caller's nonce, user data and public key.
+//! `enclave`: the custody node.
+//!
+//! - `enclave run`: the node service (production: inside a Nitro Enclave with /dev/nsm
+//!   and AF_VSOCK; `--sim`: a normal process with a simulated NSM and Unix sockets).
+//! - `enclave attest`: write one attestation document about this node, for auditors.
 
+use attestation::Verifier;
 use attestation::nsm::{AttestationRequest, Nsm};
 use clap::{Parser, Subcommand};
+use enclave::node::{Node, NodeConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use transport::Backend;
 
 #[derive(Parser, Debug)]
 #[command(name = "enclave", version, about = "MPC custody node (enclave side)")]
@@ -19,6 +26,40 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the node.
+    Run {
+        /// This node's id in the manifest.
+        #[arg(long)]
+        node_id: String,
+        /// This enclave's vsock CID (in simulator mode: its socket files' CID).
+        #[arg(long, default_value_t = 16)]
+        cid: u32,
+        /// Simulator only: directory of the Unix sockets standing in for vsock.
+        #[arg(long)]
+        sim_dir: Option<PathBuf>,
+        /// Simulator only: the simulated root CA file shared by the cluster (created if
+        /// absent); its root is trusted for peers' evidence.
+        #[arg(long)]
+        sim_ca: Option<PathBuf>,
+        /// Accept peers running in debug mode (never in production).
+        #[arg(long)]
+        allow_debug: bool,
+        /// Oldest peer evidence accepted, in seconds.
+        #[arg(long, default_value_t = 60)]
+        max_evidence_age_secs: u64,
+        /// Attested channels are closed and re-attested after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        channel_lifetime_secs: u64,
+        /// Pause between rounds of asking peers for this node's key.
+        #[arg(long, default_value_t = 5)]
+        retry_secs: u64,
+        /// Pause between liveness checks of every peer.
+        #[arg(long, default_value_t = 30)]
+        peer_check_secs: u64,
+        /// Log format.
+        #[arg(long, value_parser = ["json", "text"], default_value = "text")]
+        log_format: String,
+    },
     /// Write a fresh attestation document about this node (raw COSE bytes).
     Attest {
         /// Where to write the document.
@@ -60,6 +101,8 @@ enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Node(#[from] enclave::node::NodeError),
     #[error("{0}")]
     Usage(String),
 }
@@ -94,10 +137,92 @@ fn run(cli: Cli) -> Result<(), Error> {
                 nonce: nonce.map(|h| h.0),
                 public_key: public_key.map(|h| h.0),
             };
-            let nsm = open_nsm(cli.sim, sim_ca, sim_root_out)?;
+            let (nsm, _) = open_nsm(cli.sim, sim_ca, sim_root_out)?;
             let document = nsm.attest(&request)?;
             write_file(&out, &document)
         }
+        Command::Run {
+            node_id,
+            cid,
+            sim_dir,
+            sim_ca,
+            allow_debug,
+            max_evidence_age_secs,
+            channel_lifetime_secs,
+            retry_secs,
+            peer_check_secs,
+            log_format,
+        } => {
+            transport::connect::validate_node_id(&node_id)
+                .map_err(|e| Error::Usage(format!("--node-id: {e}")))?;
+            init_logging(&log_format);
+            let backend = match (cli.sim, sim_dir) {
+                (true, Some(dir)) => Backend::Unix { dir },
+                (true, None) => return Err(Error::Usage("--sim needs --sim-dir DIR".into())),
+                (false, Some(_)) => {
+                    return Err(Error::Usage("--sim-dir only applies with --sim".into()));
+                }
+                (false, None) => Backend::Vsock,
+            };
+            let (nsm, verifier) = open_nsm(cli.sim, sim_ca, None)?;
+            let config = NodeConfig {
+                node_id,
+                cid,
+                backend,
+                verifier,
+                allow_debug,
+                max_evidence_age: Duration::from_secs(max_evidence_age_secs),
+                channel_lifetime: Duration::from_secs(channel_lifetime_secs),
+                retry_interval: Duration::from_secs(retry_secs.max(1)),
+                peer_check_interval: Duration::from_secs(peer_check_secs.max(1)),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Io {
+                    path: PathBuf::from("tokio runtime"),
+                    source,
+                })?;
+            runtime.block_on(async {
+                let node = Node::new(config, Arc::from(nsm))?;
+                node.run(shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
     }
 }
 
@@ -109,7 +234,10 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 #[cfg(feature = "sim")]
-fn open_sim(ca: Option<PathBuf>, root_out: Option<PathBuf>) -> Result<Box<dyn Nsm>, Error> {
+fn open_sim(
+    ca: Option<PathBuf>,
+    root_out: Option<PathBuf>,
+) -> Result<(Box<dyn Nsm>, Verifier), Error> {
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
     let ca_path = ca.ok_or_else(|| Error::Usage("--sim needs --sim-ca FILE".to_owned()))?;
     let now = std::time::SystemTime::now();
@@ -117,12 +245,15 @@ fn open_sim(ca: Option<PathBuf>, root_out: Option<PathBuf>) -> Result<Box<dyn Ns
     if let Some(path) = root_out {
         write_file(&path, ca.root_der())?;
     }
+    let verifier = Verifier::aws_nitro()
+        .trust_simulated_root(ca.root_der(), now)
+        .map_err(|e| Error::Usage(format!("simulated root: {e}")))?;
     let measurements = SimMeasurements::of_current_exe()?;
-    Ok(Box::new(SimNsm::new(&ca, &measurements, now)?))
+    Ok((Box::new(SimNsm::new(&ca, &measurements, now)?), verifier))
 }
 
 #[cfg(not(feature = "sim"))]
-fn open_sim(_: Option<PathBuf>, _: Option<PathBuf>) -> Result<Box<dyn Nsm>, Error> {
+fn open_sim(_: Option<PathBuf>, _: Option<PathBuf>) -> Result<(Box<dyn Nsm>, Verifier), Error> {
     Err(Error::Usage(
         "this is a production build: it has no simulated NSM".to_owned(),
     ))
@@ -132,7 +263,7 @@ fn open_nsm(
     sim: bool,
     ca: Option<PathBuf>,
     root_out: Option<PathBuf>,
-) -> Result<Box<dyn Nsm>, Error> {
+) -> Result<(Box<dyn Nsm>, Verifier), Error> {
     if sim {
         return open_sim(ca, root_out);
     }
@@ -145,12 +276,15 @@ fn open_nsm(
 }
 
 #[cfg(feature = "nitro")]
-fn open_nitro() -> Result<Box<dyn Nsm>, Error> {
-    Ok(Box::new(attestation::nsm::NitroNsm::open()?))
+fn open_nitro() -> Result<(Box<dyn Nsm>, Verifier), Error> {
+    Ok((
+        Box::new(attestation::nsm::NitroNsm::open()?),
+        Verifier::aws_nitro(),
+    ))
 }
 
 #[cfg(not(feature = "nitro"))]
-fn open_nitro() -> Result<Box<dyn Nsm>, Error> {
+fn open_nitro() -> Result<(Box<dyn Nsm>, Verifier), Error> {
     Err(Error::Usage(
         "this build has no Nitro NSM support (build with --features nitro), use --sim".to_owned(),
     ))

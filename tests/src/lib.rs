@@ -4,6 +4,8 @@
 //! built first with the same cargo that runs the tests, so `cargo test -p
 //! integration-tests` works on its own.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1,0 +1,354 @@
+//! Attested mutual TLS between nodes.
+//!
+//! 1. TLS 1.3 (rustls on aws-lc-rs) with each node's per-boot key; the certificate
+//!    verifiers only check that each side holds the key it presents.
+//! 2. Both sides derive the connection's exporter value (RFC 8446 §7.5, label
+//!    [`EXPORTER_LABEL`], 32 bytes) and send a hello: their node id and a fresh
+//!    attestation document over (nonce = exporter, public key = their TLS key, user data
+//!    = their manifest hash).
+//! 3. Each side checks the other's hello ([`evidence`]) and sends its verdict; a channel
+//!    exists only when both accepted. No application byte flows before that.
+//! 4. A channel refuses to carry traffic once older than its lifetime: the caller then
+//!    closes it and connects again, attesting afresh.
+
+pub mod evidence;
+pub mod identity;
+mod verifier;
+
+pub use evidence::{PeerTrust, VerifiedPeer};
+pub use identity::TlsIdentity;
+
+use attestation::nsm::{AttestationRequest, Nsm, NsmError};
+use attestation::{PolicyError, VerifyError};
+use evidence::{
+    Hello, MAX_HELLO_LEN, MAX_VERDICT_LEN, check_hello, decode_verdict, encode_verdict,
+};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use transport::frame::{FrameError, read_frame, write_frame};
+
+/// Label of the TLS exporter whose value each attestation document carries as nonce.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-tee-custody-attested-channel-v1";
+/// Largest application message carried by a channel.
+pub const MAX_MESSAGE_LEN: usize = 1024 * 1024;
+/// Name presented in TLS; identity comes from attestation, not from names.
+const TLS_SERVER_NAME: &str = "node.tee-custody.internal";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+    #[error("peer closed the connection during the attestation exchange")]
+    Closed,
+    #[error("attestation exchange timed out")]
+    Timeout,
+    #[error("this node's NSM failed: {0}")]
+    Nsm(#[from] NsmError),
+    #[error("peer claims to be this node")]
+    SelfConnection,
+    #[error("dialled {expected} but the peer claims to be {claimed}")]
+    WrongPeer { expected: String, claimed: String },
+    #[error("{0} is not a node of the manifest")]
+    UnknownNode(String),
+    #[error("{peer}: evidence does not verify: {source}")]
+    Evidence { peer: String, source: VerifyError },
+    #[error("{peer}: evidence refused: {source}")]
+    Policy { peer: String, source: PolicyError },
+    #[error("{peer}: evidence does not bind the TLS key the peer presented")]
+    KeyBinding { peer: String },
+    #[error("{peer}: runs under a different manifest")]
+    ManifestMismatch { peer: String },
+    #[error("peer refused this node: {0}")]
+    PeerRefused(String),
+    #[error("channel is older than its lifetime of {0:?}; reconnect to attest again")]
+    Expired(Duration),
+}
+
+/// Everything a node needs to open and accept attested channels.
+pub struct ChannelContext {
+    node_id: String,
+    identity: Arc<TlsIdentity>,
+    nsm: Arc<dyn Nsm>,
+    trust: PeerTrust,
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
+    /// Time allowed for TLS plus the attestation exchange.
+    pub handshake_timeout: Duration,
+    /// Age after which a channel stops carrying traffic.
+    pub lifetime: Duration,
+}
+
+impl std::fmt::Debug for ChannelContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelContext")
+            .field("node_id", &self.node_id)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelContext {
+    pub fn new(
+        node_id: String,
+        identity: Arc<TlsIdentity>,
+        nsm: Arc<dyn Nsm>,
+        trust: PeerTrust,
+    ) -> Result<Self, ChannelError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = |e: rustls::Error| ChannelError::Tls(e.to_string());
+        let verifier = Arc::new(verifier::DeferToAttestation::new(provider.clone()));
+        let client = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_client_auth_cert(vec![identity.certificate()], identity.private_key())
+            .map_err(tls)?;
+        let server = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![identity.certificate()], identity.private_key())
+            .map_err(tls)?;
+        Ok(ChannelContext {
+            node_id,
+            identity,
+            nsm,
+            trust,
+            client: Arc::new(client),
+            server: Arc::new(server),
+            handshake_timeout: Duration::from_secs(10),
+            lifetime: Duration::from_secs(3600),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// What this node trusts in its peers.
+    pub fn trust(&self) -> &PeerTrust {
+        &self.trust
+    }
+
+    /// Checks a further document from `peer`, bound to a channel by `nonce` (its exporter
+    /// value), with the same rules as the channel's own evidence. Returns the public key
+    /// the document binds.
+    pub fn check_peer_document(
+        &self,
+        peer: &str,
+        document: &[u8],
+        nonce: &[u8],
+    ) -> Result<Option<Vec<u8>>, ChannelError> {
+        evidence::check_evidence(&self.trust, peer, document, nonce, SystemTime::now())
+            .map(|(_, key)| key)
+    }
+
+    /// A fresh document of this node bound to `nonce`, carrying `public_key`.
+    pub async fn attest(&self, nonce: &[u8], public_key: Vec<u8>) -> Result<Vec<u8>, ChannelError> {
+        let request = AttestationRequest {
+            user_data: Some(self.trust.manifest_hash.to_vec()),
+            nonce: Some(nonce.to_vec()),
+            public_key: Some(public_key),
+        };
+        let nsm = self.nsm.clone();
+        tokio::task::spawn_blocking(move || nsm.attest(&request))
+            .await
+            .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string())))?
+            .map_err(ChannelError::Nsm)
+    }
+
+    /// Opens a channel over `stream` to the node `peer_id`.
+    pub async fn connect<S>(
+        &self,
+        stream: S,
+        peer_id: &str,
+    ) -> Result<AttestedChannel<tokio_rustls::client::TlsStream<S>>, ChannelError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        tokio::time::timeout(self.handshake_timeout, async {
+            let name = ServerName::try_from(TLS_SERVER_NAME)
+                .map_err(|e| ChannelError::Tls(e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(self.client.clone())
+                .connect(name, stream)
+                .await?;
+            let (exporter, spki) = {
+                let (_, conn) = tls.get_ref();
+                (exporter(conn)?, peer_spki(conn.peer_certificates())?)
+            };
+            self.exchange(tls, &exporter, &spki, Some(peer_id)).await
+        })
+        .await
+        .map_err(|_| ChannelError::Timeout)?
+    }
+
+    /// Accepts a channel from whichever node of the manifest is on the other end.
+    pub async fn accept<S>(
+        &self,
+        stream: S,
+    ) -> Result<AttestedChannel<tokio_rustls::server::TlsStream<S>>, ChannelError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        tokio::time::timeout(self.handshake_timeout, async {
+            let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
+                .accept(stream)
+                .await?;
+            let (exporter, spki) = {
+                let (_, conn) = tls.get_ref();
+                (exporter(conn)?, peer_spki(conn.peer_certificates())?)
+            };
+            self.exchange(tls, &exporter, &spki, None).await
+        })
+        .await
+        .map_err(|_| ChannelError::Timeout)?
+    }
+
+    /// A fresh attestation document for this connection.
+    async fn own_document(&self, exporter: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.attest(exporter, self.identity.spki_der().to_vec())
+            .await
+    }
+
+    async fn exchange<S>(
+        &self,
+        mut tls: S,
+        exporter: &[u8; 32],
+        peer_spki: &[u8],
+        expected_peer: Option<&str>,
+    ) -> Result<AttestedChannel<S>, ChannelError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let hello = Hello {
+            node_id: self.node_id.clone(),
+            document: self.own_document(exporter).await?,
+        };
+        write_frame(&mut tls, &hello.encode()?, MAX_HELLO_LEN).await?;
+        let theirs = read_frame(&mut tls, MAX_HELLO_LEN)
+            .await?
+            .ok_or(ChannelError::Closed)?;
+        let verdict = Hello::decode(&theirs).and_then(|hello| {
+            check_hello(
+                &self.trust,
+                &self.node_id,
+                expected_peer,
+                &hello,
+                exporter,
+                peer_spki,
+                SystemTime::now(),
+            )
+        });
+        match &verdict {
+            Ok(peer) => {
+                tracing::info!(peer = %peer.node_id, module = %peer.module_id, pcr0 = %peer.pcr0, "peer attested")
+            }
+            Err(e) => tracing::warn!(error = %e, "peer refused"),
+        }
+        // Both verdicts are always exchanged, so that each side learns why a channel
+        // failed: our own refusal first, then the peer's, then transport errors.
+        let sent = write_frame(&mut tls, &encode_verdict(&verdict), MAX_VERDICT_LEN).await;
+        let answer = read_frame(&mut tls, MAX_VERDICT_LEN).await;
+        let peer = verdict?;
+        if let Ok(Some(answer)) = &answer {
+            decode_verdict(answer)?.map_err(ChannelError::PeerRefused)?;
+        }
+        sent?;
+        answer?.ok_or(ChannelError::Closed)?;
+        Ok(AttestedChannel {
+            stream: tls,
+            peer,
+            exporter: *exporter,
+            established: Instant::now(),
+            lifetime: self.lifetime,
+        })
+    }
+}
+
+fn exporter<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], ChannelError> {
+    conn.export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+        .map_err(|e| ChannelError::Tls(e.to_string()))
+}
+
+fn peer_spki(
+    certs: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+) -> Result<Vec<u8>, ChannelError> {
+    certs
+        .and_then(|c| c.first())
+        .and_then(|cert| identity::spki_of(cert))
+        .ok_or(ChannelError::Tls(
+            "peer presented no usable certificate".to_owned(),
+        ))
+}
+
+impl From<tokio::time::error::Elapsed> for ChannelError {
+    fn from(_: tokio::time::error::Elapsed) -> Self {
+        ChannelError::Timeout
+    }
+}
+
+/// A channel to a verified peer. Messages are length-prefixed frames.
+#[derive(Debug)]
+pub struct AttestedChannel<S> {
+    stream: S,
+    peer: VerifiedPeer,
+    exporter: [u8; 32],
+    established: Instant,
+    lifetime: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AttestedChannel<S> {
+    pub fn peer(&self) -> &VerifiedPeer {
+        &self.peer
+    }
+
+    /// This connection's TLS exporter value: the nonce of any further evidence that must
+    /// be bound to this connection (a key-release request, for one).
+    pub fn exporter(&self) -> &[u8; 32] {
+        &self.exporter
+    }
+
+    /// How long ago the peer was attested.
+    pub fn age(&self) -> Duration {
+        self.established.elapsed()
+    }
+
+    fn check_lifetime(&self) -> Result<(), ChannelError> {
+        if self.age() > self.lifetime {
+            return Err(ChannelError::Expired(self.lifetime));
+        }
+        Ok(())
+    }
+
+    pub async fn send(&mut self, message: &[u8]) -> Result<(), ChannelError> {
+        self.check_lifetime()?;
+        write_frame(&mut self.stream, message, MAX_MESSAGE_LEN).await?;
+        Ok(())
+    }
+
+    /// The next message, or `None` when the peer closed the channel.
+    pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, ChannelError> {
+        self.check_lifetime()?;
+        Ok(read_frame(&mut self.stream, MAX_MESSAGE_LEN).await?)
+    }
+
+    pub async fn close(mut self) -> Result<(), ChannelError> {
+        tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "sim")]
+mod tests;

@@ -1,0 +1,317 @@
+//! Attested channels between simulated nodes over in-memory streams.
+
+use super::*;
+use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
+use attestation::{MeasurementSet, Verifier};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+const GOOD: &[u8] = b"the audited node image";
+const EVIL: &[u8] = b"a modified node image";
+const HASH: [u8; 32] = [0x42; 32];
+
+fn measurements(image: &[u8]) -> MeasurementSet {
+    let pcrs = SimMeasurements::of_image(image).pcrs();
+    MeasurementSet::new((0u8..3).map(|i| (i, pcrs[&i].to_vec())).collect()).unwrap()
+}
+
+/// The manifest's view: node-1..3 all expected to run GOOD.
+fn peers() -> BTreeMap<String, Vec<MeasurementSet>> {
+    ["node-1", "node-2", "node-3"]
+        .iter()
+        .map(|id| (id.to_string(), vec![measurements(GOOD)]))
+        .collect()
+}
+
+struct Node {
+    ctx: ChannelContext,
+    nsm: Arc<SimNsm>,
+}
+
+fn node(ca: &SimCa, id: &str, image: &[u8], hash: [u8; 32]) -> Node {
+    let now = SystemTime::now();
+    let nsm = Arc::new(SimNsm::new(ca, &SimMeasurements::of_image(image), now).unwrap());
+    let trust = PeerTrust {
+        manifest_hash: hash,
+        peers: peers(),
+        verifier: Verifier::aws_nitro()
+            .trust_simulated_root(ca.root_der(), now)
+            .unwrap(),
+        max_evidence_age: Duration::from_secs(60),
+        allow_debug: false,
+    };
+    let identity = Arc::new(TlsIdentity::generate(id, now).unwrap());
+    let ctx = ChannelContext::new(id.to_owned(), identity, nsm.clone(), trust).unwrap();
+    Node { ctx, nsm }
+}
+
+/// Runs `a.connect(.., to)` against `b.accept(..)` over an in-memory pipe.
+async fn pair(
+    a: &Node,
+    b: &Node,
+    to: &str,
+) -> (
+    Result<AttestedChannel<tokio_rustls::client::TlsStream<DuplexStream>>, ChannelError>,
+    Result<AttestedChannel<tokio_rustls::server::TlsStream<DuplexStream>>, ChannelError>,
+) {
+    let (x, y) = tokio::io::duplex(1 << 16);
+    tokio::join!(a.ctx.connect(x, to), b.ctx.accept(y))
+}
+
+#[tokio::test]
+async fn nodes_attest_each_other_then_talk() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, HASH),
+    );
+    let (c, s) = pair(&n1, &n2, "node-2").await;
+    let (mut c, mut s) = (c.unwrap(), s.unwrap());
+    assert_eq!(c.peer().node_id, "node-2");
+    assert_eq!(s.peer().node_id, "node-1");
+    assert_eq!(c.peer().module_id, n2.nsm.module_id());
+    c.send(b"ping").await.unwrap();
+    assert_eq!(s.recv().await.unwrap().unwrap(), b"ping");
+    s.send(b"pong").await.unwrap();
+    assert_eq!(c.recv().await.unwrap().unwrap(), b"pong");
+    c.close().await.unwrap();
+    assert_eq!(s.recv().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_node_running_another_binary_is_refused() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", EVIL, HASH),
+    );
+    // node-2 dials: node-1 refuses it, and node-2 learns why the channel failed.
+    let (c, s) = pair(&n2, &n1, "node-1").await;
+    match s.unwrap_err() {
+        ChannelError::Policy {
+            peer,
+            source: PolicyError::Measurements(m),
+        } => {
+            assert_eq!(peer, "node-2");
+            assert_eq!(m[0].index, 0);
+        }
+        other => panic!("expected a measurement refusal, got {other}"),
+    }
+    let err = c.unwrap_err();
+    assert!(
+        matches!(&err, ChannelError::PeerRefused(r) if r.contains("node-2")),
+        "{err}"
+    );
+    // And the other way round.
+    let (c, s) = pair(&n1, &n2, "node-2").await;
+    assert!(matches!(c.unwrap_err(), ChannelError::Policy { .. }));
+    assert!(matches!(s.unwrap_err(), ChannelError::PeerRefused(_)));
+}
+
+#[tokio::test]
+async fn a_node_under_another_root_is_refused() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let other = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&other, "node-2", GOOD, HASH),
+    );
+    let (_, s) = pair(&n2, &n1, "node-1").await;
+    assert!(matches!(
+        s.unwrap_err(),
+        ChannelError::Evidence {
+            source: VerifyError::UntrustedRoot { .. },
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_node_under_another_manifest_is_refused() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, [7; 32]),
+    );
+    let (_, s) = pair(&n2, &n1, "node-1").await;
+    assert!(matches!(s.unwrap_err(), ChannelError::ManifestMismatch { peer } if peer == "node-2"));
+}
+
+#[tokio::test]
+async fn identities_are_checked() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let n1 = node(&ca, "node-1", GOOD, HASH);
+    // Not in the manifest.
+    let stranger = node(&ca, "node-9", GOOD, HASH);
+    let (_, s) = pair(&stranger, &n1, "node-1").await;
+    assert!(matches!(s.unwrap_err(), ChannelError::UnknownNode(id) if id == "node-9"));
+    // Dialled node-3, node-2 answered.
+    let n2 = node(&ca, "node-2", GOOD, HASH);
+    let (c, _) = pair(&n1, &n2, "node-3").await;
+    assert!(matches!(c.unwrap_err(), ChannelError::WrongPeer { .. }));
+    // A node talking to itself (a parent looping a connection back).
+    let twin = node(&ca, "node-1", GOOD, HASH);
+    let (_, s) = pair(&twin, &n1, "node-1").await;
+    assert!(matches!(s.unwrap_err(), ChannelError::SelfConnection));
+}
+
+/// Plays node-2's TLS endpoint, but sends `make_hello(exporter)` instead of an honest
+/// hello, and returns what node-1 decided.
+async fn hostile_hello(
+    n1: &Node,
+    n2: &Node,
+    make_hello: impl FnOnce(&[u8; 32]) -> Vec<u8>,
+) -> ChannelError {
+    let (x, y) = tokio::io::duplex(1 << 16);
+    let attacker = async {
+        let name = ServerName::try_from(TLS_SERVER_NAME).unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(n2.ctx.client.clone())
+            .connect(name, x)
+            .await
+            .unwrap();
+        let exporter = exporter(tls.get_ref().1).unwrap();
+        write_frame(&mut tls, &make_hello(&exporter), MAX_HELLO_LEN)
+            .await
+            .unwrap();
+        // Keep the connection open until node-1 has answered.
+        let _ = read_frame(&mut tls, MAX_HELLO_LEN).await;
+        let _ = read_frame(&mut tls, MAX_VERDICT_LEN).await;
+    };
+    let (_, result) = tokio::join!(attacker, n1.ctx.accept(y));
+    result.unwrap_err()
+}
+
+fn hello(id: &str, doc: Vec<u8>) -> Vec<u8> {
+    Hello {
+        node_id: id.to_owned(),
+        document: doc,
+    }
+    .encode()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_document_from_another_connection_is_refused() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, HASH),
+    );
+    // A genuine node-2 document, but made for another connection's exporter value.
+    let stale = n2
+        .nsm
+        .attest(&AttestationRequest {
+            user_data: Some(HASH.to_vec()),
+            nonce: Some(vec![0xee; 32]),
+            public_key: Some(n2.ctx.identity.spki_der().to_vec()),
+        })
+        .unwrap();
+    let err = hostile_hello(&n1, &n2, |_| hello("node-2", stale)).await;
+    assert!(
+        matches!(
+            err,
+            ChannelError::Policy {
+                source: PolicyError::NonceMismatch,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_document_binding_another_tls_key_is_refused() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, HASH),
+    );
+    // A relay that terminates TLS with its own key and forwards a genuine document made
+    // for this very connection still fails: the document binds another key.
+    let elsewhere = TlsIdentity::generate("node-2", SystemTime::now()).unwrap();
+    let nsm = n2.nsm.clone();
+    let err = hostile_hello(&n1, &n2, move |exporter| {
+        let doc = nsm
+            .attest(&AttestationRequest {
+                user_data: Some(HASH.to_vec()),
+                nonce: Some(exporter.to_vec()),
+                public_key: Some(elsewhere.spki_der().to_vec()),
+            })
+            .unwrap();
+        hello("node-2", doc)
+    })
+    .await;
+    assert!(matches!(err, ChannelError::KeyBinding { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn garbage_hellos_are_refused() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, HASH),
+    );
+    let err = hostile_hello(&n1, &n2, |_| vec![1, 200, 1, 2]).await;
+    assert!(matches!(err, ChannelError::Malformed(_)), "{err}");
+    let err = hostile_hello(&n1, &n2, |_| hello("node-2", vec![0x84; 10])).await;
+    assert!(matches!(err, ChannelError::Evidence { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn bytes_altered_in_transit_break_the_connection() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, HASH),
+    );
+    for flip_at in [200usize, 3000] {
+        // A relay between the nodes that flips one bit once `flip_at` bytes went by.
+        let (a, mut relay_a) = tokio::io::duplex(1 << 16);
+        let (mut relay_b, b) = tokio::io::duplex(1 << 16);
+        let relay = tokio::spawn(async move {
+            let (mut ar, mut aw) = tokio::io::split(&mut relay_a);
+            let (mut br, mut bw) = tokio::io::split(&mut relay_b);
+            let forward = async {
+                let mut seen = 0usize;
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = ar.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    if seen <= flip_at && flip_at < seen + n {
+                        buf[flip_at - seen] ^= 0x01;
+                    }
+                    seen += n;
+                    if bw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = bw.shutdown().await;
+            };
+            let back = async {
+                let _ = tokio::io::copy(&mut br, &mut aw).await;
+                let _ = aw.shutdown().await;
+            };
+            tokio::join!(forward, back);
+        });
+        let (c, s) = tokio::join!(n1.ctx.connect(a, "node-2"), n2.ctx.accept(b));
+        assert!(c.is_err() && s.is_err(), "flip at {flip_at}");
+        relay.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_channel_past_its_lifetime_stops_carrying_traffic() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let mut n1 = node(&ca, "node-1", GOOD, HASH);
+    let n2 = node(&ca, "node-2", GOOD, HASH);
+    n1.ctx.lifetime = Duration::ZERO;
+    let (c, _s) = pair(&n1, &n2, "node-2").await;
+    let mut c = c.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(matches!(
+        c.send(b"late").await,
+        Err(ChannelError::Expired(_))
+    ));
+}

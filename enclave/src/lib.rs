@@ -1,0 +1,11 @@
+//! The custody node: what runs inside the enclave.
+#![forbid(unsafe_code)]
+
+pub mod blobs;
+pub mod channel;
+pub mod hpke;
+pub mod node;
+pub mod operator_api;
+pub mod phase;
+pub mod provisioning;
+pub mod sealed;

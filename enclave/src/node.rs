@@ -1,0 +1,845 @@
+//! The node runtime: the thin asynchronous shell around the I/O-free pieces ([`Phase`],
+//! [`crate::provisioning`], [`crate::channel`] checks, manifest acceptance).
+//!
+//! Listeners (all through the parent, over vsock or its simulator stand-in):
+//! - peer port: attested channels from other nodes (escrow, key release, liveness);
+//! - client port: operators submit manifests and read status;
+//! - status port: one JSON line for the parent's health endpoint.
+//!
+//! Lifecycle: boot, then the manifest stored at the parent (or wait for operators to
+//! submit one), then provisioning (recover the data key from a peer, or on a first start
+//! create one and escrow it with every peer), then running.
+
+use crate::blobs::ParentBlobs;
+use crate::channel::{ChannelContext, PeerTrust, TlsIdentity};
+use crate::hpke::{self, HpkePublicKey};
+use crate::operator_api::{
+    self, HealthLine, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, NodeStatus, OperatorRequest, PeerStatus,
+};
+use crate::phase::{Phase, PhaseError};
+use crate::provisioning::{self, Decision, PeerAnswer, PeerMessage, release_info};
+use crate::sealed::{BlobStore, DataKey, SealError, SealedStore};
+use attestation::Verifier;
+use attestation::nsm::Nsm;
+use manifest::{AcceptedManifest, SignedManifest};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex as AsyncMutex;
+use transport::frame::{read_frame, write_frame};
+use transport::{Backend, PARENT_CID, VsockAddr, ports};
+
+/// Blob holding the signed manifest envelope (public, self-authenticating).
+const MANIFEST_BLOB: &str = "manifest";
+/// Sealed blob describing this node's state.
+const NODE_INFO_BLOB: &str = "node-info";
+
+fn escrow_blob(peer: &str) -> String {
+    format!("escrow-{peer}")
+}
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: String,
+    pub cid: u32,
+    pub backend: Backend,
+    /// Roots trusted for peers' attestation documents.
+    pub verifier: Verifier,
+    pub allow_debug: bool,
+    pub max_evidence_age: Duration,
+    pub channel_lifetime: Duration,
+    /// Pause between rounds of asking peers for the data key.
+    pub retry_interval: Duration,
+    /// Pause between liveness checks of every peer.
+    pub peer_check_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("phase: {0}")]
+    Phase(#[from] PhaseError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: VsockAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS identity: {0}")]
+    Identity(String),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+struct State {
+    phase: Phase,
+    manifest: Option<Arc<AcceptedManifest>>,
+    channels: Option<Arc<ChannelContext>>,
+    store: Option<Arc<AsyncMutex<SealedStore<ParentBlobs>>>>,
+    peers: BTreeMap<String, PeerStatus>,
+    state_created_ms: Option<u64>,
+    /// Peers that have not yet confirmed holding this node's escrowed key.
+    escrow_pending: BTreeSet<String>,
+    /// Kept only until every peer holds it; then only the sealed store has it.
+    escrow_key: Option<Arc<DataKey>>,
+}
+
+/// A running node.
+pub struct Node {
+    config: NodeConfig,
+    nsm: Arc<dyn Nsm>,
+    identity: Arc<TlsIdentity>,
+    blobs: ParentBlobs,
+    state: Mutex<State>,
+    manifest_arrived: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node_id", &self.config.node_id)
+            .field("phase", &self.state().phase)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Node {
+    pub fn new(config: NodeConfig, nsm: Arc<dyn Nsm>) -> Result<Arc<Self>, NodeError> {
+        let identity = TlsIdentity::generate(&config.node_id, SystemTime::now())
+            .map_err(|e| NodeError::Identity(e.to_string()))?;
+        Ok(Arc::new(Node {
+            blobs: ParentBlobs::new(config.backend.clone()),
+            config,
+            nsm,
+            identity: Arc::new(identity),
+            state: Mutex::new(State {
+                phase: Phase::Boot,
+                manifest: None,
+                channels: None,
+                store: None,
+                peers: BTreeMap::new(),
+                state_created_ms: None,
+                escrow_pending: BTreeSet::new(),
+                escrow_key: None,
+            }),
+            manifest_arrived: tokio::sync::Notify::new(),
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated in a way that
+        // matters more than refusing to run: recover the guard.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn advance(&self, next: Phase) -> Result<(), NodeError> {
+        let mut state = self.state();
+        let from = state.phase.clone();
+        state.phase.advance(next)?;
+        tracing::info!(from = %from, to = %state.phase, "phase change");
+        Ok(())
+    }
+
+    fn fail(&self, reason: String) -> NodeError {
+        tracing::error!(%reason, "node failed");
+        let mut state = self.state();
+        let _ = state.phase.advance(Phase::Failed {
+            reason: reason.clone(),
+        });
+        NodeError::Fatal(reason)
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let state = self.state();
+        NodeStatus {
+            node_id: self.config.node_id.clone(),
+            phase: state.phase.name().to_owned(),
+            reason: state.phase.reason().map(str::to_owned),
+            manifest_version: state.manifest.as_ref().map(|m| m.version()),
+            manifest_hash: state.manifest.as_ref().map(|m| m.hash().to_string()),
+            state_created_ms: state.state_created_ms,
+            peers: state.peers.clone(),
+            escrow_pending: state.escrow_pending.iter().cloned().collect(),
+        }
+    }
+
+    fn has_failed(&self) -> bool {
+        matches!(self.state().phase, Phase::Failed { .. })
+    }
+
+    /// Runs the node until `shutdown` completes or a fatal error occurs.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let listen = |port| VsockAddr::new(self.config.cid, port);
+        let bind = |addr: VsockAddr| {
+            let backend = self.config.backend.clone();
+            async move {
+                backend
+                    .bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Listen { addr, source })
+            }
+        };
+        let status = bind(listen(ports::NODE_STATUS)).await?;
+        let client = bind(listen(ports::NODE_CLIENT)).await?;
+        let peer = bind(listen(ports::NODE_PEER)).await?;
+        let servers = tokio::spawn({
+            let node = self.clone();
+            async move {
+                tokio::join!(
+                    node.clone().serve_status(status),
+                    node.clone().serve_clients(client),
+                    node.clone().serve_peers(peer),
+                );
+            }
+        });
+        tokio::pin!(shutdown);
+        let result = tokio::select! {
+            r = self.clone().lifecycle() => r,
+            () = &mut shutdown => Ok(()),
+        };
+        if let Err(e) = &result {
+            // A failed node stays up to say why (status, health), and refuses all work.
+            tracing::error!(error = %e, "node stopped; serving status only until shut down");
+            if !self.has_failed() {
+                let _ = self.fail(e.to_string());
+            }
+            shutdown.await;
+        }
+        tracing::info!("shutting down");
+        servers.abort();
+        result
+    }
+
+    async fn lifecycle(self: Arc<Self>) -> Result<(), NodeError> {
+        match self.load_stored_manifest().await {
+            Ok(Some(accepted)) => {
+                self.install_manifest(accepted)?;
+                self.advance(Phase::WaitingForProvisioning {
+                    reason: "asking peers for this node's key".to_owned(),
+                })?;
+            }
+            Ok(None) => self.advance(Phase::WaitingForManifest)?,
+            Err(e) => return Err(self.fail(e)),
+        }
+        while self.state().manifest.is_none() {
+            self.manifest_arrived.notified().await;
+        }
+        self.provision().await?;
+        self.advance(Phase::Running)?;
+        loop {
+            self.retry_escrows().await;
+            self.check_peers().await;
+            tokio::time::sleep(self.config.peer_check_interval).await;
+        }
+    }
+
+    async fn load_stored_manifest(&self) -> Result<Option<AcceptedManifest>, String> {
+        let stored = self
+            .blobs
+            .get(MANIFEST_BLOB)
+            .await
+            .map_err(|e| format!("reading the stored manifest: {e}"))?;
+        let Some(bytes) = stored else {
+            return Ok(None);
+        };
+        let signed = SignedManifest::parse(&bytes)
+            .map_err(|e| format!("stored manifest is invalid: {e}"))?;
+        manifest::accept(None, signed)
+            .map(Some)
+            .map_err(|e| format!("stored manifest is not approved: {e}"))
+    }
+
+    /// Makes `accepted` the manifest channels are checked against.
+    fn install_manifest(&self, accepted: AcceptedManifest) -> Result<(), NodeError> {
+        let mut peers = BTreeMap::new();
+        for node in accepted.manifest().nodes() {
+            let sets = node
+                .measurement_sets()
+                .map_err(|e| NodeError::Fatal(e.to_string()))?;
+            peers.insert(node.id().to_owned(), sets);
+        }
+        if !peers.contains_key(&self.config.node_id) {
+            return Err(NodeError::Fatal(format!(
+                "manifest version {} does not list this node ({})",
+                accepted.version(),
+                self.config.node_id
+            )));
+        }
+        let trust = PeerTrust {
+            manifest_hash: *accepted.hash().as_bytes(),
+            peers,
+            verifier: self.config.verifier.clone(),
+            max_evidence_age: self.config.max_evidence_age,
+            allow_debug: self.config.allow_debug,
+        };
+        let mut channels = ChannelContext::new(
+            self.config.node_id.clone(),
+            self.identity.clone(),
+            self.nsm.clone(),
+            trust,
+        )
+        .map_err(|e| NodeError::Fatal(e.to_string()))?;
+        channels.lifetime = self.config.channel_lifetime;
+        tracing::info!(version = accepted.version(), hash = %accepted.hash(), "manifest installed");
+        let mut state = self.state();
+        state.manifest = Some(Arc::new(accepted));
+        state.channels = Some(Arc::new(channels));
+        drop(state);
+        self.manifest_arrived.notify_one();
+        Ok(())
+    }
+
+    fn peer_ids(&self) -> Vec<String> {
+        let state = self.state();
+        state
+            .manifest
+            .as_ref()
+            .map(|m| {
+                m.manifest()
+                    .nodes()
+                    .iter()
+                    .map(|n| n.id().to_owned())
+                    .filter(|id| *id != self.config.node_id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn channels(&self) -> Option<Arc<ChannelContext>> {
+        self.state().channels.clone()
+    }
+
+    /// Asks peers for the data key until it is recovered or created.
+    async fn provision(&self) -> Result<(), NodeError> {
+        loop {
+            let names = match self.blobs.list("").await {
+                Ok(names) => names,
+                Err(e) => {
+                    self.wait(format!("cannot reach the parent's blob store: {e}"))?;
+                    tokio::time::sleep(self.config.retry_interval).await;
+                    continue;
+                }
+            };
+            let has_state = names.iter().any(|n| n != MANIFEST_BLOB);
+            let mut answers = BTreeMap::new();
+            let mut released = BTreeMap::new();
+            for peer in self.peer_ids() {
+                let (answer, key) = self.ask_release(&peer).await;
+                if let Some(key) = key {
+                    released.insert(peer.clone(), key);
+                }
+                answers.insert(peer, answer);
+            }
+            match provisioning::decide(has_state, &answers) {
+                Decision::Recovered { from } => {
+                    let Some(key) = released.remove(&from) else {
+                        continue;
+                    };
+                    match self.open_store(key, has_state).await {
+                        Ok(()) => {
+                            tracing::info!(peer = %from, "data key recovered");
+                            return Ok(());
+                        }
+                        Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
+                        Err(StoreOpen::Retry(reason)) => self.wait(reason)?,
+                    }
+                }
+                Decision::CreateNew => {
+                    let key = DataKey::generate().map_err(|e| self.fail(e.to_string()))?;
+                    let key = Arc::new(key);
+                    match self.open_store_new(key.clone()).await {
+                        Ok(()) => {
+                            let peers = self.peer_ids();
+                            let mut state = self.state();
+                            state.escrow_pending = peers.into_iter().collect();
+                            state.escrow_key = Some(key);
+                            drop(state);
+                            tracing::info!("first start: data key created");
+                            return Ok(());
+                        }
+                        Err(reason) => self.wait(reason)?,
+                    }
+                }
+                Decision::Wait(reason) => self.wait(reason)?,
+            }
+            tokio::time::sleep(self.config.retry_interval).await;
+        }
+    }
+
+    fn wait(&self, reason: String) -> Result<(), NodeError> {
+        tracing::warn!(%reason, "waiting for provisioning");
+        self.advance(Phase::WaitingForProvisioning { reason })
+    }
+
+    /// Opens the sealed store with a key a peer released and reads the node's state.
+    async fn open_store(&self, key: DataKey, has_state: bool) -> Result<(), StoreOpen> {
+        let store = SealedStore::open(self.blobs.clone(), key, &self.config.node_id)
+            .await
+            .map_err(StoreOpen::classify)?;
+        let info = store
+            .get(NODE_INFO_BLOB)
+            .await
+            .map_err(StoreOpen::classify)?;
+        let created = match info {
+            Some(bytes) => parse_created(&bytes).ok_or_else(|| {
+                StoreOpen::Tampered(format!("sealed {NODE_INFO_BLOB} is not readable"))
+            })?,
+            None if !has_state => {
+                // The parent lost everything but a peer still held the key: start the
+                // state afresh under the same key.
+                return self.finish_new_store(store).await.map_err(StoreOpen::Retry);
+            }
+            None => {
+                return Err(StoreOpen::Tampered(format!(
+                    "sealed state exists but {NODE_INFO_BLOB} is missing"
+                )));
+            }
+        };
+        let mut state = self.state();
+        state.state_created_ms = Some(created);
+        state.store = Some(Arc::new(AsyncMutex::new(store)));
+        Ok(())
+    }
+
+    async fn open_store_new(&self, key: Arc<DataKey>) -> Result<(), String> {
+        let copy = DataKey::from_bytes(key.expose_secret());
+        let store = SealedStore::open(self.blobs.clone(), copy, &self.config.node_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.finish_new_store(store).await
+    }
+
+    async fn finish_new_store(&self, mut store: SealedStore<ParentBlobs>) -> Result<(), String> {
+        let created = now_ms();
+        store
+            .put(
+                NODE_INFO_BLOB,
+                format!("{{\"created_ms\":{created}}}").as_bytes(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut state = self.state();
+        state.state_created_ms = Some(created);
+        state.store = Some(Arc::new(AsyncMutex::new(store)));
+        Ok(())
+    }
+
+    /// Opens an attested channel to `peer` through the parent.
+    async fn dial(
+        &self,
+        peer: &str,
+    ) -> Result<
+        crate::channel::AttestedChannel<tokio_rustls::client::TlsStream<transport::Stream>>,
+        String,
+    > {
+        let channels = self.channels().ok_or("no manifest yet")?;
+        let mut stream = self
+            .config
+            .backend
+            .connect(VsockAddr::new(PARENT_CID, ports::PARENT_OUTBOUND))
+            .await
+            .map_err(|e| format!("parent: {e}"))?;
+        transport::connect::request(&mut stream, peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        channels
+            .connect(stream, peer)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Asks `peer` to release this node's data key.
+    async fn ask_release(&self, peer: &str) -> (PeerAnswer, Option<DataKey>) {
+        match self.try_release(peer).await {
+            Ok(result) => result,
+            Err(e) => (PeerAnswer::Unreachable(e), None),
+        }
+    }
+
+    /// Records what the last attested channel to `peer` showed: its PCR0, or the error.
+    fn record_peer(&self, peer: &str, outcome: Result<String, String>) {
+        let status = match outcome {
+            Ok(pcr0) => PeerStatus {
+                attested: true,
+                pcr0: Some(pcr0),
+                error: None,
+                checked_ms: now_ms(),
+            },
+            Err(error) => {
+                tracing::warn!(%peer, %error, "peer not attested");
+                PeerStatus {
+                    attested: false,
+                    pcr0: None,
+                    error: Some(error),
+                    checked_ms: now_ms(),
+                }
+            }
+        };
+        self.state().peers.insert(peer.to_owned(), status);
+    }
+
+    async fn try_release(&self, peer: &str) -> Result<(PeerAnswer, Option<DataKey>), String> {
+        let channels = self.channels().ok_or("no manifest yet")?;
+        let dialled = self.dial(peer).await;
+        self.record_peer(
+            peer,
+            dialled
+                .as_ref()
+                .map(|c| c.peer().pcr0.clone())
+                .map_err(Clone::clone),
+        );
+        let mut channel = dialled?;
+        let (secret, public) = hpke::generate_keypair().map_err(|e| e.to_string())?;
+        let exporter = *channel.exporter();
+        let document = channels
+            .attest(&exporter, public.to_bytes().to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
+        channel
+            .send(&PeerMessage::ReleaseRequest { document }.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = channel
+            .recv()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("peer closed the channel")?;
+        let _ = channel.close().await;
+        Ok(
+            match PeerMessage::decode(&answer).map_err(|e| e.to_string())? {
+                PeerMessage::Released { enc, ciphertext } => {
+                    let info = release_info(&self.config.node_id);
+                    let plain = hpke::open(&secret, &enc, &info, &exporter, &ciphertext)
+                        .map_err(|e| format!("released key does not decrypt: {e}"))?;
+                    let key = DataKey::from_slice(&plain).map_err(|e| e.to_string())?;
+                    (PeerAnswer::Released, Some(key))
+                }
+                PeerMessage::NotHeld => (PeerAnswer::NotHeld, None),
+                PeerMessage::Unavailable { reason } => (PeerAnswer::Unavailable(reason), None),
+                PeerMessage::Refused { reason } => (PeerAnswer::Refused(reason), None),
+                other => return Err(format!("unexpected answer {other:?}")),
+            },
+        )
+    }
+
+    /// Sends the data key to every peer that does not yet hold it.
+    async fn retry_escrows(&self) {
+        let (pending, key) = {
+            let state = self.state();
+            (state.escrow_pending.clone(), state.escrow_key.clone())
+        };
+        let Some(key) = key else { return };
+        for peer in pending {
+            match self.send_escrow(&peer, &key).await {
+                Ok(()) => {
+                    tracing::info!(%peer, "data key escrowed");
+                    let mut state = self.state();
+                    state.escrow_pending.remove(&peer);
+                    if state.escrow_pending.is_empty() {
+                        state.escrow_key = None;
+                    }
+                }
+                Err(e) => tracing::warn!(%peer, error = %e, "escrow not stored yet"),
+            }
+        }
+    }
+
+    async fn send_escrow(&self, peer: &str, key: &DataKey) -> Result<(), String> {
+        let mut channel = self.dial(peer).await?;
+        channel
+            .send(
+                &PeerMessage::EscrowPut {
+                    key: zeroize::Zeroizing::new(*key.expose_secret()),
+                }
+                .encode(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = channel
+            .recv()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("peer closed the channel")?;
+        let _ = channel.close().await;
+        match PeerMessage::decode(&answer).map_err(|e| e.to_string())? {
+            PeerMessage::EscrowStored => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    /// Opens a fresh attested channel to every peer and records the outcome.
+    async fn check_peers(&self) {
+        for peer in self.peer_ids() {
+            let outcome = async {
+                let mut channel = self.dial(&peer).await?;
+                channel
+                    .send(&PeerMessage::Ping.encode())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let answer = channel
+                    .recv()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("peer closed the channel")?;
+                let pcr0 = channel.peer().pcr0.clone();
+                let _ = channel.close().await;
+                match PeerMessage::decode(&answer).map_err(|e| e.to_string())? {
+                    PeerMessage::Pong => Ok(pcr0),
+                    other => Err(format!("unexpected answer {other:?}")),
+                }
+            }
+            .await;
+            self.record_peer(&peer, outcome);
+        }
+    }
+
+    async fn serve_status(self: Arc<Self>, listener: transport::Listener) {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let mut line = serde_json::to_vec(&HealthLine::of(&self.status())).unwrap_or_default();
+            line.push(b'\n');
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    let _ = stream.write_all(&line).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+        }
+    }
+
+    async fn serve_clients(self: Arc<Self>, listener: transport::Listener) {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let node = self.clone();
+            tokio::spawn(async move {
+                let request = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    read_frame(&mut stream, MAX_REQUEST_LEN),
+                )
+                .await;
+                let answer = match request {
+                    Ok(Ok(Some(bytes))) => node.handle_operator(&bytes).await,
+                    Ok(Ok(None)) => return,
+                    Ok(Err(e)) => Err(format!("bad request: {e}")),
+                    Err(_) => Err("request timed out".to_owned()),
+                };
+                let _ = write_frame(
+                    &mut stream,
+                    &operator_api::encode_answer(&answer),
+                    MAX_RESPONSE_LEN,
+                )
+                .await;
+            });
+        }
+    }
+
+    async fn handle_operator(&self, bytes: &[u8]) -> Result<String, String> {
+        match OperatorRequest::decode(bytes).map_err(|e| e.to_string())? {
+            OperatorRequest::Status => {
+                serde_json::to_string(&self.status()).map_err(|e| e.to_string())
+            }
+            OperatorRequest::SubmitManifest(_) if self.has_failed() => Err(format!(
+                "node has failed: {}",
+                self.status().reason.unwrap_or_default()
+            )),
+            OperatorRequest::SubmitManifest(envelope) => {
+                let signed = SignedManifest::parse(&envelope).map_err(|e| e.to_string())?;
+                let current = self.state().manifest.clone();
+                let accepted = manifest::accept(current.as_deref(), signed).map_err(|e| {
+                    tracing::warn!(error = %e, "manifest refused");
+                    e.to_string()
+                })?;
+                let version = accepted.version();
+                self.blobs
+                    .put(MANIFEST_BLOB, accepted.envelope_bytes().to_vec())
+                    .await
+                    .map_err(|e| format!("storing the manifest at the parent: {e}"))?;
+                self.install_manifest(accepted).map_err(|e| e.to_string())?;
+                if self.state().phase == Phase::WaitingForManifest {
+                    self.advance(Phase::WaitingForProvisioning {
+                        reason: "asking peers for this node's key".to_owned(),
+                    })
+                    .map_err(|e| e.to_string())?;
+                }
+                Ok(format!("{{\"accepted_version\":{version}}}"))
+            }
+        }
+    }
+
+    async fn serve_peers(self: Arc<Self>, listener: transport::Listener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let node = self.clone();
+            tokio::spawn(async move {
+                let Some(channels) = node.channels() else {
+                    return;
+                };
+                let mut channel = match channels.accept(stream).await {
+                    Ok(channel) => channel,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "incoming peer refused");
+                        return;
+                    }
+                };
+                let peer = channel.peer().node_id.clone();
+                while let Ok(Some(bytes)) = channel.recv().await {
+                    let reply = match PeerMessage::decode(&bytes) {
+                        Ok(message) => {
+                            node.handle_peer(&channels, &peer, channel.exporter(), message)
+                                .await
+                        }
+                        Err(e) => PeerMessage::Refused {
+                            reason: e.to_string(),
+                        },
+                    };
+                    if channel.send(&reply.encode()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    async fn handle_peer(
+        &self,
+        channels: &ChannelContext,
+        peer: &str,
+        exporter: &[u8; 32],
+        message: PeerMessage,
+    ) -> PeerMessage {
+        if self.has_failed() {
+            return PeerMessage::Refused {
+                reason: "node has failed and refuses all work".to_owned(),
+            };
+        }
+        let store = self.state().store.clone();
+        match message {
+            PeerMessage::Ping => PeerMessage::Pong,
+            PeerMessage::EscrowPut { key } => {
+                let Some(store) = store else {
+                    return PeerMessage::Unavailable {
+                        reason: "waiting for its own data key".to_owned(),
+                    };
+                };
+                match store
+                    .lock()
+                    .await
+                    .put(&escrow_blob(peer), key.as_slice())
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(%peer, "holding escrowed key");
+                        PeerMessage::EscrowStored
+                    }
+                    Err(e) => PeerMessage::Unavailable {
+                        reason: format!("cannot store: {e}"),
+                    },
+                }
+            }
+            PeerMessage::ReleaseRequest { document } => {
+                self.release(channels, store, peer, exporter, &document)
+                    .await
+            }
+            other => PeerMessage::Refused {
+                reason: format!("unexpected request {other:?}"),
+            },
+        }
+    }
+
+    /// Releases `peer`'s escrowed key, encrypted to the HPKE key in its fresh evidence.
+    async fn release(
+        &self,
+        channels: &ChannelContext,
+        store: Option<Arc<AsyncMutex<SealedStore<ParentBlobs>>>>,
+        peer: &str,
+        exporter: &[u8; 32],
+        document: &[u8],
+    ) -> PeerMessage {
+        let refuse = |reason: String| {
+            tracing::warn!(%peer, %reason, "key release refused");
+            PeerMessage::Refused { reason }
+        };
+        let public = match channels.check_peer_document(peer, document, exporter) {
+            Ok(Some(key)) => key,
+            Ok(None) => return refuse("evidence binds no public key".to_owned()),
+            Err(e) => return refuse(e.to_string()),
+        };
+        let Ok(recipient) = HpkePublicKey::from_bytes(&public) else {
+            return refuse("evidence does not bind an X25519 key".to_owned());
+        };
+        let Some(store) = store else {
+            // Only a listing that positively lacks the escrow may say "not held": that
+            // answer lets a peer create a new key.
+            return match self.blobs.list(&escrow_blob(peer)).await {
+                Ok(names) if names.contains(&escrow_blob(peer)) => PeerMessage::Unavailable {
+                    reason: "holds the key but is waiting for its own".to_owned(),
+                },
+                Ok(_) => PeerMessage::NotHeld,
+                Err(e) => PeerMessage::Unavailable {
+                    reason: format!("cannot read its blob store: {e}"),
+                },
+            };
+        };
+        let escrowed = match store.lock().await.get(&escrow_blob(peer)).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return PeerMessage::NotHeld,
+            Err(e) => {
+                return PeerMessage::Unavailable {
+                    reason: format!("escrow unreadable: {e}"),
+                };
+            }
+        };
+        match hpke::seal(&recipient, &release_info(peer), exporter, &escrowed) {
+            Ok((enc, ciphertext)) => match <[u8; 32]>::try_from(enc.as_slice()) {
+                Ok(enc) => {
+                    tracing::info!(%peer, "escrowed key released");
+                    PeerMessage::Released { enc, ciphertext }
+                }
+                Err(_) => refuse("unexpected encapsulation length".to_owned()),
+            },
+            Err(e) => refuse(e.to_string()),
+        }
+    }
+}
+
+/// Why a released key could not open the sealed state.
+enum StoreOpen {
+    /// The state itself is altered, swapped or rolled back: stop.
+    Tampered(String),
+    /// Something transient (the parent unreachable): ask again later.
+    Retry(String),
+}
+
+impl StoreOpen {
+    /// Only failures of the blob transport are worth retrying; anything the sealing
+    /// layer detected about the bytes themselves stops the node.
+    fn classify(error: SealError) -> Self {
+        match error {
+            SealError::Store(e) => StoreOpen::Retry(format!("parent blob store: {e}")),
+            other => StoreOpen::Tampered(format!("sealed state refused: {other}")),
+        }
+    }
+}
+
+fn parse_created(bytes: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value.get("created_ms")?.as_u64()
+}

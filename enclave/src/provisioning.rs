@@ -1,0 +1,362 @@
+//! Getting a node's data key back after a restart, without any party outside the
+//! enclaves ever seeing it.
+//!
+//! - When a node first creates its data key it sends it to each peer over an attested
+//!   channel (`EscrowPut`); each peer keeps it sealed under its own data key.
+//! - A restarted node asks each peer (`ReleaseRequest`) with a fresh attestation document
+//!   bound to that channel (nonce = the channel's exporter value) whose public key is a
+//!   one-time HPKE key. A peer that holds the escrow and can open it answers `Released`:
+//!   the key encrypted to that HPKE key. A peer that holds none says `NotHeld`; one that
+//!   holds one but cannot open it (it is waiting for its own key) says `Unavailable`.
+//! - [`decide`] turns the answers into recover, create, or keep waiting. A node never
+//!   creates a new key over existing state, and never while a peer might hold its escrow.
+//!
+//! Messages: `[1][kind][body]`, each body bounded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use zeroize::Zeroizing;
+
+const VERSION: u8 = 1;
+/// Data keys are 32 bytes.
+pub const KEY_LEN: usize = 32;
+/// X25519 HPKE encapsulated key length.
+pub const ENC_LEN: usize = 32;
+/// Largest provisioning message (a release request carries an attestation document).
+pub const MAX_MESSAGE_LEN: usize = 2 + attestation::MAX_DOCUMENT_LEN;
+const MAX_REASON_LEN: usize = 256;
+/// Largest sealed key in a `Released` answer (key plus AEAD tag, with room to spare).
+const MAX_CIPHERTEXT_LEN: usize = 256;
+
+/// HPKE `info` for releasing `node_id`'s key: binds the ciphertext to its purpose and owner.
+pub fn release_info(node_id: &str) -> Vec<u8> {
+    [
+        b"tee-custody key release v1\0".as_slice(),
+        node_id.as_bytes(),
+    ]
+    .concat()
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// "Keep my data key." Only ever sent inside an attested channel.
+    EscrowPut {
+        key: Zeroizing<[u8; KEY_LEN]>,
+    },
+    EscrowStored,
+    /// A fresh document: nonce = channel exporter, public key = one-time HPKE key.
+    ReleaseRequest {
+        document: Vec<u8>,
+    },
+    Released {
+        enc: [u8; ENC_LEN],
+        ciphertext: Vec<u8>,
+    },
+    NotHeld,
+    Unavailable {
+        reason: String,
+    },
+    Refused {
+        reason: String,
+    },
+    /// Liveness check over a freshly attested channel.
+    Ping,
+    Pong,
+}
+
+impl fmt::Debug for PeerMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerMessage::EscrowPut { .. } => write!(f, "EscrowPut(<redacted>)"),
+            PeerMessage::EscrowStored => write!(f, "EscrowStored"),
+            PeerMessage::ReleaseRequest { document } => {
+                write!(f, "ReleaseRequest({} byte document)", document.len())
+            }
+            PeerMessage::Released { ciphertext, .. } => {
+                write!(f, "Released({} byte ciphertext)", ciphertext.len())
+            }
+            PeerMessage::NotHeld => write!(f, "NotHeld"),
+            PeerMessage::Unavailable { reason } => write!(f, "Unavailable({reason:?})"),
+            PeerMessage::Refused { reason } => write!(f, "Refused({reason:?})"),
+            PeerMessage::Ping => write!(f, "Ping"),
+            PeerMessage::Pong => write!(f, "Pong"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    #[error("provisioning message too large ({0} bytes)")]
+    TooLarge(usize),
+    #[error("unsupported provisioning message version or kind")]
+    Unknown,
+    #[error("malformed provisioning message: {0}")]
+    Malformed(&'static str),
+}
+
+fn reason_bytes(reason: &str) -> &[u8] {
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.as_bytes().get(..end).unwrap_or_default()
+}
+
+fn reason_of(body: &[u8]) -> Result<String, MessageError> {
+    if body.len() > MAX_REASON_LEN {
+        return Err(MessageError::Malformed("reason too long"));
+    }
+    Ok(String::from_utf8_lossy(body).escape_debug().to_string())
+}
+
+impl PeerMessage {
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(vec![VERSION]);
+        match self {
+            PeerMessage::EscrowPut { key } => {
+                out.push(1);
+                out.extend_from_slice(key.as_slice());
+            }
+            PeerMessage::EscrowStored => out.push(2),
+            PeerMessage::ReleaseRequest { document } => {
+                out.push(3);
+                out.extend_from_slice(document);
+            }
+            PeerMessage::Released { enc, ciphertext } => {
+                out.push(4);
+                out.extend_from_slice(enc);
+                out.extend_from_slice(ciphertext);
+            }
+            PeerMessage::NotHeld => out.push(5),
+            PeerMessage::Unavailable { reason } => {
+                out.push(6);
+                out.extend_from_slice(reason_bytes(reason));
+            }
+            PeerMessage::Refused { reason } => {
+                out.push(7);
+                out.extend_from_slice(reason_bytes(reason));
+            }
+            PeerMessage::Ping => out.push(8),
+            PeerMessage::Pong => out.push(9),
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(MessageError::TooLarge(bytes.len()));
+        }
+        let [VERSION, kind, body @ ..] = bytes else {
+            return Err(MessageError::Unknown);
+        };
+        let empty = |m: PeerMessage| {
+            if body.is_empty() {
+                Ok(m)
+            } else {
+                Err(MessageError::Malformed("unexpected body"))
+            }
+        };
+        match kind {
+            1 => {
+                let key: [u8; KEY_LEN] = body
+                    .try_into()
+                    .map_err(|_| MessageError::Malformed("key must be 32 bytes"))?;
+                Ok(PeerMessage::EscrowPut {
+                    key: Zeroizing::new(key),
+                })
+            }
+            2 => empty(PeerMessage::EscrowStored),
+            3 if !body.is_empty() => Ok(PeerMessage::ReleaseRequest {
+                document: body.to_vec(),
+            }),
+            4 => {
+                if body.len() <= ENC_LEN || body.len() > ENC_LEN + MAX_CIPHERTEXT_LEN {
+                    return Err(MessageError::Malformed("release ciphertext length"));
+                }
+                let (enc, ciphertext) = body.split_at(ENC_LEN);
+                let enc: [u8; ENC_LEN] = enc
+                    .try_into()
+                    .map_err(|_| MessageError::Malformed("encapsulated key"))?;
+                Ok(PeerMessage::Released {
+                    enc,
+                    ciphertext: ciphertext.to_vec(),
+                })
+            }
+            5 => empty(PeerMessage::NotHeld),
+            6 => Ok(PeerMessage::Unavailable {
+                reason: reason_of(body)?,
+            }),
+            7 => Ok(PeerMessage::Refused {
+                reason: reason_of(body)?,
+            }),
+            8 => empty(PeerMessage::Ping),
+            9 => empty(PeerMessage::Pong),
+            _ => Err(MessageError::Unknown),
+        }
+    }
+}
+
+/// What one peer said when asked for this node's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAnswer {
+    /// It released the key (already opened and checked by the caller).
+    Released,
+    NotHeld,
+    Unavailable(String),
+    /// No attested channel could be established, or it failed.
+    Unreachable(String),
+    Refused(String),
+}
+
+/// What a starting node does about its data key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A peer released the key: use it.
+    Recovered { from: String },
+    /// No state here and every peer confirmed it holds no key for this node: first start.
+    CreateNew,
+    /// Anything else: wait and ask again. The reason is shown on the health endpoint.
+    Wait(String),
+}
+
+/// Decides from the answers of every peer in the manifest (`answers` must have one entry
+/// per peer) and whether sealed state already exists at the parent.
+pub fn decide(has_state: bool, answers: &BTreeMap<String, PeerAnswer>) -> Decision {
+    if let Some((peer, _)) = answers.iter().find(|(_, a)| **a == PeerAnswer::Released) {
+        return Decision::Recovered { from: peer.clone() };
+    }
+    if has_state {
+        return Decision::Wait(format!(
+            "sealed state exists but no peer released its key ({})",
+            summarize(answers)
+        ));
+    }
+    if answers.values().all(|a| *a == PeerAnswer::NotHeld) {
+        return Decision::CreateNew;
+    }
+    Decision::Wait(format!(
+        "first start needs every peer to confirm it holds no key ({})",
+        summarize(answers)
+    ))
+}
+
+fn summarize(answers: &BTreeMap<String, PeerAnswer>) -> String {
+    if answers.is_empty() {
+        return "no peers".to_owned();
+    }
+    answers
+        .iter()
+        .map(|(peer, answer)| match answer {
+            PeerAnswer::Released => format!("{peer}: released"),
+            PeerAnswer::NotHeld => format!("{peer}: holds none"),
+            PeerAnswer::Unavailable(r) => format!("{peer}: unavailable: {r}"),
+            PeerAnswer::Unreachable(r) => format!("{peer}: unreachable: {r}"),
+            PeerAnswer::Refused(r) => format!("{peer}: refused: {r}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(list: &[(&str, PeerAnswer)]) -> BTreeMap<String, PeerAnswer> {
+        list.iter()
+            .map(|(p, a)| (p.to_string(), a.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn decisions() {
+        use PeerAnswer::*;
+        let down = || Unreachable("connection refused".into());
+        // A restart recovers from any one peer.
+        assert_eq!(
+            decide(true, &answers(&[("b", down()), ("c", Released)])),
+            Decision::Recovered { from: "c".into() }
+        );
+        // Existing state and nobody can release: wait, never create.
+        for list in [
+            vec![("b", NotHeld), ("c", NotHeld)],
+            vec![("b", Unavailable("waiting".into())), ("c", down())],
+        ] {
+            assert!(matches!(decide(true, &answers(&list)), Decision::Wait(_)));
+        }
+        // A first start creates only when every peer confirms it holds nothing.
+        assert_eq!(
+            decide(false, &answers(&[("b", NotHeld), ("c", NotHeld)])),
+            Decision::CreateNew
+        );
+        let wait = decide(false, &answers(&[("b", NotHeld), ("c", down())]));
+        assert!(matches!(&wait, Decision::Wait(r) if r.contains("c: unreachable")));
+        assert!(matches!(
+            decide(
+                false,
+                &answers(&[("b", NotHeld), ("c", Unavailable("x".into()))])
+            ),
+            Decision::Wait(_)
+        ));
+        // A single-node cluster.
+        assert_eq!(decide(false, &BTreeMap::new()), Decision::CreateNew);
+        assert!(matches!(decide(true, &BTreeMap::new()), Decision::Wait(_)));
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        for m in [
+            PeerMessage::EscrowPut {
+                key: Zeroizing::new([7; 32]),
+            },
+            PeerMessage::EscrowStored,
+            PeerMessage::ReleaseRequest {
+                document: vec![0x84; 100],
+            },
+            PeerMessage::Released {
+                enc: [1; 32],
+                ciphertext: vec![2; 48],
+            },
+            PeerMessage::NotHeld,
+            PeerMessage::Unavailable {
+                reason: "waiting".into(),
+            },
+            PeerMessage::Refused {
+                reason: "measurements".into(),
+            },
+            PeerMessage::Ping,
+            PeerMessage::Pong,
+        ] {
+            assert_eq!(PeerMessage::decode(&m.encode()).unwrap(), m);
+        }
+        assert!(
+            !format!(
+                "{:?}",
+                PeerMessage::EscrowPut {
+                    key: Zeroizing::new([7; 32])
+                }
+            )
+            .contains('7')
+        );
+    }
+
+    #[test]
+    fn hostile_messages_are_refused() {
+        assert_eq!(PeerMessage::decode(&[]), Err(MessageError::Unknown));
+        assert_eq!(PeerMessage::decode(&[2, 1]), Err(MessageError::Unknown));
+        assert_eq!(PeerMessage::decode(&[1, 99]), Err(MessageError::Unknown));
+        assert!(PeerMessage::decode(&[1, 1, 0, 0]).is_err());
+        assert!(PeerMessage::decode(&[1, 2, 0]).is_err());
+        assert!(PeerMessage::decode(&[1, 3]).is_err());
+        assert!(PeerMessage::decode(&[&[1u8, 4][..], &[0; 32]].concat()).is_err());
+        assert!(PeerMessage::decode(&[&[1u8, 4][..], &[0; 32 + 257]].concat()).is_err());
+        let big = vec![1u8; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            PeerMessage::decode(&big),
+            Err(MessageError::TooLarge(MAX_MESSAGE_LEN + 1))
+        );
+        let mut long_reason = vec![1u8, 6];
+        long_reason.extend(vec![b'a'; MAX_REASON_LEN + 1]);
+        assert!(PeerMessage::decode(&long_reason).is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! The manifest body: the JSON document the operators sign, and its validation.
+
+use crate::error::ManifestError;
+use attestation::MeasurementSet;
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use transport::connect::validate_node_id;
+
+/// Largest manifest body, checked before parsing.
+pub const MAX_BODY_LEN: usize = 48 * 1024;
+/// Most operators a manifest may list.
+pub const MAX_OPERATORS: usize = 64;
+/// Most nodes a manifest may list.
+pub const MAX_NODES: usize = 64;
+/// Most accepted measurement sets per node (several during a rollout).
+pub const MAX_MEASUREMENT_SETS: usize = 16;
+/// Longest node address, in bytes.
+pub const MAX_ADDRESS_LEN: usize = 255;
+/// Highest PCR index a measurement set may name.
+pub const MAX_PCR_INDEX: u8 = 31;
+/// Accepted PCR value lengths in bytes (SHA-256, SHA-384 and SHA-512 banks).
+pub const PCR_LENGTHS: [usize; 3] = [32, 48, 64];
+
+/// Where a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Provider {
+    /// An AWS Nitro Enclave (`"aws-nitro"`).
+    AwsNitro,
+    /// The simulator (`"sim"`).
+    Sim,
+}
+
+/// An operator allowed to approve the next manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    id: String,
+    public_key: [u8; 32],
+}
+
+impl Operator {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Ed25519 public key.
+    pub fn public_key(&self) -> &[u8; 32] {
+        &self.public_key
+    }
+}
+
+/// A node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    id: String,
+    provider: Provider,
+    address: String,
+    measurements: Vec<BTreeMap<u8, Vec<u8>>>,
+}
+
+impl Node {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// `host:port` where the node's parent listens.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The measurement sets this node's evidence may match, for an
+    /// [`attestation::TrustPolicy`]. Never fails for a parsed manifest, whose sets are
+    /// all non-empty.
+    pub fn measurement_sets(&self) -> Result<Vec<MeasurementSet>, ManifestError> {
+        self.measurements
+            .iter()
+            .enumerate()
+            .map(|(set, pcrs)| {
+                MeasurementSet::new(pcrs.clone()).map_err(|source| ManifestError::MeasurementSet {
+                    node: self.id.clone(),
+                    set,
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A structurally valid manifest body. Says nothing about who approved it: see
+/// [`crate::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    version: u64,
+    threshold: usize,
+    operators: Vec<Operator>,
+    nodes: Vec<Node>,
+}
+
+impl Manifest {
+    /// Parses and validates body bytes (size first, then JSON, then every field).
+    pub fn parse(body: &[u8]) -> Result<Self, ManifestError> {
+        if body.len() > MAX_BODY_LEN {
+            return Err(ManifestError::BodyTooLarge {
+                len: body.len(),
+                max: MAX_BODY_LEN,
+            });
+        }
+        let wire: BodyWire =
+            serde_json::from_slice(body).map_err(|e| ManifestError::Body(e.to_string()))?;
+        if wire.version == 0 {
+            return Err(ManifestError::VersionZero);
+        }
+        let operators = operators(wire.operators)?;
+        if wire.threshold == 0 || wire.threshold > operators.len() {
+            return Err(ManifestError::Threshold {
+                threshold: wire.threshold,
+                operators: operators.len(),
+            });
+        }
+        Ok(Manifest {
+            version: wire.version,
+            threshold: wire.threshold,
+            operators,
+            nodes: nodes(wire.nodes)?,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// How many distinct operators must sign the next manifest.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    pub fn operators(&self) -> &[Operator] {
+        &self.operators
+    }
+
+    pub fn operator(&self, id: &str) -> Option<&Operator> {
+        self.operators.iter().find(|op| op.id == id)
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|node| node.id == id)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodyWire {
+    version: u64,
+    threshold: usize,
+    operators: Vec<OperatorWire>,
+    nodes: Vec<NodeWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorWire {
+    id: String,
+    public_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeWire {
+    id: String,
+    provider: Provider,
+    address: String,
+    measurements: Vec<PcrEntries>,
+}
+
+/// A JSON object's entries in document order, duplicates kept so that they can be
+/// refused rather than silently overwritten.
+struct PcrEntries(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for PcrEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = PcrEntries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of PCR index to hex value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PcrEntries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(PcrEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+fn operators(wire: Vec<OperatorWire>) -> Result<Vec<Operator>, ManifestError> {
+    if wire.is_empty() || wire.len() > MAX_OPERATORS {
+        return Err(ManifestError::OperatorCount {
+            count: wire.len(),
+            max: MAX_OPERATORS,
+        });
+    }
+    let mut operators: Vec<Operator> = Vec::with_capacity(wire.len());
+    for OperatorWire { id, public_key } in wire {
+        if let Err(source) = validate_node_id(&id) {
+            return Err(ManifestError::OperatorId { id, source });
+        }
+        let mut key = [0u8; 32];
+        if public_key.len() != 64 || hex::decode_to_slice(&public_key, &mut key).is_err() {
+            return Err(ManifestError::PublicKey { operator: id });
+        }
+        for earlier in &operators {
+            if earlier.id == id {
+                return Err(ManifestError::DuplicateOperator { id });
+            }
+            // One key under two names would let one signer count twice.
+            if earlier.public_key == key {
+                return Err(ManifestError::DuplicateOperatorKey {
+                    first: earlier.id.clone(),
+                    second: id,
+                });
+            }
+        }
+        operators.push(Operator {
+            id,
+            public_key: key,
+        });
+    }
+    Ok(operators)
+}
+
+fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
+    if wire.is_empty() || wire.len() > MAX_NODES {
+        return Err(ManifestError::NodeCount {
+            count: wire.len(),
+            max: MAX_NODES,
+        });
+    }
+    let mut seen = BTreeSet::new();
+    let mut nodes = Vec::with_capacity(wire.len());
+    for NodeWire {
+        id,
+        provider,
+        address,
+        measurements,
+    } in wire
+    {
+        if let Err(source) = validate_node_id(&id) {
+            return Err(ManifestError::NodeId { id, source });
+        }
+        if !seen.insert(id.clone()) {
+            return Err(ManifestError::DuplicateNode { id });
+        }
+        if let Err(reason) = check_address(&address) {
+            return Err(ManifestError::Address {
+                node: id,
+                address,
+                reason,
+            });
+        }
+        if measurements.is_empty() || measurements.len() > MAX_MEASUREMENT_SETS {
+            return Err(ManifestError::MeasurementSetCount {
+                node: id,
+                count: measurements.len(),
+                max: MAX_MEASUREMENT_SETS,
+            });
+        }
+        let measurements = measurements
+            .into_iter()
+            .enumerate()
+            .map(|(set, entries)| measurement_set(&id, set, entries))
+            .collect::<Result<_, _>>()?;
+        nodes.push(Node {
+            id,
+            provider,
+            address,
+            measurements,
+        });
+    }
+    Ok(nodes)
+}
+
+fn measurement_set(
+    node: &str,
+    set: usize,
+    PcrEntries(entries): PcrEntries,
+) -> Result<BTreeMap<u8, Vec<u8>>, ManifestError> {
+    if entries.is_empty() {
+        return Err(ManifestError::EmptyMeasurementSet {
+            node: node.to_owned(),
+            set,
+        });
+    }
+    let mut pcrs = BTreeMap::new();
+    for (index, value) in entries {
+        let fail = |reason| ManifestError::Pcr {
+            node: node.to_owned(),
+            set,
+            index: index.clone(),
+            reason,
+        };
+        let i = pcr_index(&index).ok_or_else(|| fail("index must be a decimal number 0 to 31"))?;
+        let value = hex::decode(&value).map_err(|_| fail("value is not hex"))?;
+        if !PCR_LENGTHS.contains(&value.len()) {
+            return Err(fail("value must be 32, 48 or 64 bytes"));
+        }
+        if pcrs.insert(i, value).is_some() {
+            return Err(fail("index named twice"));
+        }
+    }
+    Ok(pcrs)
+}
+
+/// `"0"` to `"31"`, without sign or leading zeros, so one PCR has one spelling.
+fn pcr_index(index: &str) -> Option<u8> {
+    let i: u8 = index.parse().ok()?;
+    (i <= MAX_PCR_INDEX && i.to_string() == index).then_some(i)
+}
+
+/// `host:port` with a printable-ASCII host (IPv6 in brackets) and a port 1 to 65535.
+fn check_address(address: &str) -> Result<(), &'static str> {
+    if address.is_empty() {
+        return Err("empty");
+    }
+    if address.len() > MAX_ADDRESS_LEN {
+        return Err("longer than 255 bytes");
+    }
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or("not of the form host:port")?;
+    if host.is_empty() {
+        return Err("empty host");
+    }
+    if !host.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("host may only contain printable ASCII without spaces");
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 host must be in brackets");
+    }
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("port is not a decimal number");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p >= 1 => Ok(()),
+        _ => Err("port must be between 1 and 65535"),
+    }
+}

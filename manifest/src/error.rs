@@ -1,0 +1,105 @@
+//! Errors: each names the node, operator or field at fault.
+
+use attestation::PolicyError;
+use transport::connect::HeaderError;
+
+/// Why a manifest or envelope was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("envelope is {len} bytes, the maximum is {max}")]
+    EnvelopeTooLarge { len: usize, max: usize },
+    #[error("manifest body is {len} bytes, the maximum is {max}")]
+    BodyTooLarge { len: usize, max: usize },
+    #[error("malformed envelope: {0}")]
+    Envelope(String),
+    #[error("envelope `manifest` is not standard base64: {0}")]
+    Base64(String),
+    #[error("malformed manifest body: {0}")]
+    Body(String),
+    #[error("`version` must be at least 1")]
+    VersionZero,
+    #[error("{count} operators, between 1 and {max} are allowed")]
+    OperatorCount { count: usize, max: usize },
+    #[error("operator id {id:?} refused: {source}")]
+    OperatorId {
+        id: String,
+        #[source]
+        source: HeaderError,
+    },
+    #[error("operator {id:?} is listed twice")]
+    DuplicateOperator { id: String },
+    #[error("operator {operator:?}: `public_key` must be 64 hex characters (32 bytes)")]
+    PublicKey { operator: String },
+    #[error("operators {first:?} and {second:?} have the same public key")]
+    DuplicateOperatorKey { first: String, second: String },
+    #[error("`threshold` is {threshold}, it must be between 1 and the {operators} operators")]
+    Threshold { threshold: usize, operators: usize },
+    #[error("{count} nodes, between 1 and {max} are allowed")]
+    NodeCount { count: usize, max: usize },
+    #[error("node id {id:?} refused: {source}")]
+    NodeId {
+        id: String,
+        #[source]
+        source: HeaderError,
+    },
+    #[error("node {id:?} is listed twice")]
+    DuplicateNode { id: String },
+    #[error("node {node:?}: address {address:?} refused: {reason}")]
+    Address {
+        node: String,
+        address: String,
+        reason: &'static str,
+    },
+    #[error("node {node:?}: {count} measurement sets, between 1 and {max} are allowed")]
+    MeasurementSetCount {
+        node: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("node {node:?}: measurement set {set} names no PCR")]
+    EmptyMeasurementSet { node: String, set: usize },
+    #[error("node {node:?}: measurement set {set}, PCR {index:?}: {reason}")]
+    Pcr {
+        node: String,
+        set: usize,
+        index: String,
+        reason: &'static str,
+    },
+    #[error("node {node:?}: measurement set {set}: {source}")]
+    MeasurementSet {
+        node: String,
+        set: usize,
+        #[source]
+        source: PolicyError,
+    },
+    #[error("signature {index}: operator id {operator:?} refused: {source}")]
+    SignatureOperator {
+        index: usize,
+        operator: String,
+        #[source]
+        source: HeaderError,
+    },
+    #[error("signature {index} (operator {operator:?}) must be 128 hex characters (64 bytes)")]
+    SignatureEncoding { index: usize, operator: String },
+    #[error(
+        "signature by operator {operator:?} does not verify: the manifest or the signature was altered"
+    )]
+    BadSignature { operator: String },
+    #[error("{found} valid operator signatures, {needed} needed")]
+    NotEnoughSignatures { found: usize, needed: usize },
+    #[error("candidate version {candidate} is not higher than the current version {current}")]
+    VersionNotNewer { current: u64, candidate: u64 },
+}
+
+/// Why an operator key could not be generated, loaded or exported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("Ed25519 key generation failed")]
+    Generate,
+    #[error("PKCS#8 Ed25519 key rejected: {0}")]
+    Rejected(String),
+    #[error("PKCS#8 export failed")]
+    Export,
+}

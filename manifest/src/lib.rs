@@ -1,0 +1,49 @@
+//! The cluster manifest: a versioned document listing the nodes (id, provider, address,
+//! accepted measurement sets), the operators' Ed25519 keys and the approval threshold K.
+//!
+//! Wire formats:
+//! - body: JSON, `{"version", "threshold", "operators": [{"id", "public_key"}],
+//!   "nodes": [{"id", "provider", "address", "measurements": [{"<pcr>": "<hex>"}]}]}`,
+//!   unknown fields refused;
+//! - envelope (what travels and is stored): JSON, `{"manifest": "<base64 of the exact
+//!   body bytes>", "signatures": [{"operator", "signature": "<hex>"}]}`, each signature
+//!   over [`SIGNING_CONTEXT`] followed by the body bytes, so no canonicalization is needed;
+//! - hash: SHA-256 of the body bytes ([`ManifestHash`]), bound into every attestation.
+//!
+//! [`SignedManifest::parse`] checks structure only; [`accept`] checks signatures and
+//! versions and is the only way to obtain an [`AcceptedManifest`].
+
+#![forbid(unsafe_code)]
+
+mod accept;
+mod body;
+mod envelope;
+mod error;
+mod key;
+
+pub use accept::{AcceptedManifest, accept};
+pub use body::{
+    MAX_ADDRESS_LEN, MAX_BODY_LEN, MAX_MEASUREMENT_SETS, MAX_NODES, MAX_OPERATORS, MAX_PCR_INDEX,
+    Manifest, Node, Operator, PCR_LENGTHS, Provider,
+};
+pub use envelope::{
+    Approval, MAX_ENVELOPE_LEN, ManifestHash, OperatorSignature, SIGNING_CONTEXT, Signature,
+    SignedManifest, signed_message,
+};
+pub use error::{KeyError, ManifestError};
+pub use key::{OperatorKey, sign};
+
+use std::collections::BTreeMap;
+
+/// Node id to `host:port`, after structural validation of the envelope. Signatures are
+/// not checked: this is for the untrusted parent, which only needs to know where to
+/// dial; the enclaves authenticate each other over the attested channel.
+pub fn addresses(envelope: &[u8]) -> Result<BTreeMap<String, String>, ManifestError> {
+    let signed = SignedManifest::parse(envelope)?;
+    Ok(signed
+        .manifest()
+        .nodes()
+        .iter()
+        .map(|node| (node.id().to_owned(), node.address().to_owned()))
+        .collect())
+}
