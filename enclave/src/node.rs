@@ -35,6 +35,26 @@ const MANIFEST_BLOB: &str = "manifest";
 /// Sealed blob describing this node's state.
 const NODE_INFO_BLOB: &str = "node-info";
 
+/// Concurrent connections the node serves on each port; more are closed at once. The
+/// parent decides who connects, so nothing it sends may grow without bound.
+const MAX_PEER_CONNECTIONS: usize = 64;
+const MAX_CLIENT_CONNECTIONS: usize = 32;
+const MAX_STATUS_CONNECTIONS: usize = 16;
+/// A peer channel with no request for this long is closed.
+const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a request to a peer may take, connection and attestation included.
+const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a request to a peer under [`PEER_REQUEST_TIMEOUT`].
+async fn bounded<T>(
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(PEER_REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| Err(format!("{what} timed out")))
+}
+
 fn escrow_blob(peer: &str) -> String {
     format!("escrow-{peer}")
 }
@@ -197,9 +217,20 @@ impl Node {
             let node = self.clone();
             async move {
                 tokio::join!(
-                    node.clone().serve_status(status),
-                    node.clone().serve_clients(client),
-                    node.clone().serve_peers(peer),
+                    node.clone().serve(
+                        status,
+                        MAX_STATUS_CONNECTIONS,
+                        "status",
+                        Self::status_connection
+                    ),
+                    node.clone().serve(
+                        client,
+                        MAX_CLIENT_CONNECTIONS,
+                        "client",
+                        Self::client_connection
+                    ),
+                    node.clone()
+                        .serve(peer, MAX_PEER_CONNECTIONS, "peer", Self::peer_connection),
                 );
             }
         });
@@ -461,7 +492,7 @@ impl Node {
 
     /// Asks `peer` to release this node's data key.
     async fn ask_release(&self, peer: &str) -> (PeerAnswer, Option<DataKey>) {
-        match self.try_release(peer).await {
+        match bounded("key release request", self.try_release(peer)).await {
             Ok(result) => result,
             Err(e) => (PeerAnswer::Unreachable(e), None),
         }
@@ -541,7 +572,7 @@ impl Node {
         };
         let Some(key) = key else { return };
         for peer in pending {
-            match self.send_escrow(&peer, &key).await {
+            match bounded("escrow", self.send_escrow(&peer, &key)).await {
                 Ok(()) => {
                     tracing::info!(%peer, "data key escrowed");
                     let mut state = self.state();
@@ -581,7 +612,7 @@ impl Node {
     /// Opens a fresh attested channel to every peer and records the outcome.
     async fn check_peers(&self) {
         for peer in self.peer_ids() {
-            let outcome = async {
+            let outcome = bounded("liveness check", async {
                 let mut channel = self.dial(&peer).await?;
                 channel
                     .send(&PeerMessage::Ping.encode())
@@ -598,55 +629,76 @@ impl Node {
                     PeerMessage::Pong => Ok(pcr0),
                     other => Err(format!("unexpected answer {other:?}")),
                 }
-            }
+            })
             .await;
             self.record_peer(&peer, outcome);
         }
     }
 
-    async fn serve_status(self: Arc<Self>, listener: transport::Listener) {
+    /// Accepts connections on `listener`, serving at most `max` at once with `handle`;
+    /// further connections are closed at once.
+    async fn serve<F, Fut>(
+        self: Arc<Self>,
+        listener: transport::Listener,
+        max: usize,
+        what: &'static str,
+        handle: F,
+    ) where
+        F: Fn(Arc<Self>, transport::Stream) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let slots = Arc::new(tokio::sync::Semaphore::new(max));
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(port = what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(port = what, "connection refused: too many at once");
                 continue;
             };
-            let mut line = serde_json::to_vec(&HealthLine::of(&self.status())).unwrap_or_default();
-            line.push(b'\n');
+            let task = handle(self.clone(), stream);
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    let _ = stream.write_all(&line).await;
-                    let _ = stream.shutdown().await;
-                })
-                .await;
+                let _permit = permit;
+                task.await;
             });
         }
     }
 
-    async fn serve_clients(self: Arc<Self>, listener: transport::Listener) {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let node = self.clone();
-            tokio::spawn(async move {
-                let request = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    read_frame(&mut stream, MAX_REQUEST_LEN),
-                )
-                .await;
-                let answer = match request {
-                    Ok(Ok(Some(bytes))) => node.handle_operator(&bytes).await,
-                    Ok(Ok(None)) => return,
-                    Ok(Err(e)) => Err(format!("bad request: {e}")),
-                    Err(_) => Err("request timed out".to_owned()),
-                };
-                let _ = write_frame(
-                    &mut stream,
-                    &operator_api::encode_answer(&answer),
-                    MAX_RESPONSE_LEN,
-                )
-                .await;
-            });
-        }
+    /// Status port: one health line, then close.
+    async fn status_connection(self: Arc<Self>, mut stream: transport::Stream) {
+        let mut line = serde_json::to_vec(&HealthLine::of(&self.status())).unwrap_or_default();
+        line.push(b'\n');
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = stream.write_all(&line).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    }
+
+    /// Client port: one operator request, one answer.
+    async fn client_connection(self: Arc<Self>, mut stream: transport::Stream) {
+        let request = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_frame(&mut stream, MAX_REQUEST_LEN),
+        )
+        .await;
+        let answer = match request {
+            Ok(Ok(Some(bytes))) => self.handle_operator(&bytes).await,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => Err(format!("bad request: {e}")),
+            Err(_) => Err("request timed out".to_owned()),
+        };
+        let _ = write_frame(
+            &mut stream,
+            &operator_api::encode_answer(&answer),
+            MAX_RESPONSE_LEN,
+        )
+        .await;
     }
 
     async fn handle_operator(&self, bytes: &[u8]) -> Result<String, String> {
@@ -682,39 +734,34 @@ impl Node {
         }
     }
 
-    async fn serve_peers(self: Arc<Self>, listener: transport::Listener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let node = self.clone();
-            tokio::spawn(async move {
-                let Some(channels) = node.channels() else {
-                    return;
-                };
-                let mut channel = match channels.accept(stream).await {
-                    Ok(channel) => channel,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "incoming peer refused");
-                        return;
-                    }
-                };
-                let peer = channel.peer().node_id.clone();
-                while let Ok(Some(bytes)) = channel.recv().await {
-                    let reply = match PeerMessage::decode(&bytes) {
-                        Ok(message) => {
-                            node.handle_peer(&channels, &peer, channel.exporter(), message)
-                                .await
-                        }
-                        Err(e) => PeerMessage::Refused {
-                            reason: e.to_string(),
-                        },
-                    };
-                    if channel.send(&reply.encode()).await.is_err() {
-                        break;
-                    }
+    /// Peer port: an attested channel, then requests until the peer is done or idle.
+    async fn peer_connection(self: Arc<Self>, stream: transport::Stream) {
+        let Some(channels) = self.channels() else {
+            return;
+        };
+        let mut channel = match channels.accept(stream).await {
+            Ok(channel) => channel,
+            Err(e) => {
+                tracing::warn!(error = %e, "incoming peer refused");
+                return;
+            }
+        };
+        let peer = channel.peer().node_id.clone();
+        while let Ok(Ok(Some(bytes))) =
+            tokio::time::timeout(PEER_IDLE_TIMEOUT, channel.recv()).await
+        {
+            let reply = match PeerMessage::decode(&bytes) {
+                Ok(message) => {
+                    self.handle_peer(&channels, &peer, channel.exporter(), message)
+                        .await
                 }
-            });
+                Err(e) => PeerMessage::Refused {
+                    reason: e.to_string(),
+                },
+            };
+            if channel.send(&reply.encode()).await.is_err() {
+                break;
+            }
         }
     }
 
