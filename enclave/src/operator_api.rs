@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 const VERSION: u8 = 1;
 /// Largest request: a manifest envelope plus the header.
-pub const MAX_REQUEST_LEN: usize = 2 + 64 * 1024;
+pub const MAX_REQUEST_LEN: usize = 2 + manifest::MAX_ENVELOPE_LEN;
 /// Largest answer.
 pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 

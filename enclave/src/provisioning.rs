@@ -103,11 +103,19 @@ fn reason_bytes(reason: &str) -> &[u8] {
     reason.as_bytes().get(..end).unwrap_or_default()
 }
 
+/// A peer's text with control characters replaced, so it cannot break a log line or a
+/// terminal; printable text passes through unchanged, so relaying it does not grow it.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 fn reason_of(body: &[u8]) -> Result<String, MessageError> {
     if body.len() > MAX_REASON_LEN {
         return Err(MessageError::Malformed("reason too long"));
     }
-    Ok(String::from_utf8_lossy(body).escape_debug().to_string())
+    Ok(printable(&String::from_utf8_lossy(body)))
 }
 
 impl PeerMessage {
@@ -358,5 +366,15 @@ mod tests {
         let mut long_reason = vec![1u8, 6];
         long_reason.extend(vec![b'a'; MAX_REASON_LEN + 1]);
         assert!(PeerMessage::decode(&long_reason).is_err());
+    }
+
+    #[test]
+    fn reasons_are_made_printable_and_survive_relaying() {
+        let m = PeerMessage::decode(b"\x01\x06a\\b\nc\x1b[31m").unwrap();
+        let PeerMessage::Unavailable { reason } = &m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(reason, "a\\b\u{fffd}c\u{fffd}[31m");
+        assert_eq!(PeerMessage::decode(&m.encode()).unwrap(), m);
     }
 }

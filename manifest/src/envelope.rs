@@ -11,8 +11,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use transport::connect::validate_node_id;
 
-/// Largest envelope, checked before parsing.
-pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
+/// Largest envelope, checked before parsing: room for a body of [`MAX_BODY_LEN`] in
+/// base64 (4/3 larger) and a signature from each of the most operators allowed.
+pub const MAX_ENVELOPE_LEN: usize = 96 * 1024;
 /// Prefix of every signed message (domain separation): operators sign
 /// `SIGNING_CONTEXT || body`.
 pub const SIGNING_CONTEXT: &[u8] = b"tee-custody manifest v1\0";

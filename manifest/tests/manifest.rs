@@ -783,3 +783,20 @@ fn operator_key_pkcs8_round_trip_and_redacted_debug() {
         KeyError::Rejected(_)
     ));
 }
+
+#[test]
+fn a_body_at_its_limit_signed_by_every_operator_fits_its_envelope() {
+    let names: Vec<&'static str> = (0..manifest::MAX_OPERATORS)
+        .map(|i| &*Box::leak(format!("operator-{i:02}").into_boxed_str()))
+        .collect();
+    let ops = Ops::new(&names);
+    let mut body = body(1, 64, &ops);
+    assert!(body.len() < MAX_BODY_LEN);
+    // JSON allows trailing whitespace: pad the body to exactly the limit.
+    body.resize(MAX_BODY_LEN, b' ');
+    let signed = signed_by(&body, &ops, &names);
+    assert!(signed.envelope_bytes().len() <= MAX_ENVELOPE_LEN);
+    let parsed = SignedManifest::parse(signed.envelope_bytes()).unwrap();
+    assert_eq!(parsed.body(), body.as_slice());
+    accept(None, parsed).unwrap();
+}

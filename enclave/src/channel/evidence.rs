@@ -109,11 +109,9 @@ pub(crate) fn encode_verdict(result: &Result<VerifiedPeer, ChannelError>) -> Vec
 pub(crate) fn decode_verdict(bytes: &[u8]) -> Result<Result<(), String>, ChannelError> {
     match bytes {
         [VERSION, 0] => Ok(Ok(())),
-        [VERSION, 1, reason @ ..] if reason.len() <= MAX_REASON_LEN => {
-            Ok(Err(String::from_utf8_lossy(reason)
-                .escape_debug()
-                .to_string()))
-        }
+        [VERSION, 1, reason @ ..] if reason.len() <= MAX_REASON_LEN => Ok(Err(
+            crate::provisioning::printable(&String::from_utf8_lossy(reason)),
+        )),
         _ => Err(ChannelError::Malformed("invalid verdict")),
     }
 }
