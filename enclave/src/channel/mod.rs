@@ -107,19 +107,24 @@ impl ChannelContext {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = |e: rustls::Error| ChannelError::Tls(e.to_string());
         let verifier = Arc::new(verifier::DeferToAttestation::new(provider.clone()));
-        let client = ClientConfig::builder_with_provider(provider.clone())
+        let mut client = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls)?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
             .with_client_auth_cert(vec![identity.certificate()], identity.private_key())
             .map_err(tls)?;
-        let server = ServerConfig::builder_with_provider(provider)
+        let mut server = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(vec![identity.certificate()], identity.private_key())
             .map_err(tls)?;
+        // Every channel is a full handshake: each side signs with its TLS key again
+        // rather than resuming a session whose key proof is from another connection.
+        client.resumption = rustls::client::Resumption::disabled();
+        server.send_tls13_tickets = 0;
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(ChannelContext {
             node_id,
             identity,

@@ -315,3 +315,26 @@ async fn a_channel_past_its_lifetime_stops_carrying_traffic() {
         Err(ChannelError::Expired(_))
     ));
 }
+
+#[tokio::test]
+async fn every_connection_is_a_full_handshake() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, n2) = (node(&ca, "node-1", GOOD, HASH), node(&ca, "node-2", GOOD, HASH));
+    for _ in 0..3 {
+        let (x, y) = tokio::io::duplex(1 << 16);
+        let name = ServerName::try_from(TLS_SERVER_NAME).unwrap();
+        let (c, s) = tokio::join!(
+            tokio_rustls::TlsConnector::from(n1.ctx.client.clone()).connect(name, x),
+            tokio_rustls::TlsAcceptor::from(n2.ctx.server.clone()).accept(y)
+        );
+        let (mut c, s) = (c.unwrap(), s.unwrap());
+        // Let the client read anything the server sent after the handshake (tickets).
+        drop(s);
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest).await;
+        assert_eq!(
+            c.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+    }
+}
