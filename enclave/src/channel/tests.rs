@@ -319,7 +319,10 @@ async fn a_channel_past_its_lifetime_stops_carrying_traffic() {
 #[tokio::test]
 async fn every_connection_is_a_full_handshake() {
     let ca = SimCa::generate(SystemTime::now()).unwrap();
-    let (n1, n2) = (node(&ca, "node-1", GOOD, HASH), node(&ca, "node-2", GOOD, HASH));
+    let (n1, n2) = (
+        node(&ca, "node-1", GOOD, HASH),
+        node(&ca, "node-2", GOOD, HASH),
+    );
     for _ in 0..3 {
         let (x, y) = tokio::io::duplex(1 << 16);
         let name = ServerName::try_from(TLS_SERVER_NAME).unwrap();
