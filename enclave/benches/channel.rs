@@ -1,0 +1,657 @@
+//! Cost of opening an attested channel next to a plain TLS 1.3 mutual-auth handshake with
+//! the same rustls configuration, and the per-side attestation work, measured
+//! interleaved in one run over in-memory pipes.
+//!
+//! `cargo bench -p enclave --bench channel` runs the full measurement. `BENCH_QUICK=1`,
+//! `--quick`, or a run without `--bench` (such as `cargo test --benches`) runs a short
+//! smoke version. Each batch checks that every operation succeeded.
+//!
+//! Both ends run in this process on one current-thread tokio runtime, so a figure is the
+//! work of both sides added up, except that the two NSM calls of a channel run on tokio's
+//! blocking pool and may overlap. Documents come from the simulated NSM (feature `sim`),
+//! which generates a P-384 leaf key and signs in-process: a real NSM's cost differs.
+//!
+//! - (a) TLS 1.3 handshake, both sides authenticated by self-signed ECDSA P-256
+//!   certificates, verifiers that check only the handshake signatures (as the channel's).
+//! - (b) `ChannelContext::connect` + `accept`: TLS, then both attestation documents
+//!   produced, exchanged and checked, then both verdicts.
+//! - (c) one `SimNsm::attest` and one `Verifier::verify` of its document: one side's
+//!   attestation work; (c') the `SimNsm::attest` alone.
+//!
+//! Every handshake is a full one, as in the channel: the configurations of (a) disable
+//! session resumption and send no tickets, like the channel's, and (a) checks that both
+//! sides completed a full handshake. (b) reuses one pair of contexts for all its
+//! connections, which the channel's configuration never resumes.
+
+#[cfg(feature = "sim")]
+fn main() -> std::process::ExitCode {
+    match bench::run(&bench::Settings::from_env()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("channel bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "sim"))]
+fn main() {
+    println!("SKIPPED channel bench: it needs the simulated NSM (feature `sim`)");
+}
+
+#[cfg(feature = "sim")]
+mod bench {
+    use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
+    use attestation::nsm::{AttestationRequest, Nsm};
+    use attestation::{MeasurementSet, Verifier};
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    use der::asn1::{Any, BitString, ObjectIdentifier};
+    use der::{Decode, Encode, Sequence};
+    use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity};
+    use rustls::client::Resumption;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+    use rustls::pki_types::{
+        CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
+    };
+    use rustls::server::NoServerSessionStorage;
+    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+    use rustls::{
+        ClientConfig, DigitallySignedStruct, DistinguishedName, HandshakeKind, ServerConfig,
+        SignatureScheme,
+    };
+    use std::collections::BTreeMap;
+    use std::hint::black_box;
+    use std::str::FromStr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use tokio::runtime::Runtime;
+    use x509_cert::certificate::Version;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+    use x509_cert::time::{Time, Validity};
+
+    const SERVER_NAME: &str = "node.tee-custody.internal";
+    const IMAGE: &[u8] = b"channel bench image";
+    const MANIFEST_HASH: [u8; 32] = [0x42; 32];
+    const PIPE: usize = 1 << 16;
+
+    pub struct Settings {
+        quick: bool,
+        batches: usize,
+        batch_time: Duration,
+        warmup: Duration,
+    }
+
+    impl Settings {
+        pub fn from_env() -> Self {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0")
+                || args.iter().any(|a| a == "--quick")
+                || !args.iter().any(|a| a == "--bench");
+            if quick {
+                Settings {
+                    quick,
+                    batches: 6,
+                    batch_time: Duration::from_millis(20),
+                    warmup: Duration::from_millis(50),
+                }
+            } else {
+                Settings {
+                    quick,
+                    batches: 31,
+                    batch_time: Duration::from_millis(100),
+                    warmup: Duration::from_millis(1000),
+                }
+            }
+        }
+    }
+
+    /// Everything the measurements use, built once.
+    struct Setup {
+        rt: Runtime,
+        plain: Plain,
+        /// The two ends of (b), reused for every connection.
+        client_ctx: ChannelContext,
+        server_ctx: ChannelContext,
+        /// The node id the client dials.
+        server_id: String,
+        nsm: Arc<SimNsm>,
+        verifier: Verifier,
+        spki: Vec<u8>,
+    }
+
+    /// The TLS configurations of (a).
+    struct Plain {
+        client: Arc<ClientConfig>,
+        server: Arc<ServerConfig>,
+    }
+
+    /// What a node's channel context is built from.
+    struct Node {
+        id: String,
+        identity: Arc<TlsIdentity>,
+        nsm: Arc<SimNsm>,
+        trust: PeerTrust,
+    }
+
+    impl Node {
+        fn context(&self) -> Result<ChannelContext, String> {
+            ChannelContext::new(
+                self.id.clone(),
+                self.identity.clone(),
+                self.nsm.clone(),
+                self.trust.clone(),
+            )
+            .map_err(|e| e.to_string())
+        }
+    }
+
+    fn setup() -> Result<Setup, String> {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err(&e))?;
+        let now = SystemTime::now();
+        let ca = SimCa::generate(now).map_err(|e| err(&e))?;
+        let verifier = Verifier::aws_nitro()
+            .trust_simulated_root(ca.root_der(), now)
+            .map_err(|e| err(&e))?;
+        let pcrs = SimMeasurements::of_image(IMAGE).pcrs();
+        let expected = MeasurementSet::new(
+            (0u8..3)
+                .map(|i| (i, pcrs.get(&i).map(|v| v.to_vec()).unwrap_or_default()))
+                .collect(),
+        )
+        .map_err(|e| err(&e))?;
+        let peers: BTreeMap<String, Vec<MeasurementSet>> = ["node-1", "node-2"]
+            .iter()
+            .map(|id| ((*id).to_owned(), vec![expected.clone()]))
+            .collect();
+        let node = |id: &str| -> Result<Node, String> {
+            Ok(Node {
+                id: id.to_owned(),
+                identity: Arc::new(TlsIdentity::generate(id, now).map_err(|e| err(&e))?),
+                nsm: Arc::new(
+                    SimNsm::new(&ca, &SimMeasurements::of_image(IMAGE), now)
+                        .map_err(|e| err(&e))?,
+                ),
+                trust: PeerTrust {
+                    manifest_hash: MANIFEST_HASH,
+                    peers: peers.clone(),
+                    verifier: verifier.clone(),
+                    max_evidence_age: Duration::from_secs(60),
+                    allow_debug: false,
+                },
+            })
+        };
+        let (client, server) = (node("node-1")?, node("node-2")?);
+        Ok(Setup {
+            rt,
+            plain: plain_configs()?,
+            client_ctx: client.context()?,
+            server_ctx: server.context()?,
+            server_id: server.id,
+            spki: client.identity.spki_der().to_vec(),
+            nsm: client.nsm,
+            verifier,
+        })
+    }
+
+    /// The channel's rustls configuration, resumption disabled and no tickets included,
+    /// with bench-made keys and certificates.
+    fn plain_configs() -> Result<Plain, String> {
+        let tls = |e: rustls::Error| e.to_string();
+        let (client_cert, client_key) = self_signed("node-1")?;
+        let (server_cert, server_key) = self_signed("node-2")?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = Arc::new(SignatureOnly(provider.clone()));
+        let mut client = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_client_auth_cert(vec![client_cert], client_key)
+            .map_err(tls)?;
+        let mut server = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![server_cert], server_key)
+            .map_err(tls)?;
+        client.resumption = Resumption::disabled();
+        server.send_tls13_tickets = 0;
+        server.session_storage = Arc::new(NoServerSessionStorage {});
+        Ok(Plain {
+            client: Arc::new(client),
+            server: Arc::new(server),
+        })
+    }
+
+    #[derive(Sequence)]
+    struct Tbs {
+        #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+        version: Version,
+        serial_number: SerialNumber,
+        signature: AlgorithmIdentifierOwned,
+        issuer: Name,
+        validity: Validity,
+        subject: Name,
+        subject_public_key_info: SubjectPublicKeyInfoOwned,
+    }
+
+    #[derive(Sequence)]
+    struct Cert {
+        tbs: Tbs,
+        signature_algorithm: AlgorithmIdentifierOwned,
+        signature: BitString,
+    }
+
+    /// A fresh ECDSA P-256 key and a self-signed certificate for it, like a node's.
+    fn self_signed(
+        node_id: &str,
+    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), String> {
+        const ECDSA_WITH_SHA256: ObjectIdentifier =
+            ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+        const ID_EC_PUBLIC_KEY: ObjectIdentifier =
+            ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+        const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        let der = |e: der::Error| e.to_string();
+        let crypto = |_| "key generation or signing failed".to_owned();
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).map_err(crypto)?;
+        let pkcs8 = key.to_pkcs8v1().map_err(crypto)?.as_ref().to_vec();
+        let rng = SystemRandom::new();
+        let mut serial = [0u8; 16];
+        rng.fill(&mut serial).map_err(crypto)?;
+        serial[0] = (serial[0] & 0x7f) | 0x01;
+        let algorithm = AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA256,
+            parameters: None,
+        };
+        let name = Name::from_str(&format!("CN={node_id},O=tee-custody node")).map_err(der)?;
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let time = |s: u64| Time::try_from(UNIX_EPOCH + Duration::from_secs(s)).map_err(der);
+        let tbs = Tbs {
+            version: Version::V3,
+            serial_number: SerialNumber::new(&serial).map_err(der)?,
+            signature: algorithm.clone(),
+            issuer: name.clone(),
+            validity: Validity::new(time(secs - 3600)?, time(secs + 365 * 24 * 3600)?),
+            subject: name,
+            subject_public_key_info: SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: ID_EC_PUBLIC_KEY,
+                    parameters: Some(Any::encode_from(&PRIME256V1).map_err(der)?),
+                },
+                subject_public_key: BitString::from_bytes(key.public_key().as_ref())
+                    .map_err(der)?,
+            },
+        };
+        let signature = key
+            .sign(&rng, &tbs.to_der().map_err(der)?)
+            .map_err(crypto)?;
+        let cert = Cert {
+            tbs,
+            signature_algorithm: algorithm,
+            signature: BitString::from_bytes(signature.as_ref()).map_err(der)?,
+        }
+        .to_der()
+        .map_err(der)?;
+        Ok((
+            CertificateDer::from(cert),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
+        ))
+    }
+
+    /// Checks handshake signatures and that the certificate parses; trusts no PKI.
+    #[derive(Debug)]
+    struct SignatureOnly(Arc<CryptoProvider>);
+
+    impl SignatureOnly {
+        fn parses(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+            x509_cert::Certificate::from_der(cert)
+                .ok()
+                .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
+                .map(|_| ())
+                .ok_or(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::BadEncoding,
+                ))
+        }
+    }
+
+    impl ServerCertVerifier for SignatureOnly {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Self::parses(end_entity)?;
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    impl ClientCertVerifier for SignatureOnly {
+        fn root_hint_subjects(&self) -> &[DistinguishedName] {
+            &[]
+        }
+
+        fn client_auth_mandatory(&self) -> bool {
+            true
+        }
+
+        fn verify_client_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _now: UnixTime,
+        ) -> Result<ClientCertVerified, rustls::Error> {
+            Self::parses(end_entity)?;
+            Ok(ClientCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// One TLS handshake over a fresh pipe. True when both sides completed a full one.
+    async fn handshake(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> bool {
+        let Ok(name) = ServerName::try_from(SERVER_NAME) else {
+            return false;
+        };
+        let (x, y) = tokio::io::duplex(PIPE);
+        let (c, s) = tokio::join!(
+            tokio_rustls::TlsConnector::from(client.clone()).connect(name, x),
+            tokio_rustls::TlsAcceptor::from(server.clone()).accept(y)
+        );
+        let (Ok(c), Ok(s)) = (c, s) else {
+            return false;
+        };
+        c.get_ref().1.handshake_kind() == Some(HandshakeKind::Full)
+            && s.get_ref().1.handshake_kind() == Some(HandshakeKind::Full)
+    }
+
+    async fn channel(client: &ChannelContext, server: &ChannelContext, to: &str) -> bool {
+        let (x, y) = tokio::io::duplex(PIPE);
+        let (c, s) = tokio::join!(client.connect(x, to), server.accept(y));
+        c.is_ok() && s.is_ok()
+    }
+
+    fn per_op(elapsed: Duration, n: usize) -> Duration {
+        elapsed / u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+    }
+
+    fn succeeded(what: &str, ok: usize, n: usize) -> Result<(), String> {
+        if ok == n {
+            Ok(())
+        } else {
+            Err(format!("{what} failed {} of {n} times", n - ok))
+        }
+    }
+
+    impl Setup {
+        /// (a): `n` full TLS handshakes; the time per handshake.
+        fn time_tls(&self, n: usize) -> Result<Duration, String> {
+            let p = &self.plain;
+            let start = Instant::now();
+            let ok = self.rt.block_on(async {
+                let mut ok = 0usize;
+                for _ in 0..n {
+                    ok += usize::from(handshake(&p.client, &p.server).await);
+                }
+                ok
+            });
+            let elapsed = start.elapsed();
+            succeeded("full TLS handshake", ok, n)?;
+            Ok(per_op(elapsed, n))
+        }
+
+        /// (b): `n` channels between the same two contexts; the time per channel.
+        fn time_channel(&self, n: usize) -> Result<Duration, String> {
+            let start = Instant::now();
+            let ok = self.rt.block_on(async {
+                let mut ok = 0usize;
+                for _ in 0..n {
+                    ok += usize::from(
+                        channel(&self.client_ctx, &self.server_ctx, &self.server_id).await,
+                    );
+                }
+                ok
+            });
+            let elapsed = start.elapsed();
+            succeeded("attested channel", ok, n)?;
+            Ok(per_op(elapsed, n))
+        }
+
+        /// (c), or with `verify` false (c'): `n` times one document produced, and verified.
+        fn time_attest(&self, n: usize, verify: bool) -> Result<Duration, String> {
+            let request = AttestationRequest {
+                user_data: Some(MANIFEST_HASH.to_vec()),
+                nonce: Some(vec![0x5a; 32]),
+                public_key: Some(self.spki.clone()),
+            };
+            let start = Instant::now();
+            let mut ok = 0usize;
+            for _ in 0..n {
+                let done = self.nsm.attest(black_box(&request)).is_ok_and(|doc| {
+                    !verify
+                        || self
+                            .verifier
+                            .verify(black_box(&doc), SystemTime::now())
+                            .is_ok()
+                });
+                ok += usize::from(done);
+            }
+            let elapsed = start.elapsed();
+            succeeded("attest + verify", ok, n)?;
+            Ok(per_op(elapsed, n))
+        }
+    }
+
+    /// The measurements, in the order of the report.
+    const NAMES: [&str; 4] = [
+        "(a)  TLS 1.3 mutual-auth handshake, full",
+        "(b)  attested channel, full TLS handshake",
+        "(c)  SimNsm::attest + Verifier::verify",
+        "(c') SimNsm::attest alone",
+    ];
+
+    pub fn run(settings: &Settings) -> Result<(), String> {
+        let s = setup()?;
+        let measure = |which: usize, n: usize| -> Result<Duration, String> {
+            match which {
+                0 => s.time_tls(n),
+                1 => s.time_channel(n),
+                2 => s.time_attest(n, true),
+                _ => s.time_attest(n, false),
+            }
+        };
+
+        let warm_until = Instant::now() + settings.warmup;
+        let mut per = [Duration::ZERO; NAMES.len()];
+        while Instant::now() < warm_until {
+            for (which, slot) in per.iter_mut().enumerate() {
+                *slot = measure(which, 2)?;
+            }
+        }
+        for (which, slot) in per.iter_mut().enumerate() {
+            *slot = measure(which, 5)?;
+        }
+        let counts: Vec<usize> = per
+            .iter()
+            .map(|d| iterations(settings.batch_time, *d))
+            .collect();
+
+        let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.batches); NAMES.len()];
+        let mut ratios = Vec::with_capacity(settings.batches);
+        for batch in 0..settings.batches {
+            // Rotate the order so that drift (frequency scaling, neighbours) is shared.
+            let mut this = [0.0f64; NAMES.len()];
+            for k in 0..NAMES.len() {
+                let which = (k + batch) % NAMES.len();
+                let n = counts.get(which).copied().unwrap_or(1);
+                if let Some(slot) = this.get_mut(which) {
+                    *slot = micros(measure(which, n)?);
+                }
+            }
+            for (which, value) in this.iter().enumerate() {
+                if let Some(list) = samples.get_mut(which) {
+                    list.push(*value);
+                }
+            }
+            ratios.push(this[1] / this[0]);
+        }
+
+        let medians: Vec<f64> = samples.iter_mut().map(|v| median(v)).collect();
+        let med = |i: usize| medians.get(i).copied().unwrap_or(f64::NAN);
+        let (tls, chan, att, doc) = (med(0), med(1), med(2), med(3));
+        let (ratio_lo, ratio_hi) = quartiles(&mut ratios);
+
+        println!(
+            "batches: {}, interleaved; iterations per batch: {}",
+            settings.batches,
+            counts
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        if cfg!(debug_assertions) {
+            println!("unoptimized build: the figures below are not representative");
+        }
+        if settings.quick {
+            println!("quick run: the figures below are indicative only");
+        }
+        for ((name, values), median) in NAMES.iter().zip(&samples).zip(&medians) {
+            println!(
+                "{name:<44} median {median:9.1} us/op  (min {:.1}, max {:.1})",
+                min(values),
+                max(values)
+            );
+        }
+        println!(
+            "ratio (b)/(a): {:.2} (per-batch p25..p75 {ratio_lo:.2}..{ratio_hi:.2})",
+            chan / tls
+        );
+        println!(
+            "(b) - (a) = {:.1} us: both sides' attestation exchange; 2 x (c) = {:.1} us, \
+             of which producing the documents 2 x (c') = {:.1} us",
+            chan - tls,
+            2.0 * att,
+            2.0 * doc
+        );
+        println!(
+            "note: (c) and the attestation part of (b) use the simulated NSM, which generates \
+             a P-384 key and signs in-process; a real NSM's document costs differ \
+             (a device round trip, its own signing)"
+        );
+        Ok(())
+    }
+
+    /// Iterations that take about `budget` at `per_op` each (at least one).
+    fn iterations(budget: Duration, per_op: Duration) -> usize {
+        let n = budget.as_secs_f64() / per_op.as_secs_f64().max(1e-9);
+        (n.round() as usize).max(1)
+    }
+
+    fn micros(d: Duration) -> f64 {
+        d.as_secs_f64() * 1e6
+    }
+
+    fn sorted(values: &mut [f64]) -> &[f64] {
+        values.sort_by(f64::total_cmp);
+        values
+    }
+
+    fn median(values: &mut [f64]) -> f64 {
+        quantile(sorted(values), 0.5)
+    }
+
+    fn quartiles(values: &mut [f64]) -> (f64, f64) {
+        let s = sorted(values);
+        (quantile(s, 0.25), quantile(s, 0.75))
+    }
+
+    /// Nearest-rank quantile of sorted values; NaN when there are none.
+    fn quantile(sorted: &[f64], q: f64) -> f64 {
+        let rank = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
+        sorted.get(rank).copied().unwrap_or(f64::NAN)
+    }
+
+    fn min(values: &[f64]) -> f64 {
+        values.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    fn max(values: &[f64]) -> f64 {
+        values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+}
