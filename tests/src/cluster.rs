@@ -57,7 +57,50 @@ pub fn measurements_json(binary: &Path) -> Result<serde_json::Value, String> {
     Ok(serde_json::Value::Object(set))
 }
 
+/// How long a cluster may take to reach a state.
+pub const STARTUP: Duration = Duration::from_secs(60);
+
+/// True when every status was read and satisfies `f`.
+pub fn all(
+    statuses: &[(String, Result<NodeStatus, String>)],
+    f: impl Fn(&NodeStatus) -> bool,
+) -> bool {
+    statuses.iter().all(|(_, s)| s.as_ref().is_ok_and(&f))
+}
+
+/// Running, every peer attested, and this node's key escrowed with every peer.
+pub fn running_and_attested(s: &NodeStatus, peers: usize) -> bool {
+    s.phase == "running"
+        && s.peers.len() == peers
+        && s.peers.values().all(|p| p.attested)
+        && s.escrow_pending.is_empty()
+}
+
 impl Cluster {
+    /// Starts `n` nodes, submits a 2-of-3-signed manifest to each, and waits until every
+    /// node runs, has attested every peer and has its key escrowed. Returns the cluster
+    /// and the manifest envelope.
+    pub fn running(n: usize) -> Result<(Cluster, Vec<u8>), String> {
+        let mut c = Cluster::new(n)?;
+        let envelope = c.sign(&c.manifest_body(1, &[])?, 2)?;
+        c.write_manifest(&envelope)?;
+        c.start_all()?;
+        c.wait_until("nodes waiting for a manifest", STARTUP, |s| {
+            all(s, |s| s.phase == "waiting_for_manifest")
+        })?;
+        let ids: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
+        for id in &ids {
+            c.submit_manifest(id, &envelope)?
+                .map_err(|e| format!("{id} refused the manifest: {e}"))?;
+        }
+        c.wait_until(
+            "every node running with every peer attested",
+            STARTUP,
+            |s| all(s, |s| running_and_attested(s, n - 1)),
+        )?;
+        Ok((c, envelope))
+    }
+
     /// Prepares `n` nodes (ids node-1..n) and three operators with threshold 2; starts
     /// nothing yet.
     pub fn new(n: usize) -> Result<Self, String> {

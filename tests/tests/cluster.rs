@@ -7,43 +7,15 @@
 )]
 
 use enclave::operator_api::NodeStatus;
-use integration_tests::cluster::Cluster;
-use std::time::Duration;
+use integration_tests::cluster::{Cluster, STARTUP, all, running_and_attested};
 
-const STARTUP: Duration = Duration::from_secs(60);
-
-fn all(statuses: &[(String, Result<NodeStatus, String>)], f: impl Fn(&NodeStatus) -> bool) -> bool {
-    statuses.iter().all(|(_, s)| s.as_ref().is_ok_and(&f))
-}
-
-fn running_and_attested(s: &NodeStatus, peers: usize) -> bool {
-    s.phase == "running"
-        && s.peers.len() == peers
-        && s.peers.values().all(|p| p.attested)
-        && s.escrow_pending.is_empty()
-}
-
-/// Starts `n` nodes, submits a 2-of-3-signed manifest to each, and waits until every node
-/// runs and has attested every peer.
 fn running_cluster(n: usize) -> (Cluster, Vec<u8>) {
-    let mut c = Cluster::new(n).unwrap();
-    let envelope = c.sign(&c.manifest_body(1, &[]).unwrap(), 2).unwrap();
-    c.write_manifest(&envelope).unwrap();
-    c.start_all().unwrap();
-    c.wait_until("nodes waiting for a manifest", STARTUP, |s| {
-        all(s, |s| s.phase == "waiting_for_manifest")
-    })
-    .unwrap();
-    for node in c.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>() {
-        let answer = c.submit_manifest(&node, &envelope).unwrap();
-        assert_eq!(answer, Ok("{\"accepted_version\":1}".to_owned()));
-    }
-    c.wait_until(
-        "every node running with every peer attested",
-        STARTUP,
-        |s| all(s, |s| running_and_attested(s, n - 1)),
-    )
-    .unwrap();
+    let (c, envelope) = Cluster::running(n).unwrap();
+    assert!(
+        c.nodes
+            .iter()
+            .all(|n| c.status(&n.id).unwrap().manifest_version == Some(1))
+    );
     (c, envelope)
 }
 

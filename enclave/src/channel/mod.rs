@@ -11,6 +11,8 @@
 //! 4. A channel refuses to carry traffic once older than its lifetime: the caller then
 //!    closes it and connects again, attesting afresh.
 
+#[cfg(feature = "sim")]
+mod adversary;
 pub mod evidence;
 pub mod identity;
 mod verifier;
