@@ -44,34 +44,14 @@ mod bench {
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
     use attestation::nsm::{AttestationRequest, Nsm};
     use attestation::{MeasurementSet, Verifier};
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-    use der::asn1::{Any, BitString, ObjectIdentifier};
-    use der::{Decode, Encode, Sequence};
-    use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity};
-    use rustls::client::Resumption;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-    use rustls::pki_types::{
-        CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
-    };
-    use rustls::server::NoServerSessionStorage;
-    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-    use rustls::{
-        ClientConfig, DigitallySignedStruct, DistinguishedName, HandshakeKind, ServerConfig,
-        SignatureScheme,
-    };
+    use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity, tls_configs};
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, HandshakeKind, ServerConfig};
     use std::collections::BTreeMap;
     use std::hint::black_box;
-    use std::str::FromStr;
     use std::sync::Arc;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, Instant, SystemTime};
     use tokio::runtime::Runtime;
-    use x509_cert::certificate::Version;
-    use x509_cert::name::Name;
-    use x509_cert::serial_number::SerialNumber;
-    use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
-    use x509_cert::time::{Time, Validity};
 
     const SERVER_NAME: &str = "node.tee-custody.internal";
     const IMAGE: &[u8] = b"channel bench image";
@@ -201,226 +181,15 @@ mod bench {
         })
     }
 
-    /// The channel's rustls configuration, resumption disabled and no tickets included,
-    /// with bench-made keys and certificates.
+    /// The channel's own rustls configurations (`enclave::channel::tls_configs`), for two
+    /// fresh node identities: the handshake the attested channel runs, without the
+    /// attestation.
     fn plain_configs() -> Result<Plain, String> {
-        let tls = |e: rustls::Error| e.to_string();
-        let (client_cert, client_key) = self_signed("node-1")?;
-        let (server_cert, server_key) = self_signed("node-2")?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = Arc::new(SignatureOnly(provider.clone()));
-        let mut client = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(tls)?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_client_auth_cert(vec![client_cert], client_key)
-            .map_err(tls)?;
-        let mut server = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(tls)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![server_cert], server_key)
-            .map_err(tls)?;
-        client.resumption = Resumption::disabled();
-        server.send_tls13_tickets = 0;
-        server.session_storage = Arc::new(NoServerSessionStorage {});
-        Ok(Plain {
-            client: Arc::new(client),
-            server: Arc::new(server),
-        })
-    }
-
-    #[derive(Sequence)]
-    struct Tbs {
-        #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
-        version: Version,
-        serial_number: SerialNumber,
-        signature: AlgorithmIdentifierOwned,
-        issuer: Name,
-        validity: Validity,
-        subject: Name,
-        subject_public_key_info: SubjectPublicKeyInfoOwned,
-    }
-
-    #[derive(Sequence)]
-    struct Cert {
-        tbs: Tbs,
-        signature_algorithm: AlgorithmIdentifierOwned,
-        signature: BitString,
-    }
-
-    /// A fresh ECDSA P-256 key and a self-signed certificate for it, like a node's.
-    fn self_signed(
-        node_id: &str,
-    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), String> {
-        const ECDSA_WITH_SHA256: ObjectIdentifier =
-            ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-        const ID_EC_PUBLIC_KEY: ObjectIdentifier =
-            ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-        const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-        let der = |e: der::Error| e.to_string();
-        let crypto = |_| "key generation or signing failed".to_owned();
-        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).map_err(crypto)?;
-        let pkcs8 = key.to_pkcs8v1().map_err(crypto)?.as_ref().to_vec();
-        let rng = SystemRandom::new();
-        let mut serial = [0u8; 16];
-        rng.fill(&mut serial).map_err(crypto)?;
-        serial[0] = (serial[0] & 0x7f) | 0x01;
-        let algorithm = AlgorithmIdentifierOwned {
-            oid: ECDSA_WITH_SHA256,
-            parameters: None,
-        };
-        let name = Name::from_str(&format!("CN={node_id},O=tee-custody node")).map_err(der)?;
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs();
-        let time = |s: u64| Time::try_from(UNIX_EPOCH + Duration::from_secs(s)).map_err(der);
-        let tbs = Tbs {
-            version: Version::V3,
-            serial_number: SerialNumber::new(&serial).map_err(der)?,
-            signature: algorithm.clone(),
-            issuer: name.clone(),
-            validity: Validity::new(time(secs - 3600)?, time(secs + 365 * 24 * 3600)?),
-            subject: name,
-            subject_public_key_info: SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: ID_EC_PUBLIC_KEY,
-                    parameters: Some(Any::encode_from(&PRIME256V1).map_err(der)?),
-                },
-                subject_public_key: BitString::from_bytes(key.public_key().as_ref())
-                    .map_err(der)?,
-            },
-        };
-        let signature = key
-            .sign(&rng, &tbs.to_der().map_err(der)?)
-            .map_err(crypto)?;
-        let cert = Cert {
-            tbs,
-            signature_algorithm: algorithm,
-            signature: BitString::from_bytes(signature.as_ref()).map_err(der)?,
-        }
-        .to_der()
-        .map_err(der)?;
-        Ok((
-            CertificateDer::from(cert),
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
-        ))
-    }
-
-    /// Checks handshake signatures and that the certificate parses; trusts no PKI.
-    #[derive(Debug)]
-    struct SignatureOnly(Arc<CryptoProvider>);
-
-    impl SignatureOnly {
-        fn parses(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-            x509_cert::Certificate::from_der(cert)
-                .ok()
-                .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
-                .map(|_| ())
-                .ok_or(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::BadEncoding,
-                ))
-        }
-    }
-
-    impl ServerCertVerifier for SignatureOnly {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Self::parses(end_entity)?;
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
-    impl ClientCertVerifier for SignatureOnly {
-        fn root_hint_subjects(&self) -> &[DistinguishedName] {
-            &[]
-        }
-
-        fn client_auth_mandatory(&self) -> bool {
-            true
-        }
-
-        fn verify_client_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _now: UnixTime,
-        ) -> Result<ClientCertVerified, rustls::Error> {
-            Self::parses(end_entity)?;
-            Ok(ClientCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
+        let now = SystemTime::now();
+        let identity = |id| TlsIdentity::generate(id, now).map_err(|e| e.to_string());
+        let (client, _) = tls_configs(&identity("node-1")?).map_err(|e| e.to_string())?;
+        let (_, server) = tls_configs(&identity("node-2")?).map_err(|e| e.to_string())?;
+        Ok(Plain { client, server })
     }
 
     /// One TLS handshake over a fresh pipe. True when both sides completed a full one.

@@ -99,6 +99,36 @@ impl std::fmt::Debug for ChannelContext {
     }
 }
 
+/// The rustls configurations of a channel endpoint holding `identity`: TLS 1.3 only,
+/// certificates required both ways and checked only for the handshake signature (the
+/// attestation exchange decides who the peer is), and every connection a full
+/// handshake: no tickets, no session cache, no resumption, so each side signs with its
+/// TLS key again rather than relying on a key proof from another connection.
+pub fn tls_configs(
+    identity: &TlsIdentity,
+) -> Result<(Arc<ClientConfig>, Arc<ServerConfig>), ChannelError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = |e: rustls::Error| ChannelError::Tls(e.to_string());
+    let verifier = Arc::new(verifier::DeferToAttestation::new(provider.clone()));
+    let mut client = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_auth_cert(vec![identity.certificate()], identity.private_key())
+        .map_err(tls)?;
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![identity.certificate()], identity.private_key())
+        .map_err(tls)?;
+    client.resumption = rustls::client::Resumption::disabled();
+    server.send_tls13_tickets = 0;
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok((Arc::new(client), Arc::new(server)))
+}
+
 impl ChannelContext {
     pub fn new(
         node_id: String,
@@ -106,34 +136,14 @@ impl ChannelContext {
         nsm: Arc<dyn Nsm>,
         trust: PeerTrust,
     ) -> Result<Self, ChannelError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = |e: rustls::Error| ChannelError::Tls(e.to_string());
-        let verifier = Arc::new(verifier::DeferToAttestation::new(provider.clone()));
-        let mut client = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(tls)?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_client_auth_cert(vec![identity.certificate()], identity.private_key())
-            .map_err(tls)?;
-        let mut server = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(tls)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![identity.certificate()], identity.private_key())
-            .map_err(tls)?;
-        // Every channel is a full handshake: each side signs with its TLS key again
-        // rather than resuming a session whose key proof is from another connection.
-        client.resumption = rustls::client::Resumption::disabled();
-        server.send_tls13_tickets = 0;
-        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        let (client, server) = tls_configs(&identity)?;
         Ok(ChannelContext {
             node_id,
             identity,
             nsm,
             trust,
-            client: Arc::new(client),
-            server: Arc::new(server),
+            client,
+            server,
             handshake_timeout: Duration::from_secs(10),
             lifetime: Duration::from_secs(3600),
         })
