@@ -490,6 +490,27 @@ impl Node {
             .map_err(|e| e.to_string())
     }
 
+    /// Sends one message on `channel` and returns the peer's answer, closing the channel.
+    async fn ask<S>(
+        channel: &mut crate::channel::AttestedChannel<S>,
+        message: &PeerMessage,
+    ) -> Result<PeerMessage, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        channel
+            .send(&message.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = channel
+            .recv()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("peer closed the channel")?;
+        let _ = tokio::io::AsyncWriteExt::shutdown(channel.stream_mut()).await;
+        PeerMessage::decode(&answer).map_err(|e| e.to_string())
+    }
+
     /// Asks `peer` to release this node's data key.
     async fn ask_release(&self, peer: &str) -> (PeerAnswer, Option<DataKey>) {
         match bounded("key release request", self.try_release(peer)).await {
@@ -537,18 +558,8 @@ impl Node {
             .attest(&exporter, public.to_bytes().to_vec())
             .await
             .map_err(|e| e.to_string())?;
-        channel
-            .send(&PeerMessage::ReleaseRequest { document }.encode())
-            .await
-            .map_err(|e| e.to_string())?;
-        let answer = channel
-            .recv()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("peer closed the channel")?;
-        let _ = channel.close().await;
         Ok(
-            match PeerMessage::decode(&answer).map_err(|e| e.to_string())? {
+            match Self::ask(&mut channel, &PeerMessage::ReleaseRequest { document }).await? {
                 PeerMessage::Released { enc, ciphertext } => {
                     let info = release_info(&self.config.node_id);
                     let plain = hpke::open(&secret, &enc, &info, &exporter, &ciphertext)
@@ -588,22 +599,10 @@ impl Node {
 
     async fn send_escrow(&self, peer: &str, key: &DataKey) -> Result<(), String> {
         let mut channel = self.dial(peer).await?;
-        channel
-            .send(
-                &PeerMessage::EscrowPut {
-                    key: zeroize::Zeroizing::new(*key.expose_secret()),
-                }
-                .encode(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let answer = channel
-            .recv()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("peer closed the channel")?;
-        let _ = channel.close().await;
-        match PeerMessage::decode(&answer).map_err(|e| e.to_string())? {
+        let escrow = PeerMessage::EscrowPut {
+            key: zeroize::Zeroizing::new(*key.expose_secret()),
+        };
+        match Self::ask(&mut channel, &escrow).await? {
             PeerMessage::EscrowStored => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -614,19 +613,8 @@ impl Node {
         for peer in self.peer_ids() {
             let outcome = bounded("liveness check", async {
                 let mut channel = self.dial(&peer).await?;
-                channel
-                    .send(&PeerMessage::Ping.encode())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let answer = channel
-                    .recv()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("peer closed the channel")?;
-                let pcr0 = channel.peer().pcr0.clone();
-                let _ = channel.close().await;
-                match PeerMessage::decode(&answer).map_err(|e| e.to_string())? {
-                    PeerMessage::Pong => Ok(pcr0),
+                match Self::ask(&mut channel, &PeerMessage::Ping).await? {
+                    PeerMessage::Pong => Ok(channel.peer().pcr0.clone()),
                     other => Err(format!("unexpected answer {other:?}")),
                 }
             })

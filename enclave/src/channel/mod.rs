@@ -360,6 +360,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AttestedChannel<S> {
         Ok(read_frame(&mut self.stream, MAX_MESSAGE_LEN).await?)
     }
 
+    /// The underlying stream, for closing it in place.
+    pub(crate) fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
     pub async fn close(mut self) -> Result<(), ChannelError> {
         tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await?;
         Ok(())
