@@ -253,7 +253,7 @@ impl Node {
     }
 
     async fn lifecycle(self: Arc<Self>) -> Result<(), NodeError> {
-        match self.load_stored_manifest().await {
+        match self.load_stored_manifest_when_reachable().await {
             Ok(Some(accepted)) => {
                 self.install_manifest(accepted)?;
                 self.advance(Phase::WaitingForProvisioning {
@@ -275,12 +275,21 @@ impl Node {
         }
     }
 
-    async fn load_stored_manifest(&self) -> Result<Option<AcceptedManifest>, String> {
-        let stored = self
-            .blobs
-            .get(MANIFEST_BLOB)
-            .await
-            .map_err(|e| format!("reading the stored manifest: {e}"))?;
+    /// The manifest stored at the parent. A parent that is not reachable yet (started
+    /// after the node, or restarting) is waited for; a stored manifest that is invalid
+    /// is an error.
+    async fn load_stored_manifest_when_reachable(
+        &self,
+    ) -> Result<Option<AcceptedManifest>, String> {
+        let stored = loop {
+            match self.blobs.get(MANIFEST_BLOB).await {
+                Ok(stored) => break stored,
+                Err(e) => {
+                    tracing::warn!(error = %e, "parent's blob store not reachable yet; retrying");
+                    tokio::time::sleep(self.config.retry_interval).await;
+                }
+            }
+        };
         let Some(bytes) = stored else {
             return Ok(None);
         };

@@ -39,9 +39,23 @@ pub struct Cluster {
     pub manifest_path: PathBuf,
 }
 
+/// A free TCP port below the kernel's ephemeral range (32768 and up on Linux), so that
+/// no outgoing connection can take it between this check and the parent binding it.
 fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20000;
+    const COUNT: u16 = 12000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Start from a per-process offset so concurrent test processes rarely collide.
+    let offset = u16::try_from(std::process::id() % u32::from(COUNT)).unwrap_or(0);
+    for _ in 0..COUNT {
+        let step = NEXT.fetch_add(7, Ordering::Relaxed);
+        let port = FIRST + (offset.wrapping_add(step) % COUNT);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free port below the ephemeral range".to_owned())
 }
 
 /// PCR0..2 of a binary as the simulator measures it, as manifest JSON.

@@ -237,3 +237,17 @@ fn a_manifest_entry_with_other_measurements_is_refused() {
         assert_eq!(status_of(&c, id).phase, "waiting_for_provisioning");
     }
 }
+
+#[test]
+fn a_node_started_before_its_parent_waits_for_it() {
+    let mut c = Cluster::new(1).unwrap();
+    let envelope = c.sign(&c.manifest_body(1, &[]).unwrap(), 2).unwrap();
+    c.write_manifest(&envelope).unwrap();
+    c.start_enclave("node-1").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    c.start_parent("node-1").unwrap();
+    c.wait_until("node-1 waiting for a manifest", STARTUP, |s| {
+        all(s, |s| s.phase == "waiting_for_manifest")
+    })
+    .unwrap();
+}
