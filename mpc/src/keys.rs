@@ -240,13 +240,7 @@ impl AuxInfo {
 
     pub fn from_sealed_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         let sealed: SealedAuxInfo = sealed_decode(SEALED_AUX_INFO_VERSION, bytes)?;
-        let group = PartySet::new(
-            sealed
-                .group
-                .into_iter()
-                .map(NodeId::new)
-                .collect::<Result<Vec<_>, _>>()?,
-        )?;
+        let group = party_set_of(sealed.group)?;
         Self::new(group, sealed.index, sealed.aux)
     }
 }
@@ -358,13 +352,7 @@ impl KeyShare {
 
     pub fn from_sealed_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         let sealed: SealedKeyShare = sealed_decode(SEALED_KEY_SHARE_VERSION, bytes)?;
-        let group = PartySet::new(
-            sealed
-                .group
-                .into_iter()
-                .map(NodeId::new)
-                .collect::<Result<Vec<_>, _>>()?,
-        )?;
+        let group = party_set_of(sealed.group)?;
         Self::new(KeyId::new(sealed.key_id)?, group, sealed.share)
     }
 }
@@ -446,6 +434,15 @@ impl std::io::Write for SecretBuffer {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The party set named by ids read back from sealed storage, validated again.
+fn party_set_of(ids: Vec<String>) -> Result<PartySet, KeyError> {
+    let nodes = ids
+        .into_iter()
+        .map(NodeId::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PartySet::new(nodes)?)
 }
 
 #[cfg(test)]
