@@ -9,3 +9,4 @@ pub mod operator_api;
 pub mod phase;
 pub mod provisioning;
 pub mod sealed;
+pub mod threshold;

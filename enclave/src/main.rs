@@ -7,7 +7,7 @@
 use attestation::Verifier;
 use attestation::nsm::{AttestationRequest, Nsm};
 use clap::{Parser, Subcommand};
-use enclave::node::{Node, NodeConfig};
+use enclave::node::{Node, NodeConfig, PrimeSource, ThresholdConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -56,6 +56,26 @@ enum Command {
         /// Pause between liveness checks of every peer.
         #[arg(long, default_value_t = 30)]
         peer_check_secs: u64,
+        /// A threshold session ends when no protocol message arrives for this many seconds.
+        #[arg(long, default_value_t = 60)]
+        round_timeout_secs: u64,
+        /// Presignatures kept ready per key and signing set (0: no pool).
+        #[arg(long, default_value_t = 4)]
+        presign_depth: usize,
+        /// Sets of safe primes kept ready for auxiliary-info generation.
+        #[arg(long, default_value_t = 2)]
+        prime_pool_depth: usize,
+        /// Threads searching for safe primes in the background from boot.
+        #[arg(long, default_value_t = 1)]
+        prime_generators: usize,
+        /// Longest auxiliary-info generation waits for safe primes, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        prime_wait_secs: u64,
+        /// Simulator only: take safe primes from this file (written by the `mpc` crate's
+        /// `gen-fixtures`) instead of searching; nothing is generated then. Each node of a
+        /// simulated cluster needs its own file.
+        #[arg(long)]
+        sim_primes: Option<PathBuf>,
         /// Log format.
         #[arg(long, value_parser = ["json", "text"], default_value = "text")]
         log_format: String,
@@ -151,6 +171,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             channel_lifetime_secs,
             retry_secs,
             peer_check_secs,
+            round_timeout_secs,
+            presign_depth,
+            prime_pool_depth,
+            prime_generators,
+            prime_wait_secs,
+            sim_primes,
             log_format,
         } => {
             transport::connect::validate_node_id(&node_id)
@@ -175,6 +201,12 @@ fn run(cli: Cli) -> Result<(), Error> {
                 channel_lifetime: Duration::from_secs(channel_lifetime_secs),
                 retry_interval: Duration::from_secs(retry_secs.max(1)),
                 peer_check_interval: Duration::from_secs(peer_check_secs.max(1)),
+                threshold: ThresholdConfig {
+                    round_timeout: Duration::from_secs(round_timeout_secs.max(1)),
+                    prime_wait: Duration::from_secs(prime_wait_secs),
+                    presign_depth,
+                    primes: prime_source(cli.sim, sim_primes, prime_pool_depth, prime_generators)?,
+                },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -190,6 +222,54 @@ fn run(cli: Cli) -> Result<(), Error> {
             })
         }
     }
+}
+
+fn prime_source(
+    sim: bool,
+    file: Option<PathBuf>,
+    depth: usize,
+    generators: usize,
+) -> Result<PrimeSource, Error> {
+    match file {
+        None if generators == 0 => Err(Error::Usage(
+            "--prime-generators 0 needs --sim-primes: nothing would produce safe primes".into(),
+        )),
+        None => Ok(PrimeSource::Generate {
+            depth: depth.max(1),
+            generators,
+        }),
+        Some(_) if !sim => Err(Error::Usage(
+            "--sim-primes only applies with --sim".to_owned(),
+        )),
+        Some(path) => load_sim_primes(&path),
+    }
+}
+
+#[cfg(feature = "sim")]
+fn load_sim_primes(path: &std::path::Path) -> Result<PrimeSource, Error> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > mpc::sim::MAX_FIXTURE_LEN as u64 {
+        return Err(Error::Usage(format!(
+            "{}: larger than {} bytes",
+            path.display(),
+            mpc::sim::MAX_FIXTURE_LEN
+        )));
+    }
+    let json = std::fs::read(path).map_err(io)?;
+    let primes = mpc::sim::load_primes(&json)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    Ok(PrimeSource::Preloaded(primes))
+}
+
+#[cfg(not(feature = "sim"))]
+fn load_sim_primes(_: &std::path::Path) -> Result<PrimeSource, Error> {
+    Err(Error::Usage(
+        "this is a production build: it cannot load simulator primes".to_owned(),
+    ))
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,8 @@
 //! What operators and tools send to a node's client port, and what it answers.
 //!
 //! Requests: `[1][1][signed manifest envelope]` submits a manifest; `[1][2]` asks for the
-//! node's status. Answers: `[1][0][JSON]` or `[1][1][reason]`. A manifest needs no
+//! node's status; `[1][3][JSON]` is a [`KeyCommand`] (create a key, sign). Answers:
+//! `[1][0][JSON]` or `[1][1][reason]`. A manifest needs no
 //! channel security to be safe: the node accepts it only with enough valid operator
 //! signatures. (Operator-signed requests over attested TLS, for key operations, come with
 //! the `custody` client.)
@@ -19,6 +20,59 @@ pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 pub enum OperatorRequest {
     SubmitManifest(Vec<u8>),
     Status,
+    Keys(KeyCommand),
+}
+
+/// A key operation; hex for byte strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum KeyCommand {
+    /// Creates a key shared by `parties` (every manifest node when empty) with threshold
+    /// `threshold`; `key_id` is chosen by the node when absent.
+    CreateKey {
+        #[serde(default)]
+        key_id: Option<String>,
+        threshold: u16,
+        #[serde(default)]
+        parties: Vec<String>,
+    },
+    /// Signs a 32-byte `digest`, or a `message` the nodes hash with Keccak-256, at `path`
+    /// (`m/0/1`; the master key when absent), by `signers` (chosen by the node when empty).
+    Sign {
+        key_id: String,
+        #[serde(default)]
+        digest: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default)]
+        path: Option<String>,
+        #[serde(default)]
+        signers: Vec<String>,
+    },
+}
+
+/// Parses a non-hardened derivation path: `m`, or `m/` followed by indices separated by
+/// `/`. Hardened indices (`'` or `h`) are refused: threshold keys derive only
+/// non-hardened children.
+pub fn parse_path(text: &str) -> Result<Vec<u32>, String> {
+    let mut parts = text.split('/');
+    if parts.next() != Some("m") {
+        return Err(format!("derivation path {text:?} must start with m"));
+    }
+    parts
+        .map(|part| {
+            if part.ends_with('\'') || part.ends_with('h') || part.ends_with('H') {
+                return Err(format!("hardened index {part:?} cannot be derived"));
+            }
+            let index: u32 = part
+                .parse()
+                .map_err(|_| format!("derivation index {part:?} is not a number"))?;
+            if index >= 0x8000_0000 {
+                return Err(format!("index {index} is in the hardened range"));
+            }
+            Ok(index)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +82,8 @@ pub enum ApiError {
     TooLarge,
     #[error("unknown request")]
     Unknown,
+    #[error("malformed request: {0}")]
+    Malformed(String),
     #[error("malformed answer")]
     MalformedAnswer,
 }
@@ -39,6 +95,10 @@ impl OperatorRequest {
                 [&[VERSION, 1][..], envelope.as_slice()].concat()
             }
             OperatorRequest::Status => vec![VERSION, 2],
+            OperatorRequest::Keys(command) => {
+                let json = serde_json::to_vec(command).unwrap_or_default();
+                [&[VERSION, 3][..], json.as_slice()].concat()
+            }
         }
     }
 
@@ -51,6 +111,9 @@ impl OperatorRequest {
                 Ok(OperatorRequest::SubmitManifest(envelope.to_vec()))
             }
             [VERSION, 2] => Ok(OperatorRequest::Status),
+            [VERSION, 3, json @ ..] => serde_json::from_slice(json)
+                .map(OperatorRequest::Keys)
+                .map_err(|e| ApiError::Malformed(e.to_string())),
             _ => Err(ApiError::Unknown),
         }
     }
@@ -97,6 +160,12 @@ pub struct NodeStatus {
     /// Peers that do not yet hold this node's escrowed data key. Until this is empty, a
     /// restart of this node could not be recovered by every peer.
     pub escrow_pending: Vec<String>,
+    /// Ids of the keys this node holds a share of.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Presignatures ready in this node's pools.
+    #[serde(default)]
+    pub presignatures: usize,
 }
 
 /// The one line the status port serves to the parent's health endpoint: small, and
@@ -146,6 +215,18 @@ mod tests {
         for r in [
             OperatorRequest::SubmitManifest(b"{}".to_vec()),
             OperatorRequest::Status,
+            OperatorRequest::Keys(KeyCommand::CreateKey {
+                key_id: None,
+                threshold: 2,
+                parties: vec!["a".into()],
+            }),
+            OperatorRequest::Keys(KeyCommand::Sign {
+                key_id: "k".into(),
+                digest: Some("00".into()),
+                message: None,
+                path: Some("m/0".into()),
+                signers: Vec::new(),
+            }),
         ] {
             assert_eq!(OperatorRequest::decode(&r.encode()).unwrap(), r);
         }
@@ -160,6 +241,34 @@ mod tests {
             assert_eq!(decode_answer(&encode_answer(&a)).unwrap(), a);
         }
         assert!(decode_answer(&[1, 7]).is_err());
+        assert!(matches!(
+            OperatorRequest::decode(b"\x01\x03{\"op\":\"sign\",\"key_id\":\"k\",\"x\":1}"),
+            Err(ApiError::Malformed(_))
+        ));
+        assert!(matches!(
+            OperatorRequest::decode(b"\x01\x03{\"op\":\"delete-key\"}"),
+            Err(ApiError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn derivation_paths() {
+        assert_eq!(parse_path("m").unwrap(), Vec::<u32>::new());
+        assert_eq!(parse_path("m/0/1").unwrap(), vec![0, 1]);
+        assert_eq!(parse_path("m/2147483647").unwrap(), vec![0x7fff_ffff]);
+        for bad in [
+            "",
+            "0/1",
+            "m/",
+            "m/1'",
+            "m/1h",
+            "m/x",
+            "m/2147483648",
+            "m//1",
+            "M/1",
+        ] {
+            assert!(parse_path(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -173,6 +282,8 @@ mod tests {
             state_created_ms: None,
             peers: BTreeMap::new(),
             escrow_pending: Vec::new(),
+            keys: Vec::new(),
+            presignatures: 0,
         };
         let line = serde_json::to_vec(&HealthLine::of(&status)).unwrap();
         assert!(line.len() < 1024, "{}", line.len());

@@ -11,8 +11,14 @@
 //! - [`decide`] turns the answers into recover, create, or keep waiting. A node never
 //!   creates a new key over existing state, and never while a peer might hold its escrow.
 //!
+//! The same channels carry threshold sessions, as one-way messages on long-lived links:
+//! `SessionStart` (a request the peer checks itself), `SessionDone` (the participant's
+//! outcome, sent back to the coordinator with the hash of the request it answers),
+//! `Protocol` (one protocol envelope) and `SessionAbort` (from the coordinator only).
+//!
 //! Messages: `[1][kind][body]`, each body bounded.
 
+use crate::threshold::request::{MAX_OUTCOME_LEN, MAX_REQUEST_LEN};
 use std::collections::BTreeMap;
 use std::fmt;
 use zeroize::Zeroizing;
@@ -22,8 +28,16 @@ const VERSION: u8 = 1;
 pub const KEY_LEN: usize = 32;
 /// X25519 HPKE encapsulated key length.
 pub const ENC_LEN: usize = 32;
-/// Largest provisioning message (a release request carries an attestation document).
-pub const MAX_MESSAGE_LEN: usize = 2 + attestation::MAX_DOCUMENT_LEN;
+/// Largest peer message: a release request carries an attestation document, a protocol
+/// message one envelope.
+pub const MAX_MESSAGE_LEN: usize = 2 + max(
+    attestation::MAX_DOCUMENT_LEN,
+    mpc::envelope::MAX_ENVELOPE_LEN,
+);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
 const MAX_REASON_LEN: usize = 256;
 /// Largest sealed key in a `Released` answer (key plus AEAD tag, with room to spare).
 const MAX_CIPHERTEXT_LEN: usize = 256;
@@ -62,6 +76,24 @@ pub enum PeerMessage {
     /// Liveness check over a freshly attested channel.
     Ping,
     Pong,
+    /// "Take part in this session": an encoded `threshold::request::SessionRequest`.
+    SessionStart {
+        request: Vec<u8>,
+    },
+    /// The participant's encoded `threshold::request::Outcome` for the request whose
+    /// SHA-256 is `request`.
+    SessionDone {
+        request: [u8; 32],
+        outcome: Vec<u8>,
+    },
+    /// One protocol envelope; no answer.
+    Protocol {
+        envelope: Vec<u8>,
+    },
+    /// The coordinator ends a session early; no answer.
+    SessionAbort {
+        session: [u8; 32],
+    },
 }
 
 impl fmt::Debug for PeerMessage {
@@ -79,6 +111,16 @@ impl fmt::Debug for PeerMessage {
             PeerMessage::Unavailable { reason } => write!(f, "Unavailable({reason:?})"),
             PeerMessage::Refused { reason } => write!(f, "Refused({reason:?})"),
             PeerMessage::Ping => write!(f, "Ping"),
+            PeerMessage::SessionStart { request } => {
+                write!(f, "SessionStart({} byte request)", request.len())
+            }
+            PeerMessage::SessionDone { outcome, .. } => {
+                write!(f, "SessionDone({} byte outcome)", outcome.len())
+            }
+            PeerMessage::Protocol { envelope } => write!(f, "Protocol({} bytes)", envelope.len()),
+            PeerMessage::SessionAbort { session } => {
+                write!(f, "SessionAbort({})", hex::encode(session))
+            }
             PeerMessage::Pong => write!(f, "Pong"),
         }
     }
@@ -147,6 +189,23 @@ impl PeerMessage {
             }
             PeerMessage::Ping => out.push(8),
             PeerMessage::Pong => out.push(9),
+            PeerMessage::SessionStart { request } => {
+                out.push(10);
+                out.extend_from_slice(request);
+            }
+            PeerMessage::SessionDone { request, outcome } => {
+                out.push(11);
+                out.extend_from_slice(request);
+                out.extend_from_slice(outcome);
+            }
+            PeerMessage::Protocol { envelope } => {
+                out.push(12);
+                out.extend_from_slice(envelope);
+            }
+            PeerMessage::SessionAbort { session } => {
+                out.push(13);
+                out.extend_from_slice(session);
+            }
         }
         out
     }
@@ -200,6 +259,31 @@ impl PeerMessage {
             }),
             8 => empty(PeerMessage::Ping),
             9 => empty(PeerMessage::Pong),
+            10 if !body.is_empty() && body.len() <= MAX_REQUEST_LEN => {
+                Ok(PeerMessage::SessionStart {
+                    request: body.to_vec(),
+                })
+            }
+            11 if body.len() > 32 && body.len() <= 32 + MAX_OUTCOME_LEN => {
+                let (request, outcome) = body.split_at(32);
+                Ok(PeerMessage::SessionDone {
+                    request: request
+                        .try_into()
+                        .map_err(|_| MessageError::Malformed("request hash"))?,
+                    outcome: outcome.to_vec(),
+                })
+            }
+            12 if !body.is_empty() && body.len() <= mpc::envelope::MAX_ENVELOPE_LEN => {
+                Ok(PeerMessage::Protocol {
+                    envelope: body.to_vec(),
+                })
+            }
+            13 => Ok(PeerMessage::SessionAbort {
+                session: body
+                    .try_into()
+                    .map_err(|_| MessageError::Malformed("session id must be 32 bytes"))?,
+            }),
+            10..=12 => Err(MessageError::Malformed("session message length")),
             _ => Err(MessageError::Unknown),
         }
     }
@@ -334,6 +418,17 @@ mod tests {
             },
             PeerMessage::Ping,
             PeerMessage::Pong,
+            PeerMessage::SessionStart {
+                request: b"{}".to_vec(),
+            },
+            PeerMessage::SessionDone {
+                request: [4; 32],
+                outcome: b"{}".to_vec(),
+            },
+            PeerMessage::Protocol {
+                envelope: vec![1; mpc::envelope::MAX_ENVELOPE_LEN],
+            },
+            PeerMessage::SessionAbort { session: [3; 32] },
         ] {
             assert_eq!(PeerMessage::decode(&m.encode()).unwrap(), m);
         }
@@ -363,6 +458,24 @@ mod tests {
             PeerMessage::decode(&big),
             Err(MessageError::TooLarge(MAX_MESSAGE_LEN + 1))
         );
+        // Session messages: empty bodies and bodies one byte over their limit.
+        for (kind, max) in [
+            (10u8, MAX_REQUEST_LEN),
+            (11, 32 + MAX_OUTCOME_LEN),
+            (12, mpc::envelope::MAX_ENVELOPE_LEN),
+        ] {
+            assert!(PeerMessage::decode(&[1, kind]).is_err());
+            let over = [&[1u8, kind][..], &vec![b'x'; max + 1]].concat();
+            assert!(matches!(
+                PeerMessage::decode(&over),
+                Err(MessageError::Malformed("session message length") | MessageError::TooLarge(_))
+            ));
+            let at = [&[1u8, kind][..], &vec![b'x'; max]].concat();
+            assert!(PeerMessage::decode(&at).is_ok());
+        }
+        assert!(PeerMessage::decode(&[&[1u8, 13][..], &[0; 31]].concat()).is_err());
+        // An outcome needs its request hash and at least one byte.
+        assert!(PeerMessage::decode(&[&[1u8, 11][..], &[0; 32]].concat()).is_err());
         let mut long_reason = vec![1u8, 6];
         long_reason.extend(vec![b'a'; MAX_REASON_LEN + 1]);
         assert!(PeerMessage::decode(&long_reason).is_err());

@@ -102,7 +102,7 @@ fn run() -> Result<(), Error> {
     let set = first.signing_set(signers.iter().map(|(node, _)| node.clone()))?;
 
     measure("sign, 2 signers, no presignature", light, |k| {
-        let to_sign = ToSign::Sha256Message(format!("bench transfer {k}").into_bytes());
+        let to_sign = ToSign::Keccak256Message(format!("bench transfer {k}").into_bytes());
         let sessions = signers
             .iter()
             .map(|(node, share)| {
@@ -136,7 +136,7 @@ fn run() -> Result<(), Error> {
             Some(pair) => pair,
             None => presign(&signers, &set, 1000 + k)?,
         };
-        let to_sign = ToSign::Sha256Message(format!("bench presigned {k}").into_bytes());
+        let to_sign = ToSign::Keccak256Message(format!("bench presigned {k}").into_bytes());
         let started = Instant::now();
         let sessions = pair
             .into_iter()

@@ -25,6 +25,7 @@ use cggmp24::signing::PresignaturePublicData;
 use crate::Curve;
 use crate::keys::{DerivationPath, KeyId, PublicKey};
 use crate::party::SigningSet;
+use crate::session_id::SessionId;
 use crate::signature::ToSign;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +47,7 @@ impl PresignRefusal {
     pub fn check(to_sign: &ToSign) -> Result<(), PresignRefusal> {
         match to_sign {
             ToSign::Digest(_) => Err(PresignRefusal::PrehashedDigest),
-            ToSign::Sha256Message(_) => Ok(()),
+            ToSign::Keccak256Message(_) => Ok(()),
         }
     }
 }
@@ -157,16 +158,12 @@ pub struct PoolKey {
     pub path: DerivationPath,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the pool already holds {depth} presignatures for this key and signing set")]
-pub struct PoolFull {
-    pub depth: usize,
-}
-
-/// Presignatures kept in memory, up to `depth` per [`PoolKey`].
+/// Presignatures kept in memory, up to `depth` per [`PoolKey`], each under the id of the
+/// session that produced it (every signer of that session holds its own part under the
+/// same id, so a signing request names the one all of them consume).
 pub struct PresignaturePool {
     depth: usize,
-    slots: BTreeMap<PoolKey, VecDeque<Presignature>>,
+    slots: BTreeMap<PoolKey, VecDeque<(SessionId, Presignature)>>,
 }
 
 impl PresignaturePool {
@@ -181,39 +178,66 @@ impl PresignaturePool {
         self.depth
     }
 
-    /// Adds a presignature; when the pool for its key is full it is destroyed instead.
-    pub fn put(&mut self, presignature: Presignature) -> Result<(), PoolFull> {
-        let key = presignature.pool_key();
-        if self.available(&key) >= self.depth {
-            return Err(PoolFull { depth: self.depth });
+    /// Adds a presignature under `id`. When the pool for its key is full, the oldest ones
+    /// are destroyed to make room (a peer that lost its pool in a restart leaves the others
+    /// holding parts nobody can use; they age out this way). Returns how many were
+    /// destroyed; with a depth of 0 that includes `presignature` itself.
+    pub fn put(&mut self, id: SessionId, presignature: Presignature) -> usize {
+        if self.depth == 0 {
+            return 1;
         }
-        self.slots.entry(key).or_default().push_back(presignature);
-        Ok(())
+        let slot = self.slots.entry(presignature.pool_key()).or_default();
+        if slot.iter().any(|(held, _)| *held == id) {
+            // An id is never reused; a second presignature under it is destroyed.
+            return 1;
+        }
+        let mut evicted = 0;
+        while slot.len() >= self.depth {
+            slot.pop_front();
+            evicted += 1;
+        }
+        slot.push_back((id, presignature));
+        evicted
     }
 
-    /// Removes and returns one presignature for `key`; it will never be returned again.
-    pub fn take(&mut self, key: &PoolKey) -> Option<Presignature> {
+    /// The id of the oldest presignature for `key`, which stays in the pool.
+    pub fn oldest(&self, key: &PoolKey) -> Option<SessionId> {
+        self.slots.get(key)?.front().map(|(id, _)| *id)
+    }
+
+    /// Removes and returns presignature `id` for `key`; it will never be returned again.
+    pub fn take(&mut self, key: &PoolKey, id: &SessionId) -> Option<Presignature> {
         let slot = self.slots.get_mut(key)?;
-        let presignature = slot.pop_front();
+        let position = slot.iter().position(|(held, _)| held == id)?;
+        let presignature = slot.remove(position).map(|(_, p)| p);
         if slot.is_empty() {
             self.slots.remove(key);
         }
         presignature
     }
 
-    /// Like [`take`](Self::take), but first refuses data a presignature must not sign, so that
-    /// no presignature is spent on a request that has to go to full signing anyway.
+    /// Like [`take`](Self::take) for the oldest presignature, but first refuses data a
+    /// presignature must not sign, so that none is spent on a request that has to go to full
+    /// signing anyway.
     pub fn take_for(
         &mut self,
         key: &PoolKey,
         to_sign: &ToSign,
-    ) -> Result<Option<Presignature>, PresignRefusal> {
+    ) -> Result<Option<(SessionId, Presignature)>, PresignRefusal> {
         PresignRefusal::check(to_sign)?;
-        Ok(self.take(key))
+        let Some(id) = self.oldest(key) else {
+            return Ok(None);
+        };
+        Ok(self.take(key, &id).map(|p| (id, p)))
     }
 
     pub fn available(&self, key: &PoolKey) -> usize {
         self.slots.get(key).map_or(0, VecDeque::len)
+    }
+
+    /// Presignatures held for every key.
+    pub fn total(&self) -> usize {
+        self.slots.values().map(VecDeque::len).sum()
     }
 
     /// How many presignatures to generate to fill the pool for `key`.
@@ -223,9 +247,9 @@ impl PresignaturePool {
 
     /// Destroys every presignature of `key_id` (after a refresh, a reshare or a deletion).
     pub fn discard_key(&mut self, key_id: &KeyId) -> usize {
-        let before: usize = self.slots.values().map(VecDeque::len).sum();
+        let before = self.total();
         self.slots.retain(|k, _| k.key_id != *key_id);
-        before - self.slots.values().map(VecDeque::len).sum::<usize>()
+        before - self.total()
     }
 }
 

@@ -31,6 +31,7 @@ use round_based::state_machine::{MpcParty, ProceedResult, StateMachine};
 use round_based::{Incoming, MessageDestination, MessageType, ProtocolMessage, RoundMessage};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::Sha256;
+use sha3::Keccak256;
 
 use crate::envelope::{Envelope, Recipient};
 use crate::keys::{AuxInfo, DerivationPath, KeyError, KeyId, KeyShare, PublicKey};
@@ -537,8 +538,8 @@ impl Session<Signature> {
                     let data = PrehashedDataToSign::from_scalar(to_sign.scalar());
                     builder.sign(&mut OsRng, party, &data).await
                 }
-                ToSign::Sha256Message(message) => {
-                    let data = DataToSign::digest::<Sha256>(message);
+                ToSign::Keccak256Message(message) => {
+                    let data = DataToSign::digest::<Keccak256>(message);
                     builder.sign(&mut OsRng, party, &data).await
                 }
             }
@@ -572,7 +573,7 @@ impl Session<Signature> {
         presignature.check(to_sign, path)?;
         let message = match to_sign {
             ToSign::Digest(_) => return Err(PresignRefusal::PrehashedDigest.into()),
-            ToSign::Sha256Message(message) => DataToSign::digest::<Sha256>(message),
+            ToSign::Keccak256Message(message) => DataToSign::digest::<Keccak256>(message),
         };
         let participants = presignature.signers().signers().to_vec();
         let i = presignature.index();

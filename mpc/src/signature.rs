@@ -3,9 +3,8 @@
 use std::fmt;
 
 use k256::ecdsa::{self, RecoveryId, VerifyingKey, signature::hazmat::PrehashVerifier};
-use sha2::{Digest, Sha256};
 
-use crate::{Curve, keys::PublicKey};
+use crate::{Curve, address::keccak256, keys::PublicKey};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -27,8 +26,8 @@ pub enum VerifyError {
 pub enum ToSign {
     /// A 32-byte digest computed by the requester; its preimage is unknown to the nodes.
     Digest([u8; 32]),
-    /// A message that the nodes hash with SHA-256 themselves.
-    Sha256Message(Vec<u8>),
+    /// A message that the nodes hash with Keccak-256 themselves, as Ethereum does.
+    Keccak256Message(Vec<u8>),
 }
 
 impl ToSign {
@@ -36,7 +35,7 @@ impl ToSign {
     pub fn prehash(&self) -> [u8; 32] {
         match self {
             ToSign::Digest(digest) => *digest,
-            ToSign::Sha256Message(message) => Sha256::digest(message).into(),
+            ToSign::Keccak256Message(message) => keccak256(message),
         }
     }
 
@@ -49,7 +48,7 @@ impl fmt::Debug for ToSign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ToSign::Digest(d) => write!(f, "Digest({})", hex(d)),
-            ToSign::Sha256Message(m) => write!(f, "Sha256Message({} bytes)", m.len()),
+            ToSign::Keccak256Message(m) => write!(f, "Keccak256Message({} bytes)", m.len()),
         }
     }
 }
@@ -183,7 +182,7 @@ mod tests {
     fn checks_a_k256_signature() {
         let secret = SigningKey::from_slice(&[7u8; 32]).unwrap();
         let key = PublicKey::from_k256(secret.verifying_key().into());
-        let to_sign = ToSign::Sha256Message(b"hello".to_vec());
+        let to_sign = ToSign::Keccak256Message(b"hello".to_vec());
         let prehash = to_sign.prehash();
         let (sig, recid) = secret.sign_prehash_recoverable(&prehash).unwrap();
         let sig = sig.normalize_s().unwrap_or(sig);

@@ -274,7 +274,7 @@ fn a_tampered_signing_proof_aborts_naming_its_sender() {
     let shares = keygen(3, 2, "key-bad-proof");
     let nodes = nodes(3);
     let (cheater, victim) = (nodes[1].clone(), nodes[2].clone());
-    let to_sign = ToSign::Sha256Message(b"tampered".to_vec());
+    let to_sign = ToSign::Keccak256Message(b"tampered".to_vec());
     let sessions = sign_sessions(&shares, &[1, 2], &to_sign, None, "sign tampered");
     let results = sim::run_with(sessions, &mut |from, to, envelope| {
         if *from != cheater || *to != victim {
@@ -310,7 +310,7 @@ fn a_tampered_partial_signature_aborts_naming_its_sender() {
     let signers = [0usize, 1];
     let nodes = nodes(3);
     let (cheater, victim) = (nodes[1].clone(), nodes[0].clone());
-    let to_sign = ToSign::Sha256Message(b"pay".to_vec());
+    let to_sign = ToSign::Keccak256Message(b"pay".to_vec());
     let sessions = presign(&shares, &signers, None, "refill")
         .into_iter()
         .map(|(node, presignature)| {

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use common::*;
 use mpc::{
     DerivationPath, KeyShare, PoolKey, PresignRefusal, PresignaturePool, Session, SessionError,
-    ToSign, sim,
+    SessionId, ToSign, sim,
 };
 
 fn message(text: &str) -> ToSign {
-    ToSign::Sha256Message(text.as_bytes().to_vec())
+    ToSign::Keccak256Message(text.as_bytes().to_vec())
 }
 
 /// Signs with every signing set, two sets at a time on their own threads (a 3-of-5 signature
@@ -159,11 +159,12 @@ fn a_presignature_signs_once_and_only_once() {
     };
 
     let presignatures = presign(&shares, &signers, None, "refill");
+    let id = SessionId::derive(mpc::Protocol::Presign, b"refill");
     let mut pools = Vec::new();
     for (node, presignature) in presignatures {
         assert_eq!(presignature.public_key(), &public_key);
         let mut pool = PresignaturePool::new(1);
-        pool.put(presignature).unwrap();
+        assert_eq!(pool.put(id, presignature), 0);
         assert_eq!((pool.available(&key), pool.missing(&key)), (1, 0));
         pools.push((node, pool));
     }
@@ -182,10 +183,11 @@ fn a_presignature_signs_once_and_only_once() {
     let sessions = pools
         .iter_mut()
         .map(|(node, pool)| {
-            let presignature = pool
+            let (taken, presignature) = pool
                 .take_for(&key, &to_sign)
                 .unwrap()
                 .expect("the pool holds one");
+            assert_eq!(taken, id);
             let session =
                 Session::sign_presigned(b"pay from the pool", presignature, node, &to_sign, None)
                     .unwrap();
@@ -202,7 +204,7 @@ fn a_presignature_signs_once_and_only_once() {
     // Nothing is left to sign a second message with.
     for (node, pool) in &mut pools {
         assert_eq!((pool.available(&key), pool.missing(&key)), (0, 1));
-        if pool.take(&key).is_some() {
+        if pool.take(&key, &id).is_some() || pool.take_for(&key, &to_sign).unwrap().is_some() {
             panic!("{node}: a presignature was handed out twice");
         }
     }
@@ -235,14 +237,20 @@ fn presignature_rules_are_enforced() {
     ));
     assert_eq!(a.check(&to_sign, Some(&path)), Ok(()));
 
-    // A full pool destroys what it cannot hold.
     let mut pool = PresignaturePool::new(1);
     let key = b.pool_key();
-    pool.put(b).unwrap();
-    assert!(pool.put(a).is_err());
+    let (id_a, id_b) = (
+        SessionId::from_bytes([1; 32]),
+        SessionId::from_bytes([2; 32]),
+    );
+    assert_eq!(pool.put(id_a, a), 0);
+    // A full pool destroys its oldest to make room.
+    assert_eq!(pool.put(id_b, b), 1);
     assert_eq!(pool.available(&key), 1);
+    assert_eq!(pool.oldest(&key), Some(id_b));
+    assert!(pool.take(&key, &id_a).is_none());
 
-    let b = pool.take(&key).unwrap();
+    let b = pool.take(&key, &id_b).unwrap();
     let refused = Session::sign_presigned(b"r", b, &node_b, &ToSign::Digest([1; 32]), Some(&path));
     assert!(matches!(
         refused,

@@ -2,13 +2,20 @@
 //! [`crate::provisioning`], [`crate::channel`] checks, manifest acceptance).
 //!
 //! Listeners (all through the parent, over vsock or its simulator stand-in):
-//! - peer port: attested channels from other nodes (escrow, key release, liveness);
-//! - client port: operators submit manifests and read status;
+//! - peer port: attested channels from other nodes (escrow, key release, liveness,
+//!   threshold sessions);
+//! - client port: operators submit manifests, read status, create keys and sign;
 //! - status port: one JSON line for the parent's health endpoint.
 //!
 //! Lifecycle: boot, then the manifest stored at the parent (or wait for operators to
 //! submit one), then provisioning (recover the data key from a peer, or on a first start
-//! create one and escrow it with every peer), then running.
+//! create one and escrow it with every peer), then reading the sealed key shares, then
+//! running. Threshold keys: [`keys`]; outbound links for protocol messages: [`links`].
+
+mod keys;
+mod links;
+
+pub use keys::{CreatedKey, PrimeSource, SignedDigest, ThresholdConfig};
 
 use crate::blobs::ParentBlobs;
 use crate::channel::{ChannelContext, PeerTrust, TlsIdentity};
@@ -45,6 +52,18 @@ const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a request to a peer may take, connection and attestation included.
 const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Pause between checks of the presignature pools this node fills.
+const PRESIGN_REFILL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Aborts a background task when its owner ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs a request to a peer under [`PEER_REQUEST_TIMEOUT`].
 async fn bounded<T>(
     what: &str,
@@ -60,7 +79,7 @@ fn escrow_blob(peer: &str) -> String {
 }
 
 /// How a node runs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NodeConfig {
     pub node_id: String,
     pub cid: u32,
@@ -74,6 +93,7 @@ pub struct NodeConfig {
     pub retry_interval: Duration,
     /// Pause between liveness checks of every peer.
     pub peer_check_interval: Duration,
+    pub threshold: ThresholdConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +108,8 @@ pub enum NodeError {
     },
     #[error("TLS identity: {0}")]
     Identity(String),
+    #[error("threshold engine: {0}")]
+    Threshold(String),
     #[error("{0}")]
     Fatal(String),
 }
@@ -108,6 +130,8 @@ struct State {
 /// A running node.
 pub struct Node {
     config: NodeConfig,
+    keys: keys::Keys,
+    links: Mutex<BTreeMap<mpc::NodeId, links::LinkSender>>,
     nsm: Arc<dyn Nsm>,
     identity: Arc<TlsIdentity>,
     blobs: ParentBlobs,
@@ -132,10 +156,17 @@ fn now_ms() -> u64 {
 }
 
 impl Node {
-    pub fn new(config: NodeConfig, nsm: Arc<dyn Nsm>) -> Result<Arc<Self>, NodeError> {
+    pub fn new(mut config: NodeConfig, nsm: Arc<dyn Nsm>) -> Result<Arc<Self>, NodeError> {
         let identity = TlsIdentity::generate(&config.node_id, SystemTime::now())
             .map_err(|e| NodeError::Identity(e.to_string()))?;
+        mpc::NodeId::new(config.node_id.as_str())
+            .map_err(|e| NodeError::Threshold(e.to_string()))?;
+        // Safe prime search starts now, from boot.
+        let threshold = std::mem::take(&mut config.threshold);
+        let keys = keys::Keys::new(threshold).map_err(NodeError::Threshold)?;
         Ok(Arc::new(Node {
+            keys,
+            links: Mutex::new(BTreeMap::new()),
             blobs: ParentBlobs::new(config.backend.clone()),
             config,
             nsm,
@@ -188,6 +219,13 @@ impl Node {
             state_created_ms: state.state_created_ms,
             peers: state.peers.clone(),
             escrow_pending: state.escrow_pending.iter().cloned().collect(),
+            keys: self
+                .keys
+                .shares()
+                .iter()
+                .map(|s| s.key_id().to_string())
+                .collect(),
+            presignatures: self.keys.presignatures_ready(),
         }
     }
 
@@ -267,7 +305,20 @@ impl Node {
             self.manifest_arrived.notified().await;
         }
         self.provision().await?;
+        if let Err(e) = self.load_keys().await {
+            return Err(self.fail(format!("sealed key shares refused: {e}")));
+        }
         self.advance(Phase::Running)?;
+        let refill = tokio::spawn({
+            let node = self.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(PRESIGN_REFILL_INTERVAL).await;
+                    node.refill_presignatures().await;
+                }
+            }
+        });
+        let _refill = AbortOnDrop(refill);
         loop {
             self.retry_escrows().await;
             self.check_peers().await;
@@ -698,8 +749,18 @@ impl Node {
         .await;
     }
 
-    async fn handle_operator(&self, bytes: &[u8]) -> Result<String, String> {
+    async fn handle_operator(self: &Arc<Self>, bytes: &[u8]) -> Result<String, String> {
         match OperatorRequest::decode(bytes).map_err(|e| e.to_string())? {
+            OperatorRequest::Keys(command) => {
+                if self.state().phase != Phase::Running {
+                    return Err(format!(
+                        "node is not running ({}): {}",
+                        self.state().phase,
+                        self.status().reason.unwrap_or_default()
+                    ));
+                }
+                self.key_command(command).await
+            }
             OperatorRequest::Status => {
                 serde_json::to_string(&self.status()).map_err(|e| e.to_string())
             }
@@ -744,10 +805,29 @@ impl Node {
             }
         };
         let peer = channel.peer().node_id.clone();
+        let Ok(peer_id) = mpc::NodeId::new(peer.as_str()) else {
+            return;
+        };
         while let Ok(Ok(Some(bytes))) =
             tokio::time::timeout(PEER_IDLE_TIMEOUT, channel.recv()).await
         {
             let reply = match PeerMessage::decode(&bytes) {
+                Ok(PeerMessage::Protocol { envelope }) => {
+                    self.deliver(&peer_id, &envelope);
+                    continue;
+                }
+                Ok(PeerMessage::SessionAbort { session }) => {
+                    self.abort_session(&peer_id, mpc::SessionId::from_bytes(session));
+                    continue;
+                }
+                Ok(PeerMessage::SessionStart { request }) => {
+                    self.session_start(peer_id.clone(), request);
+                    continue;
+                }
+                Ok(PeerMessage::SessionDone { request, outcome }) => {
+                    self.session_done(&peer_id, request, &outcome);
+                    continue;
+                }
                 Ok(message) => {
                     self.handle_peer(&channels, &peer, channel.exporter(), message)
                         .await

@@ -1,0 +1,605 @@
+//! The request that starts one threshold session at every participant, and what each
+//! participant answers.
+//!
+//! The coordinator (the node an operator asked) encodes a [`SessionRequest`] once and sends
+//! the same bytes to every participant over its attested channel. Each participant checks
+//! them itself with [`SessionRequest::verify`] (the sender is the coordinator it names, the
+//! manifest is the one it runs, every party is a manifest node, it is one of them) and derives
+//! the session id from those bytes, so protocol messages can only join the execution that this
+//! request started. A fresh 32-byte nonce makes two requests with the same content distinct.
+
+use mpc::{DerivationPath, KeyId, NodeId, PartySet, Protocol, SessionId, ToSign};
+use serde::{Deserialize, Serialize};
+
+/// Largest encoded request.
+pub const MAX_REQUEST_LEN: usize = 48 * 1024;
+/// Largest message a request may ask to sign (it is hashed inside the nodes).
+pub const MAX_SIGN_MESSAGE_LEN: usize = 16 * 1024;
+/// Largest encoded outcome.
+pub const MAX_OUTCOME_LEN: usize = 8 * 1024;
+const VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error("session request of {0} bytes exceeds the limit of {MAX_REQUEST_LEN}")]
+    TooLarge(usize),
+    #[error("session request is not valid: {0}")]
+    Malformed(String),
+    #[error("session request version {0} is not supported")]
+    Version(u8),
+    #[error("session request names coordinator {named}, but came from {from}")]
+    WrongCoordinator { named: String, from: String },
+    #[error("session request was made under another manifest")]
+    OtherManifest,
+    #[error("{0} is not a node of the manifest")]
+    NotInManifest(String),
+    #[error("this node ({0}) is not a participant of the request")]
+    NotParticipant(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a session computes; hex for every byte string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Operation {
+    AuxInfo {
+        group: Vec<String>,
+    },
+    Keygen {
+        key_id: String,
+        group: Vec<String>,
+        threshold: u16,
+        /// The session that produced the auxiliary info every party must use.
+        aux_info: String,
+    },
+    Presign {
+        key_id: String,
+        signers: Vec<String>,
+    },
+    Sign {
+        key_id: String,
+        signers: Vec<String>,
+        data: Data,
+        path: Vec<u32>,
+    },
+    SignPresigned {
+        key_id: String,
+        signers: Vec<String>,
+        message: String,
+        /// The presignature session whose output every signer consumes.
+        presignature: String,
+    },
+}
+
+/// What is signed: a requester's digest, or a message the nodes hash with Keccak-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Data {
+    Digest(String),
+    Message(String),
+}
+
+impl Data {
+    pub fn of(to_sign: &ToSign) -> Self {
+        match to_sign {
+            ToSign::Digest(d) => Data::Digest(hex::encode(d)),
+            ToSign::Keccak256Message(m) => Data::Message(hex::encode(m)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    pub version: u8,
+    pub coordinator: String,
+    pub manifest_hash: String,
+    pub nonce: String,
+    pub operation: Operation,
+}
+
+/// A request this node checked, with the session id every participant derives from it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub session: SessionId,
+    pub coordinator: NodeId,
+    pub task: Task,
+    /// The bytes the session id was derived from.
+    pub bytes: Vec<u8>,
+}
+
+/// A checked [`Operation`]. Signing sets are checked against the key share, which only the
+/// runtime holds.
+#[derive(Debug, Clone)]
+pub enum Task {
+    AuxInfo {
+        group: PartySet,
+    },
+    Keygen {
+        key_id: KeyId,
+        group: PartySet,
+        threshold: u16,
+        aux_info: SessionId,
+    },
+    Presign {
+        key_id: KeyId,
+        signers: Vec<NodeId>,
+    },
+    Sign {
+        key_id: KeyId,
+        signers: Vec<NodeId>,
+        to_sign: ToSign,
+        path: DerivationPath,
+    },
+    SignPresigned {
+        key_id: KeyId,
+        signers: Vec<NodeId>,
+        to_sign: ToSign,
+        presignature: SessionId,
+    },
+}
+
+impl Task {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Task::AuxInfo { .. } => Protocol::AuxInfo,
+            Task::Keygen { .. } => Protocol::Keygen,
+            Task::Presign { .. } => Protocol::Presign,
+            Task::Sign { .. } => Protocol::Sign,
+            Task::SignPresigned { .. } => Protocol::SignPresigned,
+        }
+    }
+
+    /// Every node that takes part, coordinator included.
+    pub fn participants(&self) -> &[NodeId] {
+        match self {
+            Task::AuxInfo { group } | Task::Keygen { group, .. } => group.nodes(),
+            Task::Presign { signers, .. }
+            | Task::Sign { signers, .. }
+            | Task::SignPresigned { signers, .. } => signers,
+        }
+    }
+
+    /// A short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::AuxInfo { .. } => "auxiliary info",
+            Task::Keygen { .. } => "key generation",
+            Task::Presign { .. } => "presignature generation",
+            Task::Sign { .. } => "signing",
+            Task::SignPresigned { .. } => "signing from a presignature",
+        }
+    }
+}
+
+impl SessionRequest {
+    pub fn new(
+        coordinator: &NodeId,
+        manifest_hash: &[u8; 32],
+        nonce: &[u8; 32],
+        operation: Operation,
+    ) -> Self {
+        Self {
+            version: VERSION,
+            coordinator: coordinator.as_str().to_owned(),
+            manifest_hash: hex::encode(manifest_hash),
+            nonce: hex::encode(nonce),
+            operation,
+        }
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, RequestError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| RequestError::Malformed(e.to_string()))?;
+        if bytes.len() > MAX_REQUEST_LEN {
+            return Err(RequestError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks `bytes` as received from `from` by node `me`, under the manifest with hash
+    /// `manifest_hash` listing `members`.
+    pub fn verify(
+        bytes: &[u8],
+        from: &NodeId,
+        me: &NodeId,
+        manifest_hash: &[u8; 32],
+        members: &[NodeId],
+    ) -> Result<Verified, RequestError> {
+        if bytes.len() > MAX_REQUEST_LEN {
+            return Err(RequestError::TooLarge(bytes.len()));
+        }
+        let request: SessionRequest =
+            serde_json::from_slice(bytes).map_err(|e| RequestError::Malformed(e.to_string()))?;
+        if request.version != VERSION {
+            return Err(RequestError::Version(request.version));
+        }
+        if request.coordinator != from.as_str() {
+            return Err(RequestError::WrongCoordinator {
+                named: short(&request.coordinator),
+                from: from.to_string(),
+            });
+        }
+        if hex32(&request.manifest_hash, "manifest hash")? != *manifest_hash {
+            return Err(RequestError::OtherManifest);
+        }
+        hex32(&request.nonce, "nonce")?;
+        let member = |id: &String| -> Result<NodeId, RequestError> {
+            let node = NodeId::new(id.as_str())
+                .map_err(|e| RequestError::Invalid(format!("party: {e}")))?;
+            if members.contains(&node) {
+                Ok(node)
+            } else {
+                Err(RequestError::NotInManifest(short(id)))
+            }
+        };
+        let members_of = |ids: &[String]| ids.iter().map(member).collect::<Result<Vec<_>, _>>();
+        let key = |id: &str| KeyId::new(id).map_err(|e| RequestError::Invalid(e.to_string()));
+        let signers_of = |ids: &[String]| -> Result<Vec<NodeId>, RequestError> {
+            let nodes = members_of(ids)?;
+            // The signing set is checked against the key share later; here only its shape.
+            PartySet::new(nodes.iter().cloned())
+                .map_err(|e| RequestError::Invalid(format!("signers: {e}")))?;
+            Ok(nodes)
+        };
+        let task = match &request.operation {
+            Operation::AuxInfo { group } => Task::AuxInfo {
+                group: group_of(members_of(group)?)?,
+            },
+            Operation::Keygen {
+                key_id,
+                group,
+                threshold,
+                aux_info,
+            } => {
+                let group = group_of(members_of(group)?)?;
+                mpc::Threshold::new(*threshold, &group)
+                    .map_err(|e| RequestError::Invalid(e.to_string()))?;
+                Task::Keygen {
+                    key_id: key(key_id)?,
+                    group,
+                    threshold: *threshold,
+                    aux_info: SessionId::from_bytes(hex32(aux_info, "auxiliary info id")?),
+                }
+            }
+            Operation::Presign { key_id, signers } => Task::Presign {
+                key_id: key(key_id)?,
+                signers: signers_of(signers)?,
+            },
+            Operation::Sign {
+                key_id,
+                signers,
+                data,
+                path,
+            } => Task::Sign {
+                key_id: key(key_id)?,
+                signers: signers_of(signers)?,
+                to_sign: to_sign(data)?,
+                path: DerivationPath::new(path.iter().copied())
+                    .map_err(|e| RequestError::Invalid(e.to_string()))?,
+            },
+            Operation::SignPresigned {
+                key_id,
+                signers,
+                message,
+                presignature,
+            } => Task::SignPresigned {
+                key_id: key(key_id)?,
+                signers: signers_of(signers)?,
+                to_sign: to_sign(&Data::Message(message.clone()))?,
+                presignature: SessionId::from_bytes(hex32(presignature, "presignature id")?),
+            },
+        };
+        if !task.participants().contains(me) {
+            return Err(RequestError::NotParticipant(me.to_string()));
+        }
+        if !task.participants().contains(from) {
+            return Err(RequestError::Invalid(format!(
+                "the coordinator {from} is not a participant"
+            )));
+        }
+        Ok(Verified {
+            session: SessionId::derive(task.protocol(), bytes),
+            coordinator: from.clone(),
+            task,
+            bytes: bytes.to_vec(),
+        })
+    }
+}
+
+fn group_of(nodes: Vec<NodeId>) -> Result<PartySet, RequestError> {
+    PartySet::new(nodes).map_err(|e| RequestError::Invalid(format!("group: {e}")))
+}
+
+fn to_sign(data: &Data) -> Result<ToSign, RequestError> {
+    match data {
+        Data::Digest(hex) => Ok(ToSign::Digest(hex32(hex, "digest")?)),
+        Data::Message(hex) => {
+            if hex.len() > 2 * MAX_SIGN_MESSAGE_LEN {
+                return Err(RequestError::Invalid(format!(
+                    "message longer than {MAX_SIGN_MESSAGE_LEN} bytes"
+                )));
+            }
+            let bytes = hex::decode(hex)
+                .map_err(|e| RequestError::Invalid(format!("message is not hex: {e}")))?;
+            Ok(ToSign::Keccak256Message(bytes))
+        }
+    }
+}
+
+fn hex32(text: &str, what: &str) -> Result<[u8; 32], RequestError> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return Err(RequestError::Invalid(format!(
+            "{what} must be 32 bytes of hex"
+        )));
+    }
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|e| RequestError::Invalid(format!("{what} is not hex: {e}")))?;
+    Ok(out)
+}
+
+/// A peer-supplied name, shortened for an error message.
+fn short(text: &str) -> String {
+    crate::provisioning::printable(&text.chars().take(64).collect::<String>())
+}
+
+/// Why a participant did not produce a result; the coordinator acts on some of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The participant lacks the auxiliary info the keygen request names: run it first.
+    AuxInfoMissing,
+    /// The participant does not hold the named presignature: sign without one.
+    PresignatureMissing,
+    /// Too many sessions at once.
+    Busy,
+    /// The request was refused before any protocol message.
+    Refused,
+    /// The protocol aborted; `blamed` names the parties the library blamed, if any.
+    Aborted,
+    /// A round passed its deadline; `blamed` names the parties that were awaited.
+    TimedOut,
+    /// Storing the result failed.
+    Storage,
+}
+
+/// What one participant answers the coordinator when its session ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Outcome {
+    AuxInfo,
+    Keygen {
+        public_key: String,
+    },
+    Presigned,
+    Signature {
+        r: String,
+        s: String,
+        v: u8,
+    },
+    Failed {
+        kind: FailureKind,
+        reason: String,
+        blamed: Vec<String>,
+    },
+}
+
+impl Outcome {
+    pub fn failed(kind: FailureKind, reason: impl Into<String>) -> Self {
+        Outcome::Failed {
+            kind,
+            reason: reason.into(),
+            blamed: Vec::new(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut outcome = self.clone();
+        if let Outcome::Failed { reason, blamed, .. } = &mut outcome {
+            reason.truncate(floor_char_boundary(reason, 1024));
+            blamed.truncate(32);
+        }
+        serde_json::to_vec(&outcome).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, RequestError> {
+        if bytes.len() > MAX_OUTCOME_LEN {
+            return Err(RequestError::TooLarge(bytes.len()));
+        }
+        let mut outcome: Outcome =
+            serde_json::from_slice(bytes).map_err(|e| RequestError::Malformed(e.to_string()))?;
+        if let Outcome::Failed { reason, blamed, .. } = &mut outcome {
+            *reason = crate::provisioning::printable(reason);
+            for b in blamed.iter_mut() {
+                *b = short(b);
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str) -> NodeId {
+        NodeId::new(id).unwrap()
+    }
+
+    fn members() -> Vec<NodeId> {
+        ["a", "b", "c"].into_iter().map(node).collect()
+    }
+
+    const HASH: [u8; 32] = [7; 32];
+
+    fn sign_op() -> Operation {
+        Operation::Sign {
+            key_id: "k1".into(),
+            signers: vec!["a".into(), "b".into()],
+            data: Data::Digest(hex::encode([1u8; 32])),
+            path: vec![0, 1],
+        }
+    }
+
+    fn encoded(op: Operation, nonce: u8) -> Vec<u8> {
+        SessionRequest::new(&node("a"), &HASH, &[nonce; 32], op)
+            .encode()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_participant_derives_the_same_session() {
+        let bytes = encoded(sign_op(), 1);
+        let at_a = SessionRequest::verify(&bytes, &node("a"), &node("a"), &HASH, &members());
+        let at_b = SessionRequest::verify(&bytes, &node("a"), &node("b"), &HASH, &members());
+        let (at_a, at_b) = (at_a.unwrap(), at_b.unwrap());
+        assert_eq!(at_a.session, at_b.session);
+        assert_eq!(at_a.session, SessionId::derive(Protocol::Sign, &bytes));
+        // Another nonce, another session.
+        let other = encoded(sign_op(), 2);
+        let other = SessionRequest::verify(&other, &node("a"), &node("b"), &HASH, &members());
+        assert_ne!(other.unwrap().session, at_b.session);
+    }
+
+    #[test]
+    fn refuses_requests_this_node_did_not_get_from_their_coordinator() {
+        let bytes = encoded(sign_op(), 1);
+        let verify = |from: &str, me: &str, hash: &[u8; 32]| {
+            SessionRequest::verify(&bytes, &node(from), &node(me), hash, &members())
+        };
+        assert!(matches!(
+            verify("b", "b", &HASH),
+            Err(RequestError::WrongCoordinator { .. })
+        ));
+        assert_eq!(
+            verify("a", "b", &[8; 32]).unwrap_err(),
+            RequestError::OtherManifest
+        );
+        assert_eq!(
+            verify("a", "c", &HASH).unwrap_err(),
+            RequestError::NotParticipant("c".into())
+        );
+        let outsider = encoded(
+            Operation::AuxInfo {
+                group: vec!["a".into(), "b".into(), "z".into()],
+            },
+            1,
+        );
+        assert_eq!(
+            SessionRequest::verify(&outsider, &node("a"), &node("b"), &HASH, &members())
+                .unwrap_err(),
+            RequestError::NotInManifest("z".into())
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_requests() {
+        let check = |bytes: &[u8]| {
+            SessionRequest::verify(bytes, &node("a"), &node("b"), &HASH, &members()).unwrap_err()
+        };
+        assert!(matches!(check(b"{}"), RequestError::Malformed(_)));
+        assert!(matches!(
+            check(&vec![b' '; MAX_REQUEST_LEN + 1]),
+            RequestError::TooLarge(_)
+        ));
+        let mut value: serde_json::Value = serde_json::from_slice(&encoded(sign_op(), 1)).unwrap();
+        value["extra"] = 1.into();
+        assert!(matches!(
+            check(&serde_json::to_vec(&value).unwrap()),
+            RequestError::Malformed(_)
+        ));
+        let mut value: serde_json::Value = serde_json::from_slice(&encoded(sign_op(), 1)).unwrap();
+        value["version"] = 2.into();
+        assert_eq!(
+            check(&serde_json::to_vec(&value).unwrap()),
+            RequestError::Version(2)
+        );
+        let bad = |op| check(&encoded(op, 1));
+        assert!(matches!(
+            bad(Operation::Sign {
+                key_id: "k1".into(),
+                signers: vec!["a".into(), "b".into()],
+                data: Data::Digest("00".into()),
+                path: vec![],
+            }),
+            RequestError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(Operation::Sign {
+                key_id: "k1".into(),
+                signers: vec!["a".into(), "b".into(), "b".into()],
+                data: Data::Digest(hex::encode([1u8; 32])),
+                path: vec![],
+            }),
+            RequestError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(Operation::Sign {
+                key_id: "k1".into(),
+                signers: vec!["a".into(), "b".into()],
+                data: Data::Digest(hex::encode([1u8; 32])),
+                path: vec![0x8000_0000],
+            }),
+            RequestError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(Operation::Keygen {
+                key_id: "k1".into(),
+                group: vec!["a".into(), "b".into()],
+                threshold: 3,
+                aux_info: hex::encode([0u8; 32]),
+            }),
+            RequestError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(Operation::Sign {
+                key_id: "k1".into(),
+                signers: vec!["a".into(), "b".into()],
+                data: Data::Message("ab".repeat(MAX_SIGN_MESSAGE_LEN + 1)),
+                path: vec![],
+            }),
+            RequestError::Invalid(_)
+        ));
+        // The largest message is accepted.
+        let at_limit = encoded(
+            Operation::Sign {
+                key_id: "k1".into(),
+                signers: vec!["a".into(), "b".into()],
+                data: Data::Message("ab".repeat(MAX_SIGN_MESSAGE_LEN)),
+                path: vec![],
+            },
+            1,
+        );
+        SessionRequest::verify(&at_limit, &node("a"), &node("b"), &HASH, &members()).unwrap();
+    }
+
+    #[test]
+    fn outcomes_round_trip_and_peer_text_is_made_printable() {
+        let outcome = Outcome::Failed {
+            kind: FailureKind::Aborted,
+            reason: "bad\nproof".into(),
+            blamed: vec!["b".into()],
+        };
+        let decoded = Outcome::decode(&outcome.encode()).unwrap();
+        assert_eq!(
+            decoded,
+            Outcome::Failed {
+                kind: FailureKind::Aborted,
+                reason: "bad\u{fffd}proof".into(),
+                blamed: vec!["b".into()],
+            }
+        );
+        assert!(Outcome::decode(&vec![b' '; MAX_OUTCOME_LEN + 1]).is_err());
+        assert!(Outcome::decode(b"{\"aux-info\":1}").is_err());
+    }
+}

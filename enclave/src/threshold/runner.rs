@@ -1,0 +1,182 @@
+//! Drives one [`Session`] to its end: messages in from the router's queue, messages out
+//! through `post`, a deadline on every round.
+//!
+//! Runs on a thread that may block (a session call can take seconds of big-integer
+//! arithmetic, and the library's state machine cannot move between threads). A message the
+//! session refuses (wrong session, not a participant, duplicate, out of order) is logged and
+//! dropped; the session carries on. The session ends when it has its output, when the
+//! library aborts, when no message arrives for `round_timeout`, or when its queue closes
+//! (the coordinator aborted it).
+
+use super::router::Inbound;
+use mpc::{Envelope, NodeId, Session, SessionError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+/// Why a session produced no output.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("session aborted by its coordinator")]
+    Cancelled,
+}
+
+/// Runs `session` until it ends. `post` sends an envelope to one participant.
+pub fn drive<O: 'static>(
+    session: &mut Session<O>,
+    inbox: &Receiver<Inbound>,
+    round_timeout: Duration,
+    mut post: impl FnMut(&NodeId, &Envelope),
+) -> Result<O, RunError> {
+    let mut send = |session: &Session<O>, envelopes: Vec<Envelope>| {
+        for envelope in &envelopes {
+            for to in session.recipients(envelope) {
+                post(to, envelope);
+            }
+        }
+    };
+    let first = session.start()?;
+    send(session, first);
+    loop {
+        if let Some(output) = session.take_output() {
+            return Ok(output);
+        }
+        let (from, envelope) = match inbox.recv_timeout(round_timeout) {
+            Ok(message) => message,
+            Err(RecvTimeoutError::Timeout) => return Err(session.time_out().into()),
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = session.time_out();
+                return Err(RunError::Cancelled);
+            }
+        };
+        match session.handle(&from, &envelope) {
+            Ok(out) => send(session, out),
+            Err(e) if e.is_refusal() => {
+                tracing::warn!(session = %session.id(), from = %from, error = %e, "protocol message refused");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "sim")]
+mod tests {
+    use super::*;
+    use crate::threshold::router::Router;
+    use mpc::{PartySet, Recipient, SessionId};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    fn node(id: &str) -> NodeId {
+        NodeId::new(id).unwrap()
+    }
+
+    fn aux_fixture(group: &PartySet) -> Vec<mpc::AuxInfo> {
+        let json = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../mpc/fixtures/aux-info-3.json"
+        ))
+        .unwrap();
+        mpc::sim::load_aux_info(&json, group).unwrap()
+    }
+
+    /// Three parties on three threads, wired through one router each: keygen finishes, and
+    /// a stray message for the session is refused without disturbing it.
+    #[test]
+    fn parties_on_threads_finish_keygen_through_routers() {
+        let group = PartySet::new(["a", "b", "c"].map(node)).unwrap();
+        let mut aux: Vec<Option<mpc::AuxInfo>> =
+            aux_fixture(&group).into_iter().map(Some).collect();
+        let request = b"keygen request".to_vec();
+        let session = SessionId::derive(mpc::Protocol::Keygen, &request);
+        let routers: BTreeMap<NodeId, Arc<Mutex<Router>>> = group
+            .nodes()
+            .iter()
+            .map(|n| (n.clone(), Arc::new(Mutex::new(Router::new()))))
+            .collect();
+        // A message from someone outside the session is held, then refused by the session.
+        let stray = Envelope::new(session, 1, 0, Recipient::Broadcast, vec![1, 2, 3]).unwrap();
+        routers[&node("b")]
+            .lock()
+            .unwrap()
+            .route(node("z"), stray, Instant::now());
+        let mut threads = Vec::new();
+        for (i, me) in group.nodes().iter().enumerate() {
+            let inbox = routers[me]
+                .lock()
+                .unwrap()
+                .register(session, Instant::now())
+                .unwrap();
+            let routers = routers.clone();
+            let me = me.clone();
+            let group = group.clone();
+            let aux = aux[i].take().unwrap();
+            let request = request.clone();
+            threads.push(std::thread::spawn(move || {
+                let key_id = mpc::KeyId::new("k").unwrap();
+                let threshold = mpc::Threshold::new(2, &group).unwrap();
+                let mut s =
+                    Session::keygen(&request, key_id, &group, &me, threshold, &aux).unwrap();
+                drive(&mut s, &inbox, Duration::from_secs(60), |to, envelope| {
+                    routers[to]
+                        .lock()
+                        .unwrap()
+                        .route(me.clone(), envelope.clone(), Instant::now());
+                })
+            }));
+        }
+        let keys: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap().public_key().unwrap())
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn a_silent_party_times_the_session_out_and_is_named() {
+        let group = PartySet::new(["a", "b", "c"].map(node)).unwrap();
+        let aux = aux_fixture(&group);
+        let mut router = Router::new();
+        let request = b"r".to_vec();
+        let session = SessionId::derive(mpc::Protocol::Keygen, &request);
+        let inbox = router.register(session, Instant::now()).unwrap();
+        let threshold = mpc::Threshold::new(2, &group).unwrap();
+        let mut s = Session::keygen(
+            &request,
+            mpc::KeyId::new("k").unwrap(),
+            &group,
+            &node("a"),
+            threshold,
+            &aux[0],
+        )
+        .unwrap();
+        let error = drive(&mut s, &inbox, Duration::from_millis(50), |_, _| {}).unwrap_err();
+        match error {
+            RunError::Session(SessionError::TimedOut { waiting_for }) => {
+                assert_eq!(waiting_for, vec![node("b"), node("c")]);
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        // Closing the queue cancels a session.
+        let request = b"r2".to_vec();
+        let session = SessionId::derive(mpc::Protocol::Keygen, &request);
+        let inbox = router.register(session, Instant::now()).unwrap();
+        router.end(session);
+        let mut s = Session::keygen(
+            &request,
+            mpc::KeyId::new("k").unwrap(),
+            &group,
+            &node("a"),
+            threshold,
+            &aux[0],
+        )
+        .unwrap();
+        assert!(matches!(
+            drive(&mut s, &inbox, Duration::from_secs(60), |_, _| {}),
+            Err(RunError::Cancelled)
+        ));
+    }
+}
