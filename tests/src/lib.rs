@@ -15,6 +15,8 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        // Benchmarks run from target/release and need optimized binaries beside them.
+        let release = profile_dir().ends_with("release");
         let status = Command::new(cargo)
             .args([
                 "build",
@@ -25,6 +27,7 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
                 "-p",
                 "attestation",
             ])
+            .args(release.then_some("--release"))
             .current_dir(workspace_root())
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
