@@ -1,4 +1,20 @@
-//! `custody`: the operator's client. It will talk to nodes over attested TLS, sign
-//! requests with an operator key and run the simulated cluster. This crate has no
-//! functionality yet; see the README's roadmap.
+//! `custody`, the operator's client: reaches nodes through their parents' client ports
+//! over attested TLS, signs commands with an operator key, runs simulated clusters.
+//!
+//! - [`connection`]: one verified request to one node.
+//! - [`cluster_file`]: `cluster.toml`, what the client trusts and where nodes are.
+//! - [`operator`]: operator key files.
+//! - [`ops`]: status, key commands, attestation documents.
+//! - [`verify`]: offline signature checks.
+//! - [`sim`] (feature `sim`): simulated clusters of real processes.
+//! - [`progress`]: progress of long steps on standard error.
 #![forbid(unsafe_code)]
+
+pub mod cluster_file;
+pub mod connection;
+pub mod operator;
+pub mod ops;
+pub mod progress;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod verify;

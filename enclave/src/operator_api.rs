@@ -1,8 +1,10 @@
 //! What operators and tools send to a node's client port, and what it answers.
 //!
-//! Requests: `[1][1][signed manifest envelope]` submits a manifest; `[1][2]` asks for the
-//! node's status; `[1][3][JSON]` is a [`KeyCommand`] (create a key, sign). Answers:
-//! `[1][0][JSON]` or `[1][1][reason]`. A manifest needs no
+//! Requests, each inside the client port's attested TLS (`channel::client_port`):
+//! `[1][1][signed manifest envelope]` submits a manifest; `[1][2]` asks for the node's
+//! status; `[1][4][operator-signed command]` is a [`KeyCommand`] (create a key, sign) with
+//! its operator's signature ([`SignedCommand`]); `[1][5][nonce]` asks for a fresh
+//! attestation document. Answers: `[1][0][JSON]` or `[1][1][reason]`. A manifest needs no
 //! channel security to be safe: the node accepts it only with enough valid operator
 //! signatures. (Operator-signed requests over attested TLS, for key operations, come with
 //! the `custody` client.)
@@ -20,7 +22,109 @@ pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 pub enum OperatorRequest {
     SubmitManifest(Vec<u8>),
     Status,
-    Keys(KeyCommand),
+    Command(SignedCommand),
+    /// A fresh attestation document with this nonce, for auditors.
+    Attest {
+        nonce: Vec<u8>,
+    },
+}
+
+/// Longest nonce an attestation request may carry (the NSM's limit).
+pub const MAX_ATTEST_NONCE_LEN: usize = 512;
+/// Longest encoded key command.
+pub const MAX_COMMAND_LEN: usize = 64 * 1024;
+
+/// A [`KeyCommand`] (its JSON bytes, exactly as signed) with the signature of an operator
+/// of the node's manifest over them and the connection's exporter value
+/// ([`manifest::command_message`]). Encoded `[id length][operator id][64-byte
+/// signature][command]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCommand {
+    pub operator: String,
+    pub signature: [u8; 64],
+    pub command: Vec<u8>,
+}
+
+impl SignedCommand {
+    /// Signs `command` as `operator` for the connection with exporter value `exporter`.
+    pub fn sign(
+        operator: &str,
+        key: &manifest::OperatorKey,
+        exporter: &[u8; 32],
+        command: &KeyCommand,
+    ) -> Self {
+        let command = serde_json::to_vec(command).unwrap_or_default();
+        SignedCommand {
+            operator: operator.to_owned(),
+            signature: key.sign_command(exporter, &command),
+            command,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let id = self.operator.as_bytes();
+        let mut out = Vec::with_capacity(1 + id.len() + 64 + self.command.len());
+        out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(
+            id.get(..usize::from(u8::MAX).min(id.len()))
+                .unwrap_or_default(),
+        );
+        out.extend_from_slice(&self.signature);
+        out.extend_from_slice(&self.command);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, ApiError> {
+        let malformed = |what: &str| ApiError::Malformed(what.to_owned());
+        let [id_len, rest @ ..] = bytes else {
+            return Err(malformed("empty command"));
+        };
+        let id_len = usize::from(*id_len);
+        if id_len == 0 || rest.len() < id_len + 64 {
+            return Err(malformed("command too short"));
+        }
+        let (id, rest) = rest.split_at(id_len);
+        let (signature, command) = rest.split_at(64);
+        let operator = std::str::from_utf8(id)
+            .map_err(|_| malformed("operator id is not UTF-8"))?
+            .to_owned();
+        if command.is_empty() || command.len() > MAX_COMMAND_LEN {
+            return Err(malformed("command length"));
+        }
+        Ok(SignedCommand {
+            operator,
+            signature: signature
+                .try_into()
+                .map_err(|_| malformed("signature length"))?,
+            command: command.to_vec(),
+        })
+    }
+
+    /// The command, once its signature is checked against `manifest` for `exporter`.
+    pub fn verify(
+        &self,
+        manifest: &manifest::Manifest,
+        exporter: &[u8; 32],
+    ) -> Result<KeyCommand, String> {
+        let operator = manifest.operator(&self.operator).ok_or_else(|| {
+            format!(
+                "{} is not an operator of the manifest",
+                crate::provisioning::printable(&self.operator)
+            )
+        })?;
+        if !manifest::verify_command(
+            operator.public_key(),
+            exporter,
+            &self.command,
+            &self.signature,
+        ) {
+            return Err(format!(
+                "the signature of operator {} does not verify",
+                self.operator
+            ));
+        }
+        serde_json::from_slice(&self.command).map_err(|e| format!("malformed command: {e}"))
+    }
 }
 
 /// A key operation; hex for byte strings.
@@ -95,10 +199,10 @@ impl OperatorRequest {
                 [&[VERSION, 1][..], envelope.as_slice()].concat()
             }
             OperatorRequest::Status => vec![VERSION, 2],
-            OperatorRequest::Keys(command) => {
-                let json = serde_json::to_vec(command).unwrap_or_default();
-                [&[VERSION, 3][..], json.as_slice()].concat()
+            OperatorRequest::Command(command) => {
+                [&[VERSION, 4][..], command.encode().as_slice()].concat()
             }
+            OperatorRequest::Attest { nonce } => [&[VERSION, 5][..], nonce.as_slice()].concat(),
         }
     }
 
@@ -111,9 +215,14 @@ impl OperatorRequest {
                 Ok(OperatorRequest::SubmitManifest(envelope.to_vec()))
             }
             [VERSION, 2] => Ok(OperatorRequest::Status),
-            [VERSION, 3, json @ ..] => serde_json::from_slice(json)
-                .map(OperatorRequest::Keys)
-                .map_err(|e| ApiError::Malformed(e.to_string())),
+            [VERSION, 4, command @ ..] => {
+                SignedCommand::decode(command).map(OperatorRequest::Command)
+            }
+            [VERSION, 5, nonce @ ..] if nonce.len() <= MAX_ATTEST_NONCE_LEN => {
+                Ok(OperatorRequest::Attest {
+                    nonce: nonce.to_vec(),
+                })
+            }
             _ => Err(ApiError::Unknown),
         }
     }
@@ -215,18 +324,15 @@ mod tests {
         for r in [
             OperatorRequest::SubmitManifest(b"{}".to_vec()),
             OperatorRequest::Status,
-            OperatorRequest::Keys(KeyCommand::CreateKey {
-                key_id: None,
-                threshold: 2,
-                parties: vec!["a".into()],
+            OperatorRequest::Command(SignedCommand {
+                operator: "operator-0".into(),
+                signature: [9; 64],
+                command: br#"{"op":"sign"}"#.to_vec(),
             }),
-            OperatorRequest::Keys(KeyCommand::Sign {
-                key_id: "k".into(),
-                digest: Some("00".into()),
-                message: None,
-                path: Some("m/0".into()),
-                signers: Vec::new(),
-            }),
+            OperatorRequest::Attest {
+                nonce: vec![1; 512],
+            },
+            OperatorRequest::Attest { nonce: Vec::new() },
         ] {
             assert_eq!(OperatorRequest::decode(&r.encode()).unwrap(), r);
         }
@@ -241,14 +347,75 @@ mod tests {
             assert_eq!(decode_answer(&encode_answer(&a)).unwrap(), a);
         }
         assert!(decode_answer(&[1, 7]).is_err());
-        assert!(matches!(
-            OperatorRequest::decode(b"\x01\x03{\"op\":\"sign\",\"key_id\":\"k\",\"x\":1}"),
-            Err(ApiError::Malformed(_))
-        ));
-        assert!(matches!(
-            OperatorRequest::decode(b"\x01\x03{\"op\":\"delete-key\"}"),
-            Err(ApiError::Malformed(_))
-        ));
+        // Unsigned key commands are not a request at all.
+        assert_eq!(
+            OperatorRequest::decode(b"\x01\x03{\"op\":\"sign\"}"),
+            Err(ApiError::Unknown)
+        );
+        assert_eq!(
+            OperatorRequest::decode(&[&[1u8, 5][..], &[0; MAX_ATTEST_NONCE_LEN + 1]].concat()),
+            Err(ApiError::Unknown)
+        );
+        for bad in [
+            &[1u8, 4][..],
+            &[1, 4, 0],
+            &[1, 4, 1, b'a'],
+            &[&[1u8, 4, 1, b'a'][..], &[0; 64]].concat(),
+        ] {
+            assert!(
+                matches!(OperatorRequest::decode(bad), Err(ApiError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands_are_accepted_only_from_manifest_operators_on_their_connection() {
+        let key = manifest::OperatorKey::generate().unwrap();
+        let stranger = manifest::OperatorKey::generate().unwrap();
+        let body = serde_json::json!({
+            "version": 1, "threshold": 1,
+            "operators": [{"id": "operator-0", "public_key": key.public_key_hex()}],
+            "nodes": [{"id": "n1", "provider": "sim", "address": "127.0.0.1:1",
+                "measurements": [{"0": "00".repeat(48)}]}],
+        });
+        let manifest = manifest::Manifest::parse(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let command = KeyCommand::Sign {
+            key_id: "k".into(),
+            digest: Some("00".repeat(32)),
+            message: None,
+            path: None,
+            signers: Vec::new(),
+        };
+        let exporter = [5u8; 32];
+        let signed = SignedCommand::sign("operator-0", &key, &exporter, &command);
+        let decoded =
+            match OperatorRequest::decode(&OperatorRequest::Command(signed.clone()).encode()) {
+                Ok(OperatorRequest::Command(c)) => c,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(decoded.verify(&manifest, &exporter).unwrap(), command);
+        // Another connection, another operator id, a key not in the manifest.
+        assert!(
+            decoded
+                .verify(&manifest, &[6u8; 32])
+                .unwrap_err()
+                .contains("does not verify")
+        );
+        let unknown = SignedCommand::sign("operator-9", &key, &exporter, &command);
+        assert!(
+            unknown
+                .verify(&manifest, &exporter)
+                .unwrap_err()
+                .contains("not an operator")
+        );
+        let forged = SignedCommand::sign("operator-0", &stranger, &exporter, &command);
+        assert!(
+            forged
+                .verify(&manifest, &exporter)
+                .unwrap_err()
+                .contains("does not verify")
+        );
     }
 
     #[test]

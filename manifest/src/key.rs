@@ -32,6 +32,11 @@ impl OperatorKey {
         to_array(self.0.public_key().as_ref())
     }
 
+    /// Signs `message` as it is; callers put their own signing context in front.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> aws_lc_rs::signature::Signature {
+        self.0.sign(message)
+    }
+
     /// The public key as it appears in a manifest's `public_key`.
     pub fn public_key_hex(&self) -> String {
         hex::encode(self.public_key())

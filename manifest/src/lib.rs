@@ -17,6 +17,7 @@
 
 mod accept;
 mod body;
+mod command;
 mod envelope;
 mod error;
 mod key;
@@ -26,6 +27,7 @@ pub use body::{
     MAX_ADDRESS_LEN, MAX_BODY_LEN, MAX_MEASUREMENT_SETS, MAX_NODES, MAX_OPERATORS, MAX_PCR_INDEX,
     Manifest, Node, Operator, PCR_LENGTHS, Provider,
 };
+pub use command::{COMMAND_CONTEXT, command_message, verify_command};
 pub use envelope::{
     Approval, MAX_ENVELOPE_LEN, ManifestHash, OperatorSignature, SIGNING_CONTEXT, Signature,
     SignedManifest, signed_message,

@@ -2,10 +2,11 @@
 //! talking over Unix sockets that stand in for vsock, and TCP between parents.
 
 use crate::{TempDir, binary};
+use attestation::nsm::sim::SimCa;
 use attestation::nsm::sim::SimMeasurements;
-use enclave::operator_api::{
-    KeyCommand, MAX_RESPONSE_LEN, NodeStatus, OperatorRequest, decode_answer,
-};
+use attestation::{MeasurementSet, Verifier};
+use enclave::channel::client_port::NodeExpectation;
+use enclave::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
 use manifest::{OperatorKey, OperatorSignature, SignedManifest};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -203,6 +204,9 @@ impl Cluster {
             .map(|_| OperatorKey::generate().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let manifest_path = dir.path().join("manifest.json");
+        // The cluster's simulated root, which every enclave loads and clients trust.
+        SimCa::load_or_create(&dir.path().join("sim-ca"), std::time::SystemTime::now())
+            .map_err(|e| e.to_string())?;
         Ok(Cluster {
             _turn: turn,
             dir,
@@ -413,52 +417,56 @@ impl Cluster {
         Ok(())
     }
 
-    /// One request to a node's client port, through its parent.
+    /// What a client expects of node `id`: the measurements of the binary it was started
+    /// from, under the cluster's simulated root.
+    pub fn expectation(&self, id: &str) -> Result<NodeExpectation, String> {
+        let n = self.node(id)?;
+        let pcrs = SimMeasurements::of_file(&n.enclave_binary)
+            .map_err(|e| e.to_string())?
+            .pcrs();
+        let set = MeasurementSet::new(
+            (0u8..3)
+                .filter_map(|i| pcrs.get(&i).map(|v| (i, v.to_vec())))
+                .collect(),
+        )
+        .map_err(|e| e.to_string())?;
+        let now = std::time::SystemTime::now();
+        let ca = SimCa::load_or_create(&self.dir.path().join("sim-ca"), now)
+            .map_err(|e| e.to_string())?;
+        Ok(NodeExpectation {
+            node_id: id.to_owned(),
+            measurements: vec![set],
+            verifier: Verifier::aws_nitro()
+                .trust_simulated_root(ca.root_der(), now)
+                .map_err(|e| e.to_string())?,
+            max_evidence_age: Duration::from_secs(60),
+            allow_debug: false,
+        })
+    }
+
+    /// One request to a node's client port, through its parent, over attested TLS.
     pub fn request(
         &self,
         id: &str,
         request: &OperatorRequest,
     ) -> Result<Result<String, String>, String> {
-        self.request_within(id, request, Duration::from_secs(10))
+        let request = request.clone();
+        self.request_within(id, move |_| request, Duration::from_secs(10))
     }
 
-    /// Like [`request`](Self::request), waiting up to `patience` for the answer.
+    /// A request built from the connection's exporter value, waiting up to `patience`
+    /// for the answer.
     pub fn request_within(
         &self,
         id: &str,
-        request: &OperatorRequest,
+        make: impl FnOnce(&[u8; 32]) -> OperatorRequest,
         patience: Duration,
     ) -> Result<Result<String, String>, String> {
         let port = self.node(id)?.client_port;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            let mut stream = tokio::time::timeout(
-                Duration::from_secs(5),
-                tokio::net::TcpStream::connect(("127.0.0.1", port)),
-            )
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-            transport::frame::write_frame(
-                &mut stream,
-                &request.encode(),
-                enclave::operator_api::MAX_REQUEST_LEN,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let answer = tokio::time::timeout(
-                patience,
-                transport::frame::read_frame(&mut stream, MAX_RESPONSE_LEN),
-            )
-            .await
-            .map_err(|_| "answer timed out".to_owned())?
-            .map_err(|e| e.to_string())?
-            .ok_or("connection closed without an answer")?;
-            decode_answer(&answer).map_err(|e| e.to_string())
-        })
+        let expect = self.expectation(id)?;
+        client::connection::request_blocking(&format!("127.0.0.1:{port}"), &expect, make, patience)
+            .map(|a| a.answer)
+            .map_err(|e| e.to_string())
     }
 
     pub fn submit_manifest(
@@ -513,9 +521,23 @@ impl Cluster {
         id: &str,
         command: KeyCommand,
     ) -> Result<Result<serde_json::Value, String>, String> {
+        let operator = self.operators.first().ok_or("no operators")?;
+        self.key_command_as(id, "operator-0", operator, command)
+    }
+
+    /// Sends `command` to node `id` signed as `operator_id` with `key`.
+    pub fn key_command_as(
+        &self,
+        id: &str,
+        operator_id: &str,
+        key: &OperatorKey,
+        command: KeyCommand,
+    ) -> Result<Result<serde_json::Value, String>, String> {
         let answer = self.request_within(
             id,
-            &OperatorRequest::Keys(command),
+            |exporter| {
+                OperatorRequest::Command(SignedCommand::sign(operator_id, key, exporter, &command))
+            },
             Duration::from_secs(600),
         )?;
         Ok(match answer {

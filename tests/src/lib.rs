@@ -26,6 +26,8 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
                 "enclave",
                 "-p",
                 "attestation",
+                "-p",
+                "client",
             ])
             .args(release.then_some("--release"))
             .current_dir(workspace_root())

@@ -13,6 +13,7 @@
 
 #[cfg(feature = "sim")]
 mod adversary;
+pub mod client_port;
 pub mod evidence;
 pub mod identity;
 mod verifier;

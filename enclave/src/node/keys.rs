@@ -21,8 +21,8 @@ use crate::threshold::router::Router;
 use crate::threshold::runner::{self, RunError};
 use mpc::{
     AuxInfo, DerivationPath, Envelope, KeyId, KeyShare, NodeId, PartySet, PoolKey,
-    PresignaturePool, PrimePool, PublicKey, SafePrimes, Session, SessionError, SessionId,
-    Signature, SigningSet, ToSign,
+    PresignaturePool, PrimePool, PublicKey, Session, SessionError, SessionId, Signature,
+    SigningSet, ToSign,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -44,7 +44,7 @@ pub enum PrimeSource {
     Generate { depth: usize, generators: usize },
     /// Simulator only: sets loaded from a file the project generated, and nothing else.
     #[cfg(feature = "sim")]
-    Preloaded(Vec<SafePrimes>),
+    Preloaded(Vec<mpc::SafePrimes>),
 }
 
 impl std::fmt::Debug for PrimeSource {

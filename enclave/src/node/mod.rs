@@ -134,6 +134,7 @@ pub struct Node {
     links: Mutex<BTreeMap<mpc::NodeId, links::LinkSender>>,
     nsm: Arc<dyn Nsm>,
     identity: Arc<TlsIdentity>,
+    client_tls: Arc<rustls::ServerConfig>,
     blobs: ParentBlobs,
     state: Mutex<State>,
     manifest_arrived: tokio::sync::Notify,
@@ -164,7 +165,10 @@ impl Node {
         // Safe prime search starts now, from boot.
         let threshold = std::mem::take(&mut config.threshold);
         let keys = keys::Keys::new(threshold).map_err(NodeError::Threshold)?;
+        let client_tls = crate::channel::client_port::server_config(&identity)
+            .map_err(|e| NodeError::Identity(e.to_string()))?;
         Ok(Arc::new(Node {
+            client_tls,
             keys,
             links: Mutex::new(BTreeMap::new()),
             blobs: ParentBlobs::new(config.backend.clone()),
@@ -728,30 +732,52 @@ impl Node {
         .await;
     }
 
-    /// Client port: one operator request, one answer.
-    async fn client_connection(self: Arc<Self>, mut stream: transport::Stream) {
+    /// Client port: attested TLS, then one operator request and one answer.
+    async fn client_connection(self: Arc<Self>, stream: transport::Stream) {
+        let manifest_hash = self.state().manifest.as_ref().map(|m| *m.hash().as_bytes());
+        let accepted = crate::channel::client_port::accept(
+            stream,
+            self.client_tls.clone(),
+            &self.config.node_id,
+            &self.identity,
+            self.nsm.clone(),
+            manifest_hash,
+        )
+        .await;
+        let mut port = match accepted {
+            Ok(port) => port,
+            Err(e) => {
+                tracing::warn!(error = %e, "client connection failed before its request");
+                return;
+            }
+        };
         let request = tokio::time::timeout(
             Duration::from_secs(10),
-            read_frame(&mut stream, MAX_REQUEST_LEN),
+            read_frame(&mut port.stream, MAX_REQUEST_LEN),
         )
         .await;
         let answer = match request {
-            Ok(Ok(Some(bytes))) => self.handle_operator(&bytes).await,
+            Ok(Ok(Some(bytes))) => self.handle_operator(&bytes, &port.exporter).await,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => Err(format!("bad request: {e}")),
             Err(_) => Err("request timed out".to_owned()),
         };
         let _ = write_frame(
-            &mut stream,
+            &mut port.stream,
             &operator_api::encode_answer(&answer),
             MAX_RESPONSE_LEN,
         )
         .await;
+        let _ = port.stream.shutdown().await;
     }
 
-    async fn handle_operator(self: &Arc<Self>, bytes: &[u8]) -> Result<String, String> {
+    async fn handle_operator(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        exporter: &[u8; 32],
+    ) -> Result<String, String> {
         match OperatorRequest::decode(bytes).map_err(|e| e.to_string())? {
-            OperatorRequest::Keys(command) => {
+            OperatorRequest::Command(signed) => {
                 if self.state().phase != Phase::Running {
                     return Err(format!(
                         "node is not running ({}): {}",
@@ -759,7 +785,30 @@ impl Node {
                         self.status().reason.unwrap_or_default()
                     ));
                 }
+                let manifest = self.state().manifest.clone().ok_or("no manifest")?;
+                let command = signed.verify(manifest.manifest(), exporter).map_err(|e| {
+                    tracing::warn!(operator = %crate::provisioning::printable(&signed.operator), error = %e, "operator command refused");
+                    e
+                })?;
+                tracing::info!(operator = %signed.operator, ?command, "operator command");
                 self.key_command(command).await
+            }
+            OperatorRequest::Attest { nonce } => {
+                let request = attestation::nsm::AttestationRequest {
+                    user_data: self
+                        .state()
+                        .manifest
+                        .as_ref()
+                        .map(|m| m.hash().as_bytes().to_vec()),
+                    nonce: Some(nonce),
+                    public_key: None,
+                };
+                let nsm = self.nsm.clone();
+                let document = tokio::task::spawn_blocking(move || nsm.attest(&request))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("attestation: {e}"))?;
+                Ok(serde_json::json!({ "document": hex::encode(document) }).to_string())
             }
             OperatorRequest::Status => {
                 serde_json::to_string(&self.status()).map_err(|e| e.to_string())

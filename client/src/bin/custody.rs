@@ -1,0 +1,572 @@
+//! `custody`: the operator's client. See `custody --help`.
+
+use clap::{Args, Parser, Subcommand};
+use client::cluster_file::ClusterFile;
+use client::{ops, progress, verify};
+use enclave::operator_api::KeyCommand;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "custody",
+    version,
+    about = "Operator's client for the MPC custody cluster"
+)]
+struct Cli {
+    /// The cluster file (written by `custody sim up`, or by hand for a real cluster).
+    #[arg(long, global = true)]
+    cluster: Option<PathBuf>,
+    /// Machine-readable output: one JSON document on standard output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a simulated cluster, create a key, sign a sample message, verify the
+    /// signature, stop everything. Exits 0 only if the signature verified.
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 2)]
+        threshold: u16,
+    },
+    /// Simulated clusters on this machine.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// Every node's phase, whether its attestation verified, and its PCR0.
+    Status,
+    /// Threshold keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCmd,
+    },
+    /// Sign a digest, or a message hashed with Keccak-256.
+    Sign(SignArgs),
+    /// Check an ECDSA signature offline: exit 0 if valid, 1 if not.
+    Verify {
+        /// Compressed or uncompressed SEC1 public key, hex.
+        #[arg(long)]
+        public_key: String,
+        #[arg(long)]
+        digest: String,
+        #[arg(long)]
+        r: String,
+        #[arg(long)]
+        s: String,
+    },
+    /// Fetch a fresh attestation document from a node, for `attest verify`.
+    Attest {
+        node: String,
+        /// Nonce to bind, hex (at most 512 bytes).
+        #[arg(long)]
+        nonce: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Operator keys.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SimCommand {
+    /// Start a simulated cluster in the background; writes DIR/cluster.toml.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+    /// Stop every process of the cluster.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Kill a node's enclave (SIGKILL).
+    Kill {
+        #[arg(long)]
+        dir: PathBuf,
+        node: String,
+    },
+    /// Restart a node's enclave and wait until it runs.
+    Restart {
+        #[arg(long)]
+        dir: PathBuf,
+        node: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Create a threshold key.
+    Create {
+        /// Number of signers needed (t).
+        #[arg(long)]
+        threshold: u16,
+        /// Parties, comma-separated (default: every node).
+        #[arg(long, value_delimiter = ',')]
+        parties: Vec<String>,
+        /// Key id (default: chosen by the node).
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SignArgs {
+    #[arg(long)]
+    key: String,
+    /// A 32-byte digest, hex.
+    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
+    digest: Option<String>,
+    /// A message, hex; the nodes hash it with Keccak-256.
+    #[arg(long)]
+    message: Option<String>,
+    /// Non-hardened derivation path, e.g. m/0/1.
+    #[arg(long)]
+    path: Option<String>,
+    /// Signers, comma-separated (exactly t; default: chosen by the node asked).
+    #[arg(long, value_delimiter = ',')]
+    signers: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCmd {
+    /// Create an operator key file (mode 0600) and print its public key.
+    New {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "operator")]
+        id: String,
+    },
+}
+
+/// A failure, already explained on standard error; the exit code says what kind.
+struct Failed(u8);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failed(code)) => ExitCode::from(code),
+    }
+}
+
+fn fail(what: &str, error: impl std::fmt::Display) -> Failed {
+    eprintln!("custody: {what}: {error}");
+    Failed(1)
+}
+
+fn usage(message: &str) -> Failed {
+    eprintln!("custody: {message}");
+    Failed(2)
+}
+
+fn print(json_mode: bool, value: &Value, text: &str) {
+    if json_mode {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn cluster(cli: &Cli) -> Result<(ClusterFile, PathBuf), Failed> {
+    let path = cli
+        .cluster
+        .clone()
+        .ok_or_else(|| usage("this command needs --cluster FILE"))?;
+    let file = ClusterFile::load(&path).map_err(|e| fail("cluster file", e))?;
+    Ok((file, path))
+}
+
+fn run(cli: &Cli) -> Result<(), Failed> {
+    match &cli.command {
+        Command::Demo { nodes, threshold } => demo(cli, *nodes, *threshold),
+        Command::Sim { command } => sim(cli, command),
+        Command::Status => status(cli),
+        Command::Key {
+            command:
+                KeyCmd::Create {
+                    threshold,
+                    parties,
+                    key_id,
+                },
+        } => {
+            let (file, _) = cluster(cli)?;
+            let created = create_key(&file, *threshold, parties, key_id.clone())?;
+            print(cli.json, &created, &describe_key(&created));
+            Ok(())
+        }
+        Command::Sign(args) => {
+            let (file, _) = cluster(cli)?;
+            let signed = sign(&file, args)?;
+            print(cli.json, &signed, &describe_signature(&signed));
+            Ok(())
+        }
+        Command::Verify {
+            public_key,
+            digest,
+            r,
+            s,
+        } => match verify::verify_hex(public_key, digest, r, s) {
+            Ok(()) => {
+                print(cli.json, &json!({"valid": true}), "signature valid");
+                Ok(())
+            }
+            Err(e) => {
+                print(
+                    cli.json,
+                    &json!({"valid": false, "reason": e.to_string()}),
+                    &format!("signature NOT valid: {e}"),
+                );
+                Err(Failed(1))
+            }
+        },
+        Command::Attest { node, nonce, out } => {
+            let (file, _) = cluster(cli)?;
+            let nonce = hex::decode(nonce).map_err(|e| usage(&format!("--nonce: {e}")))?;
+            let document =
+                ops::attest(&file, node, &nonce).map_err(|e| fail(&format!("attest {node}"), e))?;
+            std::fs::write(out, &document).map_err(|e| fail(&out.display().to_string(), e))?;
+            print(
+                cli.json,
+                &json!({"node": node, "out": out, "bytes": document.len()}),
+                &format!(
+                    "{} bytes from {node} written to {}; check it with: attest verify {} --nonce <hex>",
+                    document.len(),
+                    out.display(),
+                    out.display()
+                ),
+            );
+            Ok(())
+        }
+        Command::Operator {
+            command: OperatorCmd::New { out, id },
+        } => {
+            let key = client::operator::create(out).map_err(|e| fail("operator key", e))?;
+            print(
+                cli.json,
+                &json!({"id": id, "public_key": key.public_key_hex()}),
+                &format!(
+                    "operator key written to {}\nadd to the manifest's operators: {{\"id\": \"{id}\", \"public_key\": \"{}\"}}",
+                    out.display(),
+                    key.public_key_hex()
+                ),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn status(cli: &Cli) -> Result<(), Failed> {
+    let (file, _) = cluster(cli)?;
+    let reports = ops::status(&file);
+    let value = json!({ "nodes": reports });
+    let mut text = String::new();
+    for r in &reports {
+        text.push_str(&format!(
+            "{:<12} {:<26} attested: {:<5} pcr0: {}{}\n",
+            r.id,
+            r.phase,
+            r.attested,
+            r.pcr0.as_deref().map_or("-".to_owned(), |p| format!(
+                "{}...",
+                p.get(..16).unwrap_or(p)
+            )),
+            r.error
+                .as_deref()
+                .map_or(String::new(), |e| format!("\n             {e}")),
+        ));
+    }
+    print(cli.json, &value, text.trim_end());
+    Ok(())
+}
+
+fn create_key(
+    file: &ClusterFile,
+    threshold: u16,
+    parties: &[String],
+    key_id: Option<String>,
+) -> Result<Value, Failed> {
+    let coordinator = parties
+        .first()
+        .or_else(|| file.nodes.first().map(|n| &n.id))
+        .cloned()
+        .ok_or_else(|| usage("the cluster file lists no nodes"))?;
+    let command = KeyCommand::CreateKey {
+        key_id,
+        threshold,
+        parties: parties.to_vec(),
+    };
+    let (answer, _) = progress::step(
+        &format!(
+            "creating a {threshold}-of-{} key through {coordinator} (auxiliary info, then key generation)",
+            if parties.is_empty() {
+                file.nodes.len()
+            } else {
+                parties.len()
+            }
+        ),
+        false,
+        || ops::command(file, &coordinator, &command),
+    );
+    let answer = answer.map_err(|e| fail("key create", e))?;
+    let pick = |f: &str| answer.get(f).cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "key_id": pick("key_id"),
+        "public_key": pick("public_key"),
+        "eth_address": pick("eth_address"),
+        "btc_address": pick("btc_address"),
+    }))
+}
+
+fn sign(file: &ClusterFile, args: &SignArgs) -> Result<Value, Failed> {
+    let coordinator = args
+        .signers
+        .first()
+        .or_else(|| file.nodes.first().map(|n| &n.id))
+        .cloned()
+        .ok_or_else(|| usage("the cluster file lists no nodes"))?;
+    let command = KeyCommand::Sign {
+        key_id: args.key.clone(),
+        digest: args.digest.clone(),
+        message: args.message.clone(),
+        path: args.path.clone(),
+        signers: args.signers.clone(),
+    };
+    let (answer, _) = progress::step(
+        &format!("signing with {} through {coordinator}", args.key),
+        false,
+        || ops::command(file, &coordinator, &command),
+    );
+    let answer = answer.map_err(|e| fail("sign", e))?;
+    let pick = |f: &str| answer.get(f).cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "r": pick("r"),
+        "s": pick("s"),
+        "v": pick("v"),
+        "public_key": pick("public_key"),
+        "digest": pick("digest"),
+    }))
+}
+
+fn describe_key(created: &Value) -> String {
+    let f = |k: &str| {
+        created
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    format!(
+        "key id:      {}\npublic key:  {}\nEthereum:    {}\nBitcoin:     {}",
+        f("key_id"),
+        f("public_key"),
+        f("eth_address"),
+        f("btc_address")
+    )
+}
+
+fn describe_signature(signed: &Value) -> String {
+    let f = |k: &str| match signed.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "-".to_owned(),
+    };
+    format!(
+        "digest:      {}\nr:           {}\ns:           {}\nv:           {}\npublic key:  {}",
+        f("digest"),
+        f("r"),
+        f("s"),
+        f("v"),
+        f("public_key")
+    )
+}
+
+fn sim_file(dir: &Path) -> Result<(ClusterFile, PathBuf), Failed> {
+    let path = dir.join("cluster.toml");
+    let file = ClusterFile::load(&path).map_err(|e| fail("cluster file", e))?;
+    Ok((file, path))
+}
+
+fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
+    match command {
+        SimCommand::Up { dir, nodes } => {
+            let (file, elapsed) = progress::step(
+                &format!("starting a simulated cluster of {nodes} nodes"),
+                false,
+                || client::sim::up(dir, *nodes, &|line| eprintln!("  {line}")),
+            );
+            let file = file.map_err(|e| fail("sim up", e))?;
+            let path = dir.join("cluster.toml");
+            print(
+                cli.json,
+                &json!({"cluster": path, "nodes": file.nodes.iter().map(|n| &n.id).collect::<Vec<_>>(), "ms": elapsed.as_millis() as u64}),
+                &format!(
+                    "{} nodes running; use --cluster {}",
+                    file.nodes.len(),
+                    path.display()
+                ),
+            );
+            Ok(())
+        }
+        SimCommand::Down { dir } => {
+            let (mut file, path) = sim_file(dir)?;
+            client::sim::down(&mut file, &path).map_err(|e| fail("sim down", e))?;
+            print(cli.json, &json!({"stopped": true}), "cluster stopped");
+            Ok(())
+        }
+        SimCommand::Kill { dir, node } => {
+            let (mut file, path) = sim_file(dir)?;
+            client::sim::kill_enclave(&mut file, &path, node)
+                .map_err(|e| fail(&format!("sim kill {node}"), e))?;
+            print(
+                cli.json,
+                &json!({"killed": node}),
+                &format!("{node}'s enclave killed"),
+            );
+            Ok(())
+        }
+        SimCommand::Restart { dir, node } => {
+            let (mut file, path) = sim_file(dir)?;
+            let (result, _) = progress::step(&format!("restarting {node}"), false, || {
+                client::sim::restart_enclave(&mut file, &path, node)
+            });
+            result.map_err(|e| fail(&format!("sim restart {node}"), e))?;
+            print(
+                cli.json,
+                &json!({"restarted": node}),
+                &format!("{node} running again"),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Removes the demo's cluster and directory however the demo ends.
+struct DemoCluster {
+    dir: PathBuf,
+}
+
+impl Drop for DemoCluster {
+    fn drop(&mut self) {
+        let path = self.dir.join("cluster.toml");
+        if let Ok(mut file) = ClusterFile::load(&path) {
+            let _ = client::sim::down(&mut file, &path);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let guard = DemoCluster {
+        dir: std::env::temp_dir().join(format!("custody-demo-{}-{unique}", std::process::id())),
+    };
+    let mut timings = serde_json::Map::new();
+    let mut time = |name: &str, d: std::time::Duration| {
+        timings.insert(name.to_owned(), json!(d.as_millis() as u64));
+    };
+
+    let (file, elapsed) = progress::step(
+        &format!(
+            "starting {nodes} simulated enclave nodes and their parents; they attest each other"
+        ),
+        false,
+        || client::sim::up(&guard.dir, nodes, &|line| eprintln!("  {line}")),
+    );
+    let file = file.map_err(|e| fail("demo: starting the cluster", e))?;
+    time("cluster_up", elapsed);
+
+    let created_at = std::time::Instant::now();
+    let created = create_key(&file, threshold, &[], Some("demo".to_owned()))?;
+    time("key_create", created_at.elapsed());
+
+    let message = b"tee-custody demo: pay 1 ETH to 0x000000000000000000000000000000000000dEaD";
+    let signers: Vec<String> = file
+        .nodes
+        .iter()
+        .take(usize::from(threshold))
+        .map(|n| n.id.clone())
+        .collect();
+    let signed_at = std::time::Instant::now();
+    let signed = sign(
+        &file,
+        &SignArgs {
+            key: "demo".to_owned(),
+            digest: None,
+            message: Some(hex::encode(message)),
+            path: None,
+            signers,
+        },
+    )?;
+    time("sign", signed_at.elapsed());
+
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let digest = text(&signed, "digest");
+    let expected_digest = hex::encode(mpc::keccak256(message));
+    let verify_at = std::time::Instant::now();
+    let verified = if digest != expected_digest {
+        Err(format!(
+            "the nodes signed {digest}, not Keccak-256 of the message"
+        ))
+    } else if text(&signed, "public_key") != text(&created, "public_key") {
+        Err("the signature is by another key".to_owned())
+    } else {
+        verify::verify_hex(
+            &text(&created, "public_key"),
+            &digest,
+            &text(&signed, "r"),
+            &text(&signed, "s"),
+        )
+        .map_err(|e| e.to_string())
+    };
+    time("verify", verify_at.elapsed());
+
+    let (stop, elapsed) = progress::step("stopping the cluster", false, || {
+        let path = guard.dir.join("cluster.toml");
+        let mut file = file.clone();
+        client::sim::down(&mut file, &path)
+    });
+    stop.map_err(|e| fail("demo: stopping the cluster", e))?;
+    time("cluster_down", elapsed);
+
+    let value = json!({
+        "public_key": text(&created, "public_key"),
+        "eth_address": text(&created, "eth_address"),
+        "btc_address": text(&created, "btc_address"),
+        "digest": digest,
+        "r": text(&signed, "r"),
+        "s": text(&signed, "s"),
+        "v": signed.get("v").cloned().unwrap_or(Value::Null),
+        "timings_ms": timings,
+    });
+    let summary = format!(
+        "{}\nmessage:     {:?}\n{}\nsignature:   {}\ntimings (ms): {}",
+        describe_key(&created),
+        String::from_utf8_lossy(message),
+        describe_signature(&signed),
+        match &verified {
+            Ok(()) => "verified with k256 against the public key".to_owned(),
+            Err(e) => format!("NOT verified: {e}"),
+        },
+        value
+            .get("timings_ms")
+            .map(Value::to_string)
+            .unwrap_or_default()
+    );
+    print(cli.json, &value, &summary);
+    drop(guard);
+    verified.map_err(|e| fail("demo: signature check", e))
+}

@@ -1,0 +1,348 @@
+//! The client port's attested TLS, both ends: what operators' tools use to reach a node.
+//!
+//! 1. TLS 1.3 (rustls on aws-lc-rs) terminating inside the node, with the node's per-boot
+//!    key; the client presents no certificate (operators authenticate each command with
+//!    their manifest key instead, see [`crate::operator_api::SignedCommand`]).
+//! 2. The node sends a hello: its node id and a fresh attestation document with nonce =
+//!    this connection's exporter value (label [`CLIENT_EXPORTER_LABEL`], 32 bytes), public
+//!    key = its TLS key, user data = the hash of the manifest it runs (absent before it
+//!    has one).
+//! 3. The client checks it ([`connect`]): the document verifies under a trusted root, its
+//!    measurements are one of the sets the client expects for that node id, it is fresh and
+//!    not from a debug-mode enclave, it carries this connection's exporter and binds the
+//!    key the node presented in TLS. Only then does the client send a request.
+
+use super::evidence::{Hello, MAX_HELLO_LEN};
+use super::{ChannelError, TLS_SERVER_NAME, TlsIdentity, peer_spki, verifier};
+use attestation::nsm::{AttestationRequest, Nsm};
+use attestation::{MeasurementSet, TrustPolicy, Verifier};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use transport::frame::{read_frame, write_frame};
+
+/// Label of the TLS exporter whose value the node's client-port document carries as nonce.
+pub const CLIENT_EXPORTER_LABEL: &[u8] = b"EXPORTER-tee-custody-client-port-v1";
+/// Time allowed for TLS and the node's hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The node's TLS configuration for its client port: TLS 1.3 only, no client certificate,
+/// no resumption.
+pub fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, ChannelError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.certificate()], identity.private_key())
+        .map_err(tls)?;
+    server.send_tls13_tickets = 0;
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(Arc::new(server))
+}
+
+/// A client's TLS configuration: the node's certificate is checked only for the handshake
+/// signature; the attestation decides whether the node is trusted.
+pub fn client_config() -> Result<Arc<ClientConfig>, ChannelError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(verifier::DeferToAttestation::new(provider.clone()));
+    let mut client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    client.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(client))
+}
+
+fn tls(e: rustls::Error) -> ChannelError {
+    ChannelError::Tls(e.to_string())
+}
+
+fn exporter<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], ChannelError> {
+    conn.export_keying_material([0u8; 32], CLIENT_EXPORTER_LABEL, None)
+        .map_err(|e| ChannelError::Tls(e.to_string()))
+}
+
+/// A client-port connection after the handshake, at either end.
+#[derive(Debug)]
+pub struct ClientPortStream<S> {
+    pub stream: S,
+    /// This connection's exporter value: operators sign it with each command.
+    pub exporter: [u8; 32],
+}
+
+/// Node side: TLS, then this node's hello.
+pub async fn accept<S>(
+    stream: S,
+    config: Arc<ServerConfig>,
+    node_id: &str,
+    identity: &TlsIdentity,
+    nsm: Arc<dyn Nsm>,
+    manifest_hash: Option<[u8; 32]>,
+) -> Result<ClientPortStream<tokio_rustls::server::TlsStream<S>>, ChannelError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut tls = tokio_rustls::TlsAcceptor::from(config)
+            .accept(stream)
+            .await?;
+        let exporter = exporter(tls.get_ref().1)?;
+        let request = AttestationRequest {
+            user_data: manifest_hash.map(|h| h.to_vec()),
+            nonce: Some(exporter.to_vec()),
+            public_key: Some(identity.spki_der().to_vec()),
+        };
+        let document = tokio::task::spawn_blocking(move || nsm.attest(&request))
+            .await
+            .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string())))??;
+        let hello = Hello {
+            node_id: node_id.to_owned(),
+            document,
+        };
+        write_frame(&mut tls, &hello.encode()?, MAX_HELLO_LEN).await?;
+        Ok(ClientPortStream {
+            stream: tls,
+            exporter,
+        })
+    })
+    .await
+    .map_err(|_| ChannelError::Timeout)?
+}
+
+/// What a client requires of one node.
+#[derive(Debug, Clone)]
+pub struct NodeExpectation {
+    pub node_id: String,
+    /// Measurement sets accepted for this node (any one must match).
+    pub measurements: Vec<MeasurementSet>,
+    /// Roots trusted for the node's document.
+    pub verifier: Verifier,
+    pub max_evidence_age: Duration,
+    pub allow_debug: bool,
+}
+
+/// What the client learned from a node's verified hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedNode {
+    pub node_id: String,
+    pub module_id: String,
+    /// PCR0, hex.
+    pub pcr0: String,
+    /// The manifest the node runs, if it has one.
+    pub manifest_hash: Option<[u8; 32]>,
+}
+
+/// Client side: TLS over `stream`, then the node's hello, checked against `expect`.
+pub async fn connect<S>(
+    stream: S,
+    expect: &NodeExpectation,
+) -> Result<
+    (
+        ClientPortStream<tokio_rustls::client::TlsStream<S>>,
+        VerifiedNode,
+    ),
+    ChannelError,
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let name =
+            ServerName::try_from(TLS_SERVER_NAME).map_err(|e| ChannelError::Tls(e.to_string()))?;
+        let mut tls = tokio_rustls::TlsConnector::from(client_config()?)
+            .connect(name, stream)
+            .await?;
+        let (exporter, spki) = {
+            let (_, conn) = tls.get_ref();
+            (exporter(conn)?, peer_spki(conn.peer_certificates())?)
+        };
+        let hello = read_frame(&mut tls, MAX_HELLO_LEN)
+            .await?
+            .ok_or(ChannelError::Closed)?;
+        let hello = Hello::decode(&hello)?;
+        let node = check_node(expect, &hello, &exporter, &spki, SystemTime::now())?;
+        Ok((
+            ClientPortStream {
+                stream: tls,
+                exporter,
+            },
+            node,
+        ))
+    })
+    .await
+    .map_err(|_| ChannelError::Timeout)?
+}
+
+/// Every check a client makes of a node's hello before trusting the connection.
+pub(crate) fn check_node(
+    expect: &NodeExpectation,
+    hello: &Hello,
+    exporter: &[u8; 32],
+    spki: &[u8],
+    now: SystemTime,
+) -> Result<VerifiedNode, ChannelError> {
+    let peer = expect.node_id.clone();
+    if hello.node_id != expect.node_id {
+        return Err(ChannelError::WrongPeer {
+            expected: expect.node_id.clone(),
+            claimed: hello.node_id.clone(),
+        });
+    }
+    let doc = expect
+        .verifier
+        .verify(&hello.document, now)
+        .map_err(|source| ChannelError::Evidence {
+            peer: peer.clone(),
+            source,
+        })?;
+    let accepted = TrustPolicy::new(expect.measurements.clone())
+        .map_err(|source| ChannelError::Policy {
+            peer: peer.clone(),
+            source,
+        })?
+        .allow_debug(expect.allow_debug)
+        .max_age(expect.max_evidence_age)
+        .expect_nonce(exporter.to_vec())
+        .check(&doc, now)
+        .map_err(|source| ChannelError::Policy {
+            peer: peer.clone(),
+            source,
+        })?;
+    if accepted.public_key != Some(spki) {
+        return Err(ChannelError::KeyBinding { peer });
+    }
+    let manifest_hash = match accepted.user_data {
+        None => None,
+        Some(bytes) => Some(
+            <[u8; 32]>::try_from(bytes)
+                .map_err(|_| ChannelError::ManifestMismatch { peer: peer.clone() })?,
+        ),
+    };
+    Ok(VerifiedNode {
+        node_id: peer,
+        module_id: accepted.module_id.to_owned(),
+        pcr0: doc.pcr(0).map(hex::encode).unwrap_or_default(),
+        manifest_hash,
+    })
+}
+
+#[cfg(test)]
+#[cfg(feature = "sim")]
+mod tests {
+    use super::*;
+    use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
+
+    const GOOD: &[u8] = b"the audited node image";
+    const EVIL: &[u8] = b"a modified node image";
+
+    fn measurements(image: &[u8]) -> MeasurementSet {
+        let pcrs = SimMeasurements::of_image(image).pcrs();
+        MeasurementSet::new((0u8..3).map(|i| (i, pcrs[&i].to_vec())).collect()).unwrap()
+    }
+
+    fn expectation(ca: &SimCa, id: &str) -> NodeExpectation {
+        NodeExpectation {
+            node_id: id.to_owned(),
+            measurements: vec![measurements(GOOD)],
+            verifier: Verifier::aws_nitro()
+                .trust_simulated_root(ca.root_der(), SystemTime::now())
+                .unwrap(),
+            max_evidence_age: Duration::from_secs(60),
+            allow_debug: false,
+        }
+    }
+
+    async fn run(
+        ca: &SimCa,
+        image: &[u8],
+        node_id: &str,
+        expect: &NodeExpectation,
+    ) -> Result<VerifiedNode, ChannelError> {
+        let now = SystemTime::now();
+        let nsm: Arc<dyn Nsm> =
+            Arc::new(SimNsm::new(ca, &SimMeasurements::of_image(image), now).unwrap());
+        let identity = TlsIdentity::generate(node_id, now).unwrap();
+        let config = server_config(&identity).unwrap();
+        let (x, y) = tokio::io::duplex(1 << 16);
+        let (client, server) = tokio::join!(
+            connect(x, expect),
+            accept(y, config, node_id, &identity, nsm, Some([7; 32]))
+        );
+        let (mut client, node) = client?;
+        let mut server = server.unwrap();
+        assert_eq!(client.exporter, server.exporter);
+        write_frame(&mut client.stream, b"request", 64)
+            .await
+            .unwrap();
+        assert_eq!(
+            read_frame(&mut server.stream, 64).await.unwrap().unwrap(),
+            b"request"
+        );
+        Ok(node)
+    }
+
+    #[tokio::test]
+    async fn a_client_trusts_only_the_node_it_expects() {
+        let ca = SimCa::generate(SystemTime::now()).unwrap();
+        let node = run(&ca, GOOD, "node-1", &expectation(&ca, "node-1"))
+            .await
+            .unwrap();
+        assert_eq!(node.node_id, "node-1");
+        assert_eq!(node.manifest_hash, Some([7; 32]));
+        assert_eq!(node.pcr0.len(), 96);
+
+        // A modified image: its measurements are not the expected ones.
+        let err = run(&ca, EVIL, "node-1", &expectation(&ca, "node-1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ChannelError::Policy { .. }), "{err}");
+        // Another node id than the one dialled.
+        let err = run(&ca, GOOD, "node-2", &expectation(&ca, "node-1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ChannelError::WrongPeer { .. }), "{err}");
+        // A document from another simulated root.
+        let other = SimCa::generate(SystemTime::now()).unwrap();
+        let err = run(&other, GOOD, "node-1", &expectation(&ca, "node-1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ChannelError::Evidence { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_document_from_another_connection_or_key_is_refused() {
+        let ca = SimCa::generate(SystemTime::now()).unwrap();
+        let now = SystemTime::now();
+        let nsm = SimNsm::new(&ca, &SimMeasurements::of_image(GOOD), now).unwrap();
+        let spki = b"the node's TLS key".to_vec();
+        let document = nsm
+            .attest(&AttestationRequest {
+                user_data: None,
+                nonce: Some([1u8; 32].to_vec()),
+                public_key: Some(spki.clone()),
+            })
+            .unwrap();
+        let hello = Hello {
+            node_id: "node-1".into(),
+            document,
+        };
+        let expect = expectation(&ca, "node-1");
+        let node = check_node(&expect, &hello, &[1; 32], &spki, now).unwrap();
+        assert_eq!(node.manifest_hash, None);
+        let replayed = check_node(&expect, &hello, &[2; 32], &spki, now).unwrap_err();
+        assert!(
+            matches!(replayed, ChannelError::Policy { .. }),
+            "{replayed}"
+        );
+        let other_key = check_node(&expect, &hello, &[1; 32], b"another key", now).unwrap_err();
+        assert!(
+            matches!(other_key, ChannelError::KeyBinding { .. }),
+            "{other_key}"
+        );
+    }
+}
