@@ -120,8 +120,7 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
     }
     if dir.join("cluster.toml").exists() {
         return Err(SimError::Setup(format!(
-            "{} already holds a cluster; stop it with custody sim down --dir {}",
-            dir.display(),
+            "{} already holds a cluster (cluster.toml); choose another directory",
             dir.display()
         )));
     }
@@ -496,18 +495,31 @@ pub fn restart_enclave(file: &mut ClusterFile, path: &Path, id: &str) -> Result<
     })
 }
 
-/// Stops every process of the cluster; safe to repeat.
+/// Stops every process of the cluster, all at once: SIGTERM, then SIGKILL for any still
+/// running after five seconds. Safe to repeat.
 pub fn down(file: &mut ClusterFile, path: &Path) -> Result<(), SimError> {
     let s = sim(file)?.clone();
+    let mut running = Vec::new();
     if let Some(sim) = file.sim.as_mut() {
         for node in &mut sim.nodes {
             if let Some(pid) = node.enclave_pid.take() {
-                stop(pid, &s.enclave_binary, false);
+                running.push((pid, s.enclave_binary.clone()));
             }
             if let Some(pid) = node.parent_pid.take() {
-                stop(pid, &s.parent_binary, false);
+                running.push((pid, s.parent_binary.clone()));
             }
         }
+    }
+    running.retain(|(pid, binary)| ours(*pid, binary));
+    for (pid, _) in &running {
+        signal(*pid, "-TERM");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running.iter().any(|(pid, binary)| ours(*pid, binary)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (pid, binary) in &running {
+        stop(*pid, binary, true);
     }
     if path.exists() {
         file.save(path)?;

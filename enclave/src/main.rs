@@ -215,11 +215,15 @@ fn run(cli: Cli) -> Result<(), Error> {
                     path: PathBuf::from("tokio runtime"),
                     source,
                 })?;
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 let node = Node::new(config, Arc::from(nsm))?;
                 node.run(shutdown_signal()).await?;
                 Ok(())
-            })
+            });
+            // A session thread may be deep in big-integer arithmetic or waiting out a round;
+            // nothing it holds needs saving (outputs are stored only when a session ends).
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            result
         }
     }
 }
