@@ -130,6 +130,32 @@ pub fn command(
     })
 }
 
+/// Submits a signed manifest envelope to `node`; returns its answer.
+pub fn submit_manifest(
+    file: &ClusterFile,
+    node: &str,
+    envelope: &[u8],
+) -> Result<serde_json::Value, OpError> {
+    let expect = file.expectation(node)?;
+    let entry = file.node(node)?;
+    let envelope = envelope.to_vec();
+    let answer = request_blocking(
+        &entry.client,
+        &expect,
+        move |_| OperatorRequest::SubmitManifest(envelope),
+        STATUS_PATIENCE,
+    )
+    .map_err(Box::new)?;
+    let json = answer.answer.map_err(|reason| OpError::Refused {
+        node: node.to_owned(),
+        reason,
+    })?;
+    serde_json::from_str(&json).map_err(|e| OpError::Answer {
+        node: node.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// A fresh attestation document from `node`, bound to `nonce`.
 pub fn attest(file: &ClusterFile, node: &str, nonce: &[u8]) -> Result<Vec<u8>, OpError> {
     let expect = file.expectation(node)?;

@@ -7,7 +7,6 @@ use crate::cluster_file::{ClusterFile, NodeEntry, OperatorEntry, SimCluster, Sim
 use crate::operator;
 use crate::ops;
 use attestation::nsm::sim::{SimCa, SimMeasurements};
-use enclave::operator_api::OperatorRequest;
 use manifest::{OperatorSignature, SignedManifest};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -262,22 +261,9 @@ fn start_and_provision(
     wait_for(file, &ids, "waiting_for_manifest", |_| true)?;
     progress("submitting the signed manifest");
     for id in &ids {
-        let expect = file.expectation(id)?;
-        let client = file.node(id)?.client.clone();
-        let envelope = envelope.to_vec();
-        let answer = crate::connection::request_blocking(
-            &client,
-            &expect,
-            move |_| OperatorRequest::SubmitManifest(envelope),
-            ops::STATUS_PATIENCE,
-        )
-        .map_err(|e| SimError::Node {
+        ops::submit_manifest(file, id, envelope).map_err(|e| SimError::Node {
             node: id.clone(),
-            reason: e.to_string(),
-        })?;
-        answer.answer.map_err(|reason| SimError::Node {
-            node: id.clone(),
-            reason: format!("refused the manifest: {reason}"),
+            reason: format!("manifest not accepted: {e}"),
         })?;
     }
     progress("waiting until every node runs with every peer attested");

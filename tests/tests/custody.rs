@@ -573,3 +573,114 @@ fn demo_creates_a_key_and_signs_with_a_signature_that_verifies() {
     check_signature(&answer, &public, &digest);
     assert!(answer["timings_ms"].is_object(), "{answer}");
 }
+
+/// Operators approve a new manifest version with `custody manifest`, and every node takes
+/// it; one approval short of the threshold, or the same version again, is refused.
+#[test]
+fn operators_approve_and_submit_a_new_manifest() {
+    let sim = Sim::up(3);
+    let cluster = sim.cluster_toml();
+    let cluster = utf8(&cluster);
+    // The body of the manifest `sim up` submitted, with the next version.
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(sim.dir.join("manifest.json")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(text(&envelope, "manifest"))
+        .unwrap();
+    let mut body: Value = serde_json::from_slice(&body).unwrap();
+    body["version"] = 2.into();
+    let body_path = sim.scratch("body-v2.json");
+    std::fs::write(&body_path, serde_json::to_vec(&body).unwrap()).unwrap();
+
+    let mut approvals = Vec::new();
+    for i in 0..2 {
+        let key = sim.dir.join(format!("operators/operator-{i}.key"));
+        let out = sim.scratch(&format!("approval-{i}.json"));
+        let approved = json_ok(&[
+            "--json",
+            "manifest",
+            "approve",
+            "--body",
+            utf8(&body_path),
+            "--key",
+            utf8(&key),
+            "--id",
+            &format!("operator-{i}"),
+            "--out",
+            utf8(&out),
+        ]);
+        assert_eq!(approved["version"], 2);
+        approvals.push(out);
+    }
+    let assemble = |approvals: &[PathBuf], out: &Path| {
+        let mut args = vec!["--json", "manifest", "assemble", "--body", utf8(&body_path)];
+        for a in approvals {
+            args.extend(["--approval", utf8(a)]);
+        }
+        args.extend(["--out", utf8(out)]);
+        json_ok(&args)
+    };
+
+    // One approval is not enough (K = 2): every node refuses it.
+    let short = sim.scratch("envelope-short.json");
+    let assembled = assemble(&approvals[..1], &short);
+    assert_eq!(assembled["approved_by_its_own_operators"], false);
+    let stderr_or_out = custody(&[
+        "--cluster",
+        cluster,
+        "--json",
+        "manifest",
+        "submit",
+        utf8(&short),
+    ]);
+    assert_eq!(stderr_or_out.status.code(), Some(1));
+    let answer: Value = serde_json::from_slice(&stderr_or_out.stdout).unwrap();
+    assert!(
+        answer["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["accepted"] == false),
+        "{answer}"
+    );
+
+    let full = sim.scratch("envelope.json");
+    assert_eq!(
+        assemble(&approvals, &full)["approved_by_its_own_operators"],
+        true
+    );
+    let submitted = json_ok(&[
+        "--cluster",
+        cluster,
+        "--json",
+        "manifest",
+        "submit",
+        utf8(&full),
+    ]);
+    let nodes = submitted["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(nodes.iter().all(|n| n["accepted"] == true), "{submitted}");
+    // The same version again is not an update.
+    let args = [
+        "--cluster",
+        cluster,
+        "manifest",
+        "submit",
+        utf8(&full),
+        "--node",
+        "node-2",
+    ];
+    let again = custody(&args);
+    assert_eq!(again.status.code(), Some(1), "{}", show(&args, &again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("not higher"),
+        "{}",
+        show(&args, &again)
+    );
+    // Every node runs under the new manifest with its peers attested.
+    let status = json_ok(&["--cluster", cluster, "--json", "status"]);
+    for id in ["node-1", "node-2", "node-3"] {
+        assert_healthy(&status, id);
+    }
+}

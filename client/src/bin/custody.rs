@@ -75,6 +75,43 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCmd,
     },
+    /// Manifests: approve a body, assemble the approvals, submit the result.
+    Manifest {
+        #[command(subcommand)]
+        command: ManifestCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ManifestCmd {
+    /// Sign a manifest body (JSON) with an operator key; writes the approval.
+    Approve {
+        #[arg(long)]
+        body: PathBuf,
+        /// The operator key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The operator's id in the manifest that approves this body.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Combine a body and operators' approvals into the envelope nodes accept.
+    Assemble {
+        #[arg(long)]
+        body: PathBuf,
+        #[arg(long = "approval", required = true)]
+        approvals: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit an envelope to every node of the cluster file (or one).
+    Submit {
+        envelope: PathBuf,
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,7 +278,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                 cli.json,
                 &json!({"node": node, "out": out, "bytes": document.len()}),
                 &format!(
-                    "{} bytes from {node} written to {}; check it with: attest verify {} --nonce <hex>",
+                    "{} bytes from {node} written to {}; check it with: attest verify {} --at now --nonce <hex> --pcr 0=<hex>",
                     document.len(),
                     out.display(),
                     out.display()
@@ -249,6 +286,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
             );
             Ok(())
         }
+        Command::Manifest { command } => manifest_command(cli, command),
         Command::Operator {
             command: OperatorCmd::New { out, id },
         } => {
@@ -263,6 +301,125 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                 ),
             );
             Ok(())
+        }
+    }
+}
+
+/// Reads a file that comes from outside, with a size limit.
+fn read_limited(path: &Path, max: usize) -> Result<Vec<u8>, Failed> {
+    let shown = path.display().to_string();
+    let len = std::fs::metadata(path).map_err(|e| fail(&shown, e))?.len();
+    if len > max as u64 {
+        return Err(fail(&shown, format!("larger than {max} bytes")));
+    }
+    std::fs::read(path).map_err(|e| fail(&shown, e))
+}
+
+fn manifest_command(cli: &Cli, command: &ManifestCmd) -> Result<(), Failed> {
+    match command {
+        ManifestCmd::Approve { body, key, id, out } => {
+            let bytes = read_limited(body, manifest::MAX_BODY_LEN)?;
+            let parsed = manifest::Manifest::parse(&bytes).map_err(|e| fail("manifest body", e))?;
+            let key = client::operator::load(key).map_err(|e| fail("operator key", e))?;
+            let signature = manifest::sign(&bytes, &key);
+            let approval = json!({"operator": id, "signature": hex::encode(signature.as_bytes())});
+            std::fs::write(out, approval.to_string())
+                .map_err(|e| fail(&out.display().to_string(), e))?;
+            let hash = manifest::ManifestHash::of(&bytes);
+            print(
+                cli.json,
+                &json!({"operator": id, "version": parsed.version(), "hash": hash.to_string(), "out": out}),
+                &format!(
+                    "{id} approved manifest version {} ({hash}); approval written to {}",
+                    parsed.version(),
+                    out.display()
+                ),
+            );
+            Ok(())
+        }
+        ManifestCmd::Assemble {
+            body,
+            approvals,
+            out,
+        } => {
+            let bytes = read_limited(body, manifest::MAX_BODY_LEN)?;
+            let mut signatures = Vec::new();
+            for path in approvals {
+                let approval: Value = serde_json::from_slice(&read_limited(path, 4096)?)
+                    .map_err(|e| fail(&path.display().to_string(), e))?;
+                let field = |f: &str| {
+                    approval
+                        .get(f)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| fail(&path.display().to_string(), format!("no {f}")))
+                };
+                let signature: [u8; 64] = hex::decode(field("signature")?)
+                    .ok()
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| {
+                        fail(&path.display().to_string(), "signature: 64 bytes of hex")
+                    })?;
+                signatures.push(manifest::OperatorSignature {
+                    operator: field("operator")?,
+                    signature: manifest::Signature::from(signature),
+                });
+            }
+            let signed = manifest::SignedManifest::assemble(&bytes, &signatures)
+                .map_err(|e| fail("assemble", e))?;
+            // Whether the body's own operators approve it: true for a first manifest; an
+            // update is approved by the operators of the manifest it replaces instead.
+            let own = manifest::accept(None, signed.clone()).map_err(|e| e.to_string());
+            std::fs::write(out, signed.envelope_bytes())
+                .map_err(|e| fail(&out.display().to_string(), e))?;
+            print(
+                cli.json,
+                &json!({"out": out, "hash": signed.hash().to_string(), "approved_by_its_own_operators": own.is_ok()}),
+                &format!(
+                    "envelope written to {} ({}); {}",
+                    out.display(),
+                    signed.hash(),
+                    match own {
+                        Ok(_) => "approved by enough of its own operators".to_owned(),
+                        Err(e) => format!(
+                            "not approved by its own operators ({e}): fine only for an update approved by the current ones"
+                        ),
+                    }
+                ),
+            );
+            Ok(())
+        }
+        ManifestCmd::Submit { envelope, node } => {
+            let (file, _) = cluster(cli)?;
+            let bytes = read_limited(envelope, manifest::MAX_ENVELOPE_LEN)?;
+            let targets: Vec<String> = match node {
+                Some(n) => vec![n.clone()],
+                None => file.nodes.iter().map(|n| n.id.clone()).collect(),
+            };
+            let mut results = Vec::new();
+            let mut failed = false;
+            for id in targets {
+                let outcome = ops::submit_manifest(&file, &id, &bytes);
+                failed |= outcome.is_err();
+                results.push(match outcome {
+                    Ok(answer) => json!({"id": id, "accepted": true, "answer": answer}),
+                    Err(e) => json!({"id": id, "accepted": false, "error": e.to_string()}),
+                });
+            }
+            let text = results
+                .iter()
+                .map(|r| match r.get("error") {
+                    Some(e) => format!(
+                        "{}: refused: {}",
+                        r["id"].as_str().unwrap_or("?"),
+                        e.as_str().unwrap_or("")
+                    ),
+                    None => format!("{}: accepted", r["id"].as_str().unwrap_or("?")),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(cli.json, &json!({"nodes": results}), &text);
+            if failed { Err(Failed(1)) } else { Ok(()) }
         }
     }
 }
