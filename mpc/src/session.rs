@@ -974,9 +974,16 @@ impl Driver for Presigned {
         }
         let signature = PartialSignature::combine(&partials, &self.public, self.message)
             .ok_or_else(|| Failure::Internal("partial signatures do not combine".into()))?;
-        Signature::from_library(&signature, &self.public_key, &self.prehash)
-            .map(Some)
-            .map_err(Failure::BadSignature)
+        let raw_s = partials.iter().map(|p| p.sigma).sum();
+        Signature::from_library_with_nonce_point(
+            &signature,
+            &gamma,
+            &raw_s,
+            &self.public_key,
+            &self.prehash,
+        )
+        .map(Some)
+        .map_err(Failure::BadSignature)
     }
 
     fn deliver(

@@ -97,6 +97,58 @@ impl Signature {
         })
     }
 
+    /// Like [`from_library`](Self::from_library) when the nonce point `R` is known (signing
+    /// from a presignature) together with `raw_s`, the `s` that goes with `R` before any
+    /// normalization: the recovery id is read off `R` (parity of y, and whether x was
+    /// reduced modulo the order) instead of trying each candidate, which costs a key
+    /// recovery per try. The signature is still verified against `key` with `k256`.
+    pub(crate) fn from_library_with_nonce_point(
+        signature: &cggmp24::Signature<Curve>,
+        nonce_point: &generic_ec::Point<Curve>,
+        raw_s: &generic_ec::Scalar<Curve>,
+        key: &PublicKey,
+        prehash: &[u8; 32],
+    ) -> Result<Self, VerifyError> {
+        let r: [u8; 32] = signature
+            .r
+            .to_be_bytes()
+            .as_bytes()
+            .try_into()
+            .map_err(|_| VerifyError::Scalars)?;
+        let s: [u8; 32] = signature
+            .s
+            .to_be_bytes()
+            .as_bytes()
+            .try_into()
+            .map_err(|_| VerifyError::Scalars)?;
+        let parsed = ecdsa::Signature::from_scalars(r, s).map_err(|_| VerifyError::Scalars)?;
+        let low = parsed.normalize_s().unwrap_or(parsed);
+        let verifying = VerifyingKey::from(key.as_k256());
+        verifying
+            .verify_prehash(prehash, &low)
+            .map_err(|_| VerifyError::Invalid)?;
+        let compressed = nonce_point.to_bytes(true);
+        let [prefix, x @ ..] = compressed.as_bytes() else {
+            return Err(VerifyError::Recovery);
+        };
+        let y_odd = match prefix {
+            0x02 => false,
+            0x03 => true,
+            _ => return Err(VerifyError::Recovery),
+        };
+        // Negating s is signing with -k, whose point has the other y: compare the s we
+        // output with the one that goes with R.
+        let low_s: [u8; 32] = low.s().to_bytes().into();
+        let y_odd = y_odd ^ (low_s.as_slice() != raw_s.to_be_bytes().as_bytes());
+        let x_reduced = x != r.as_slice();
+        let recovery_id = RecoveryId::new(y_odd, x_reduced);
+        Ok(Self {
+            r,
+            s: low.s().to_bytes().into(),
+            recovery_id: recovery_id.to_byte(),
+        })
+    }
+
     /// Parses `(r, s, recovery id)`; refuses a high `s`.
     pub fn from_parts(r: [u8; 32], s: [u8; 32], recovery_id: u8) -> Result<Self, VerifyError> {
         if RecoveryId::from_byte(recovery_id).is_none() {
@@ -177,6 +229,44 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use k256::ecdsa::SigningKey;
+
+    /// The recovery id read off the nonce point matches trial recovery, whatever the parity
+    /// of R and whether the library's s was normalized.
+    #[test]
+    fn recovery_id_from_the_nonce_point() {
+        use generic_ec::coords::HasAffineX;
+        use generic_ec::{NonZero, Point, Scalar};
+        let mut rng = rand_core::OsRng;
+        let x = Scalar::<Curve>::random(&mut rng);
+        let key = PublicKey::from_point(&(Point::generator() * x)).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0u8..64 {
+            let prehash = [i; 32];
+            let m = Scalar::<Curve>::from_be_bytes_mod_order(prehash);
+            let k = Scalar::<Curve>::random(&mut rng);
+            let nonce_point = Point::generator() * k;
+            let r = nonce_point.x().unwrap().to_scalar();
+            let raw_s = k.invert().unwrap() * (m + r * x);
+            for library_s in [raw_s, -raw_s] {
+                let signature = cggmp24::Signature {
+                    r: NonZero::from_scalar(r).unwrap(),
+                    s: NonZero::from_scalar(library_s).unwrap(),
+                };
+                let fast = Signature::from_library_with_nonce_point(
+                    &signature,
+                    &nonce_point,
+                    &raw_s,
+                    &key,
+                    &prehash,
+                )
+                .unwrap();
+                let slow = Signature::from_library(&signature, &key, &prehash).unwrap();
+                assert_eq!(fast, slow);
+                seen.insert(fast.recovery_id());
+            }
+        }
+        assert_eq!(seen.len(), 2, "both parities were exercised");
+    }
 
     #[test]
     fn checks_a_k256_signature() {
