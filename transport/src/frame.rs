@@ -3,6 +3,7 @@
 
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroize;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -66,8 +67,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
         len: body.len(),
         max,
     })?;
-    writer.write_all(&len.to_be_bytes()).await?;
-    writer.write_all(body).await?;
+    // One write: over TLS that is one record, and the peer wakes once per frame.
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(body);
+    let written = writer.write_all(&frame).await;
+    frame.zeroize();
+    written?;
     writer.flush().await?;
     Ok(())
 }
