@@ -250,4 +250,8 @@ fn a_node_started_before_its_parent_waits_for_it() {
         all(s, |s| s.phase == "waiting_for_manifest")
     })
     .unwrap();
+    // A key command before the node runs is refused, and leaves the node answering.
+    let refused = c.create_key("node-1", "k", 1, &[]).unwrap().unwrap_err();
+    assert!(refused.contains("not running"), "{refused}");
+    assert_eq!(c.status("node-1").unwrap().phase, "waiting_for_manifest");
 }

@@ -309,26 +309,52 @@ impl Node {
     /// Checks a session request from `from` and takes part in its session; the answer
     /// goes back to the coordinator.
     pub(super) async fn participate(self: &Arc<Self>, from: &NodeId, bytes: &[u8]) -> Outcome {
-        let verified = match self.verify_request(from, bytes) {
-            Ok(v) => v,
-            Err(reason) => {
-                tracing::warn!(%from, %reason, "session request refused");
-                return Outcome::failed(FailureKind::Refused, reason);
-            }
-        };
-        let Ok(permit) = self.keys().slots.clone().try_acquire_owned() else {
-            return Outcome::failed(FailureKind::Busy, "too many sessions at once");
-        };
+        match self.admit(from, bytes) {
+            Ok(admitted) => self.run_admitted(admitted).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Checks a session request and registers its session, without waiting: a peer's link
+    /// delivers the request, then the coordinator's later messages for it (an abort), in
+    /// order, so the session must exist before the next message is read.
+    fn admit(&self, from: &NodeId, bytes: &[u8]) -> Result<Admitted, Outcome> {
+        let verified = self.verify_request(from, bytes).map_err(|reason| {
+            tracing::warn!(%from, %reason, "session request refused");
+            Outcome::failed(FailureKind::Refused, reason)
+        })?;
+        let permit = self
+            .keys()
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Outcome::failed(FailureKind::Busy, "too many sessions at once"))?;
+        let session = verified.session;
+        // Register first: the other participants' first messages may already be arriving.
+        let inbox = self
+            .keys()
+            .router()
+            .register(session, Instant::now())
+            .map_err(|e| Outcome::failed(FailureKind::Refused, e.to_string()))?;
+        lock(&self.keys().coordinators).insert(session, verified.coordinator.clone());
+        tracing::info!(%session, step = verified.task.name(), coordinator = %verified.coordinator, "session started");
+        Ok(Admitted {
+            verified,
+            inbox,
+            permit,
+            started: Instant::now(),
+        })
+    }
+
+    async fn run_admitted(self: &Arc<Self>, admitted: Admitted) -> Outcome {
+        let Admitted {
+            verified,
+            inbox,
+            permit,
+            started,
+        } = admitted;
         let session = verified.session;
         let name = verified.task.name();
-        // Register first: the other participants' first messages may already be arriving.
-        let inbox = match self.keys().router().register(session, Instant::now()) {
-            Ok(inbox) => inbox,
-            Err(e) => return Outcome::failed(FailureKind::Refused, e.to_string()),
-        };
-        lock(&self.keys().coordinators).insert(session, verified.coordinator.clone());
-        let started = Instant::now();
-        tracing::info!(%session, step = name, coordinator = %verified.coordinator, "session started");
         let outcome = match self.prepare(&verified) {
             Ok(input) => self.run_session(verified, input, inbox).await,
             Err(outcome) => outcome,
@@ -593,11 +619,9 @@ impl Node {
                 tracing::warn!(%session, %from, "abort from a node that does not coordinate the session refused");
             }
             None => {
-                // The abort overtook the start (which is checked on another task): the
-                // session may not start here any more. Only a node that saw the request
-                // knows its id.
-                tracing::info!(%session, %from, "session aborted before it started here");
-                self.keys().router().end(session);
+                // The start came first on the same link and was refused, or the session has
+                // already ended here.
+                tracing::info!(%session, %from, "abort for no running session ignored");
             }
         }
     }
@@ -819,12 +843,17 @@ impl Node {
         let _ = entry.outcomes.send((from.clone(), outcome));
     }
 
-    /// A session request from `from`, arrived on its link: take part, and send the outcome
-    /// back on this node's link to it.
+    /// A session request from `from`, arrived on its link: admit it at once (so that a later
+    /// abort on the same link finds it), take part, and send the outcome back on this
+    /// node's link to it.
     pub(super) fn session_start(self: &Arc<Self>, from: NodeId, request: Vec<u8>) {
+        let admitted = self.admit(&from, &request);
         let node = self.clone();
         tokio::spawn(async move {
-            let outcome = node.participate(&from, &request).await;
+            let outcome = match admitted {
+                Ok(admitted) => node.run_admitted(admitted).await,
+                Err(outcome) => outcome,
+            };
             let request: [u8; 32] = Sha256::digest(&request).into();
             node.post(
                 &tokio::runtime::Handle::current(),
@@ -1027,10 +1056,11 @@ impl Node {
         let Ok(me) = self.me() else { return };
         let peers = self.state().peers.clone();
         for share in self.keys().shares() {
-            for set in signing_sets(&share) {
-                if set.signers().first() != Some(&me) {
-                    continue;
-                }
+            let Some(sets) = pooled_signing_sets(&share, &me) else {
+                tracing::debug!(key = %share.key_id(), "too many signing sets to keep pools for");
+                continue;
+            };
+            for set in sets {
                 let reachable = set
                     .signers()
                     .iter()
@@ -1070,35 +1100,59 @@ impl Node {
     }
 }
 
-/// Every signing set of `share`'s key (sets of exactly `t` parties), in order.
-fn signing_sets(share: &KeyShare) -> Vec<SigningSet> {
+/// Most signing sets whose pools one node fills per key; a key with more (a large group
+/// with a middling threshold has thousands) gets no pools from this node.
+pub const MAX_POOLED_SETS: usize = 32;
+
+/// The signing sets of `share`'s key whose first member (in id order) is `me`: `me` and
+/// `t - 1` of the parties after it. `None` when there are more than [`MAX_POOLED_SETS`].
+fn pooled_signing_sets(share: &KeyShare, me: &NodeId) -> Option<Vec<SigningSet>> {
     let nodes = share.group().nodes();
-    let t = usize::from(share.threshold().get());
-    let mut sets = Vec::new();
-    let mut chosen: Vec<usize> = (0..t).collect();
-    if t == 0 || t > nodes.len() {
-        return sets;
+    let position = nodes.iter().position(|n| n == me)?;
+    let after = nodes.get(position + 1..).unwrap_or_default();
+    let k = usize::from(share.threshold().get()).checked_sub(1)?;
+    if k > after.len() {
+        return Some(Vec::new());
     }
+    // C(after, k), stopping as soon as it passes the limit.
+    let mut count: usize = 1;
+    for i in 0..k {
+        count = count.saturating_mul(after.len() - i) / (i + 1);
+        if count > MAX_POOLED_SETS {
+            return None;
+        }
+    }
+    let mut sets = Vec::with_capacity(count);
+    let mut chosen: Vec<usize> = (0..k).collect();
     loop {
-        let members = chosen.iter().filter_map(|i| nodes.get(*i).cloned());
+        let members =
+            std::iter::once(me.clone()).chain(chosen.iter().filter_map(|i| after.get(*i).cloned()));
         if let Ok(set) = share.signing_set(members) {
             sets.push(set);
         }
         // Next combination in lexicographic order.
-        let Some(pos) = (0..t)
+        let Some(pos) = (0..k)
             .rev()
-            .find(|&p| chosen.get(p).copied().unwrap_or(usize::MAX) < nodes.len() - t + p)
+            .find(|&p| chosen.get(p).copied().unwrap_or(usize::MAX) < after.len() - k + p)
         else {
-            return sets;
+            return Some(sets);
         };
         if let Some(c) = chosen.get_mut(pos) {
             *c += 1;
         }
         let base = chosen.get(pos).copied().unwrap_or_default();
-        for (k, c) in chosen.iter_mut().enumerate().skip(pos + 1) {
-            *c = base + (k - pos);
+        for (j, c) in chosen.iter_mut().enumerate().skip(pos + 1) {
+            *c = base + (j - pos);
         }
     }
+}
+
+/// A session request this node checked and registered, not yet run.
+struct Admitted {
+    verified: Verified,
+    inbox: std::sync::mpsc::Receiver<crate::threshold::router::Inbound>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    started: Instant,
 }
 
 /// What a session needs, taken from this node's state before it starts.
@@ -1214,6 +1268,47 @@ fn finish_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sim")]
+    #[test]
+    fn each_node_pools_the_signing_sets_it_leads() {
+        let group = PartySet::new(
+            ["node-1", "node-2", "node-3", "node-4", "node-5"].map(|n| NodeId::new(n).unwrap()),
+        )
+        .unwrap();
+        let json = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../mpc/fixtures/aux-info-5.json"
+        ))
+        .unwrap();
+        let aux = mpc::sim::load_aux_info(&json, &group).unwrap();
+        let threshold = mpc::Threshold::new(3, &group).unwrap();
+        let sessions = group
+            .nodes()
+            .iter()
+            .zip(&aux)
+            .map(|(node, aux)| {
+                let key = KeyId::new("k").unwrap();
+                let s = Session::keygen(b"k", key, &group, node, threshold, aux).unwrap();
+                (node.clone(), s)
+            })
+            .collect();
+        let shares: Vec<KeyShare> = mpc::sim::run(sessions)
+            .into_iter()
+            .map(|(_, s)| s.unwrap())
+            .collect();
+        let mut all = BTreeSet::new();
+        for (share, me) in shares.iter().zip(group.nodes()) {
+            let sets = pooled_signing_sets(share, me).unwrap();
+            for set in &sets {
+                assert_eq!(set.signers().first(), Some(me));
+                assert_eq!(set.len(), 3);
+                assert!(all.insert(set.clone()), "each set is pooled by one node");
+            }
+        }
+        // Every 3-of-5 signing set has exactly one leader: C(5, 3) = 10.
+        assert_eq!(all.len(), 10);
+    }
 
     #[test]
     fn aux_blob_names_depend_on_the_party_set_only() {

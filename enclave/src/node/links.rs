@@ -19,6 +19,8 @@ pub const LINK_QUEUE: usize = 1024;
 /// A link with nothing to send for this long is closed (peers close idle channels after
 /// their own, longer, timeout).
 pub const LINK_IDLE: Duration = Duration::from_secs(20);
+/// Longest one message may take to write; a link that stalls longer is re-dialled.
+pub const LINK_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) type LinkSender = mpsc::Sender<zeroize::Zeroizing<Vec<u8>>>;
 
@@ -99,13 +101,18 @@ impl Node {
                     }
                 }
                 let Some(open) = channel.as_mut() else { break };
-                match open.send(&message).await {
-                    Ok(()) => {
+                // A peer (or its parent) that stops reading must not hold this link.
+                match tokio::time::timeout(LINK_SEND_TIMEOUT, open.send(&message)).await {
+                    Ok(Ok(())) => {
                         sent = true;
                         break;
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::warn!(%peer, error = %e, "link broke; re-dialling");
+                        channel = None;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "link stalled; re-dialling");
                         channel = None;
                     }
                 }

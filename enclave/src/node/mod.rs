@@ -213,6 +213,14 @@ impl Node {
     }
 
     pub fn status(&self) -> NodeStatus {
+        // Read before the state lock: no other lock is ever taken while it is held.
+        let keys = self
+            .keys
+            .shares()
+            .iter()
+            .map(|s| s.key_id().to_string())
+            .collect();
+        let presignatures = self.keys.presignatures_ready();
         let state = self.state();
         NodeStatus {
             node_id: self.config.node_id.clone(),
@@ -223,13 +231,8 @@ impl Node {
             state_created_ms: state.state_created_ms,
             peers: state.peers.clone(),
             escrow_pending: state.escrow_pending.iter().cloned().collect(),
-            keys: self
-                .keys
-                .shares()
-                .iter()
-                .map(|s| s.key_id().to_string())
-                .collect(),
-            presignatures: self.keys.presignatures_ready(),
+            keys,
+            presignatures,
         }
     }
 
@@ -778,12 +781,11 @@ impl Node {
     ) -> Result<String, String> {
         match OperatorRequest::decode(bytes).map_err(|e| e.to_string())? {
             OperatorRequest::Command(signed) => {
-                if self.state().phase != Phase::Running {
-                    return Err(format!(
-                        "node is not running ({}): {}",
-                        self.state().phase,
-                        self.status().reason.unwrap_or_default()
-                    ));
+                // One lock at a time: `status()` takes the state lock itself.
+                let phase = self.state().phase.clone();
+                if phase != Phase::Running {
+                    let reason = self.status().reason.unwrap_or_default();
+                    return Err(format!("node is not running ({phase}): {reason}"));
                 }
                 let manifest = self.state().manifest.clone().ok_or("no manifest")?;
                 let command = signed.verify(manifest.manifest(), exporter).map_err(|e| {
