@@ -61,13 +61,19 @@ fn on_threads<O: Send + 'static>(
             let me = me.clone();
             std::thread::spawn(move || {
                 let mut s = build();
-                runner::drive(&mut s, &inbox, Duration::from_secs(600), |to, envelope| {
-                    let (_, router) = routers.iter().find(|(p, _)| p == to).unwrap();
-                    router
-                        .lock()
-                        .unwrap()
-                        .route(me.clone(), envelope.clone(), Instant::now());
-                })
+                runner::drive(
+                    &mut s,
+                    &inbox,
+                    Duration::from_secs(600),
+                    Duration::from_secs(3600),
+                    |to, envelope| {
+                        let (_, router) = routers.iter().find(|(p, _)| p == to).unwrap();
+                        router
+                            .lock()
+                            .unwrap()
+                            .route(me.clone(), envelope.clone(), Instant::now());
+                    },
+                )
                 .unwrap()
             })
         })

@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 
 /// Sessions one node runs at once; more are refused as busy.
 pub const MAX_SESSIONS: usize = 16;
+/// Of those, sessions one coordinator may have running here: one peer cannot take every
+/// slot.
+pub const MAX_SESSIONS_PER_COORDINATOR: usize = 8;
 /// Keys one node holds.
 pub const MAX_KEYS: usize = 4096;
 /// After aborting a session, how long the coordinator waits for the other participants to
@@ -323,6 +326,19 @@ impl Node {
             tracing::warn!(%from, %reason, "session request refused");
             Outcome::failed(FailureKind::Refused, reason)
         })?;
+        let from_this_coordinator = lock(&self.keys().coordinators)
+            .values()
+            .filter(|c| **c == verified.coordinator)
+            .count();
+        if from_this_coordinator >= MAX_SESSIONS_PER_COORDINATOR {
+            return Err(Outcome::failed(
+                FailureKind::Busy,
+                format!(
+                    "{} already runs {MAX_SESSIONS_PER_COORDINATOR} sessions here",
+                    verified.coordinator
+                ),
+            ));
+        }
         let permit = self
             .keys()
             .slots
@@ -482,6 +498,8 @@ impl Node {
         };
         let node = self.clone();
         let round_timeout = self.keys().round_timeout;
+        // The whole session, however its messages trickle in: what the coordinator waits.
+        let limit = self.keys().round_timeout * 8;
         let prime_wait = self.keys().prime_wait;
         let primes = self.keys().primes.clone();
         let session = verified.session;
@@ -505,7 +523,7 @@ impl Node {
                         made(SessionError::Internal(format!("no safe primes ready: {e}")))
                     })?;
                     let mut s = Session::aux_info(&bytes, &group, &me, primes).map_err(made)?;
-                    runner::drive(&mut s, &inbox, round_timeout, post).map(Output::AuxInfo)
+                    runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::AuxInfo)
                 }
                 (
                     Task::Keygen {
@@ -519,22 +537,22 @@ impl Node {
                     let t = mpc::Threshold::new(threshold, &group).map_err(|e| made(e.into()))?;
                     let mut s =
                         Session::keygen(&bytes, key_id, &group, &me, t, &aux).map_err(made)?;
-                    runner::drive(&mut s, &inbox, round_timeout, post).map(Output::Keygen)
+                    runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Keygen)
                 }
                 (Task::Presign { .. }, Input::Presign(share, set)) => {
                     let mut s = Session::presign(&bytes, share, &set, &me, None).map_err(made)?;
-                    runner::drive(&mut s, &inbox, round_timeout, post).map(Output::Presign)
+                    runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Presign)
                 }
                 (Task::Sign { to_sign, path, .. }, Input::Sign(share, set)) => {
                     let path = (!path.is_master()).then_some(&path);
                     let mut s =
                         Session::sign(&bytes, share, &set, &me, to_sign, path).map_err(made)?;
-                    runner::drive(&mut s, &inbox, round_timeout, post).map(Output::Signature)
+                    runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Signature)
                 }
                 (Task::SignPresigned { to_sign, .. }, Input::SignPresigned(p)) => {
                     let mut s =
                         Session::sign_presigned(&bytes, *p, &me, &to_sign, None).map_err(made)?;
-                    runner::drive(&mut s, &inbox, round_timeout, post).map(Output::Signature)
+                    runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Signature)
                 }
                 _ => Err(made(SessionError::Internal(
                     "request and prepared input disagree".into(),

@@ -17,6 +17,9 @@ pub const SESSION_QUEUE: usize = 256;
 pub const MAX_EARLY_MESSAGES: usize = 512;
 /// Bytes held for sessions that have not started here yet, in total.
 pub const MAX_EARLY_BYTES: usize = 32 * 1024 * 1024;
+/// Of those, what one sender may have held: one peer cannot crowd out the others.
+pub const MAX_EARLY_MESSAGES_PER_SENDER: usize = 128;
+pub const MAX_EARLY_BYTES_PER_SENDER: usize = 8 * 1024 * 1024;
 /// How long a message for a session that has not started may wait.
 pub const EARLY_TTL: Duration = Duration::from_secs(30);
 /// Ended sessions remembered, so that their ids are never reused.
@@ -142,6 +145,18 @@ impl Router {
         }
         self.expire(now);
         let len = envelope.encoded_len();
+        let (held, held_bytes) = self
+            .early
+            .iter()
+            .filter(|e| e.from == from)
+            .fold((0usize, 0usize), |(n, b), e| {
+                (n + 1, b + e.envelope.encoded_len())
+            });
+        if held >= MAX_EARLY_MESSAGES_PER_SENDER || held_bytes + len > MAX_EARLY_BYTES_PER_SENDER {
+            return Routed::Refused(format!(
+                "unknown session {session}, and {from} already has {held} messages held"
+            ));
+        }
         if self.early.len() >= MAX_EARLY_MESSAGES || self.early_bytes + len > MAX_EARLY_BYTES {
             return Routed::Refused(format!(
                 "unknown session {session}, and no room to hold its message"
@@ -246,13 +261,22 @@ mod tests {
     fn early_messages_expire_and_are_bounded() {
         let mut router = Router::new();
         let now = Instant::now();
-        for _ in 0..MAX_EARLY_MESSAGES {
+        // One sender is held to its share; others still get theirs.
+        for _ in 0..MAX_EARLY_MESSAGES_PER_SENDER {
             assert_eq!(router.route(node("b"), envelope(9, 1), now), Routed::Held);
         }
         assert!(matches!(
             router.route(node("b"), envelope(9, 1), now),
             Routed::Refused(_)
         ));
+        assert_eq!(router.route(node("c"), envelope(9, 1), now), Routed::Held);
+        // All senders together are held to the total.
+        let senders = MAX_EARLY_MESSAGES / MAX_EARLY_MESSAGES_PER_SENDER;
+        for s in 0..senders {
+            let sender = node(&format!("n{s}"));
+            while router.route(sender.clone(), envelope(9, 1), now) == Routed::Held {}
+        }
+        assert_eq!(router.early.len(), MAX_EARLY_MESSAGES);
         let later = now + EARLY_TTL;
         let dropped = router.expire(later);
         assert_eq!(dropped.len(), MAX_EARLY_MESSAGES);

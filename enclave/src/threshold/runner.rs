@@ -5,13 +5,14 @@
 //! arithmetic, and the library's state machine cannot move between threads). A message the
 //! session refuses (wrong session, not a participant, duplicate, out of order) is logged and
 //! dropped; the session carries on. The session ends when it has its output, when the
-//! library aborts, when no message arrives for `round_timeout`, or when its queue closes
-//! (the coordinator aborted it).
+//! library aborts, when no message is accepted for `round_timeout` (refused messages do not
+//! count, so a peer cannot keep a session alive with junk), when it has run for `limit`, or
+//! when its queue closes (the coordinator aborted it).
 
 use super::router::Inbound;
 use mpc::{Envelope, NodeId, Session, SessionError};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a session produced no output.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +28,11 @@ pub fn drive<O: 'static>(
     session: &mut Session<O>,
     inbox: &Receiver<Inbound>,
     round_timeout: Duration,
+    limit: Duration,
     mut post: impl FnMut(&NodeId, &Envelope),
 ) -> Result<O, RunError> {
+    let started = Instant::now();
+    let mut progress = started;
     let mut send = |session: &Session<O>, envelopes: Vec<Envelope>| {
         for envelope in &envelopes {
             for to in session.recipients(envelope) {
@@ -42,16 +46,26 @@ pub fn drive<O: 'static>(
         if let Some(output) = session.take_output() {
             return Ok(output);
         }
-        let (from, envelope) = match inbox.recv_timeout(round_timeout) {
+        let now = Instant::now();
+        let wait = round_timeout
+            .saturating_sub(now.duration_since(progress))
+            .min(limit.saturating_sub(now.duration_since(started)));
+        if wait.is_zero() {
+            return Err(session.time_out().into());
+        }
+        let (from, envelope) = match inbox.recv_timeout(wait) {
             Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => return Err(session.time_out().into()),
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => {
                 let _ = session.time_out();
                 return Err(RunError::Cancelled);
             }
         };
         match session.handle(&from, &envelope) {
-            Ok(out) => send(session, out),
+            Ok(out) => {
+                progress = Instant::now();
+                send(session, out);
+            }
             Err(e) if e.is_refusal() => {
                 tracing::warn!(session = %session.id(), from = %from, error = %e, "protocol message refused");
             }
@@ -68,7 +82,6 @@ mod tests {
     use mpc::{PartySet, Recipient, SessionId};
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
-    use std::time::Instant;
 
     fn node(id: &str) -> NodeId {
         NodeId::new(id).unwrap()
@@ -120,12 +133,19 @@ mod tests {
                 let threshold = mpc::Threshold::new(2, &group).unwrap();
                 let mut s =
                     Session::keygen(&request, key_id, &group, &me, threshold, &aux).unwrap();
-                drive(&mut s, &inbox, Duration::from_secs(60), |to, envelope| {
-                    routers[to]
-                        .lock()
-                        .unwrap()
-                        .route(me.clone(), envelope.clone(), Instant::now());
-                })
+                drive(
+                    &mut s,
+                    &inbox,
+                    Duration::from_secs(60),
+                    Duration::from_secs(600),
+                    |to, envelope| {
+                        routers[to].lock().unwrap().route(
+                            me.clone(),
+                            envelope.clone(),
+                            Instant::now(),
+                        );
+                    },
+                )
             }));
         }
         let keys: Vec<_> = threads
@@ -153,13 +173,69 @@ mod tests {
             &aux[0],
         )
         .unwrap();
-        let error = drive(&mut s, &inbox, Duration::from_millis(50), |_, _| {}).unwrap_err();
+        let error = drive(
+            &mut s,
+            &inbox,
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+            |_, _| {},
+        )
+        .unwrap_err();
         match error {
             RunError::Session(SessionError::TimedOut { waiting_for }) => {
                 assert_eq!(waiting_for, vec![node("b"), node("c")]);
             }
             other => panic!("expected a timeout, got {other:?}"),
         }
+        // Refused messages do not keep a session alive.
+        let request = b"r1".to_vec();
+        let session = SessionId::derive(mpc::Protocol::Keygen, &request);
+        let inbox = router.register(session, Instant::now()).unwrap();
+        let router = Arc::new(Mutex::new(router));
+        let junk = {
+            let router = router.clone();
+            std::thread::spawn(move || {
+                for _ in 0..40 {
+                    let stray =
+                        Envelope::new(session, 1, 0, Recipient::Broadcast, vec![0]).unwrap();
+                    router
+                        .lock()
+                        .unwrap()
+                        .route(node("z"), stray, Instant::now());
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let mut s = Session::keygen(
+            &request,
+            mpc::KeyId::new("k").unwrap(),
+            &group,
+            &node("a"),
+            threshold,
+            &aux[0],
+        )
+        .unwrap();
+        let started = Instant::now();
+        let error = drive(
+            &mut s,
+            &inbox,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+            |_, _| {},
+        )
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            RunError::Session(SessionError::TimedOut { .. })
+        ));
+        assert!(
+            started.elapsed() < Duration::from_millis(350),
+            "{:?}",
+            started.elapsed()
+        );
+        junk.join().unwrap();
+        let mut router = Arc::try_unwrap(router).unwrap().into_inner().unwrap();
+
         // Closing the queue cancels a session.
         let request = b"r2".to_vec();
         let session = SessionId::derive(mpc::Protocol::Keygen, &request);
@@ -175,7 +251,13 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            drive(&mut s, &inbox, Duration::from_secs(60), |_, _| {}),
+            drive(
+                &mut s,
+                &inbox,
+                Duration::from_secs(60),
+                Duration::from_secs(600),
+                |_, _| {}
+            ),
             Err(RunError::Cancelled)
         ));
     }
