@@ -97,6 +97,27 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
         .collect()
 }
 
+/// Sends the request `make` builds to node `node` and returns its JSON answer; a refusal
+/// names the node.
+fn ask(
+    file: &ClusterFile,
+    node: &str,
+    make: impl FnOnce(&[u8; 32]) -> OperatorRequest,
+    patience: Duration,
+) -> Result<serde_json::Value, OpError> {
+    let expect = file.expectation(node)?;
+    let entry = file.node(node)?;
+    let answer = request_blocking(&entry.client, &expect, make, patience).map_err(Box::new)?;
+    let json = answer.answer.map_err(|reason| OpError::Refused {
+        node: node.to_owned(),
+        reason,
+    })?;
+    serde_json::from_str(&json).map_err(|e| OpError::Answer {
+        node: node.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// Sends `command`, signed with the cluster file's operator key, to node `node`.
 pub fn command(
     file: &ClusterFile,
@@ -104,11 +125,9 @@ pub fn command(
     command: &KeyCommand,
 ) -> Result<serde_json::Value, OpError> {
     let key = operator::load(&file.operator.key_file)?;
-    let expect = file.expectation(node)?;
-    let entry = file.node(node)?;
-    let answer = request_blocking(
-        &entry.client,
-        &expect,
+    ask(
+        file,
+        node,
         |exporter| {
             OperatorRequest::Command(SignedCommand::sign(
                 &file.operator.id,
@@ -119,15 +138,6 @@ pub fn command(
         },
         OPERATION_PATIENCE,
     )
-    .map_err(Box::new)?;
-    let json = answer.answer.map_err(|reason| OpError::Refused {
-        node: node.to_owned(),
-        reason,
-    })?;
-    serde_json::from_str(&json).map_err(|e| OpError::Answer {
-        node: node.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 /// Submits a signed manifest envelope to `node`; returns its answer.
@@ -136,48 +146,28 @@ pub fn submit_manifest(
     node: &str,
     envelope: &[u8],
 ) -> Result<serde_json::Value, OpError> {
-    let expect = file.expectation(node)?;
-    let entry = file.node(node)?;
     let envelope = envelope.to_vec();
-    let answer = request_blocking(
-        &entry.client,
-        &expect,
+    ask(
+        file,
+        node,
         move |_| OperatorRequest::SubmitManifest(envelope),
         STATUS_PATIENCE,
     )
-    .map_err(Box::new)?;
-    let json = answer.answer.map_err(|reason| OpError::Refused {
-        node: node.to_owned(),
-        reason,
-    })?;
-    serde_json::from_str(&json).map_err(|e| OpError::Answer {
-        node: node.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 /// A fresh attestation document from `node`, bound to `nonce`.
 pub fn attest(file: &ClusterFile, node: &str, nonce: &[u8]) -> Result<Vec<u8>, OpError> {
-    let expect = file.expectation(node)?;
-    let entry = file.node(node)?;
     let nonce = nonce.to_vec();
-    let answer = request_blocking(
-        &entry.client,
-        &expect,
+    let value = ask(
+        file,
+        node,
         move |_| OperatorRequest::Attest { nonce },
         STATUS_PATIENCE,
-    )
-    .map_err(Box::new)?;
-    let json = answer.answer.map_err(|reason| OpError::Refused {
-        node: node.to_owned(),
-        reason,
-    })?;
+    )?;
     let unreadable = |reason: String| OpError::Answer {
         node: node.to_owned(),
         reason,
     };
-    let value: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| unreadable(e.to_string()))?;
     let document = value
         .get("document")
         .and_then(|d| d.as_str())

@@ -70,24 +70,7 @@ impl Signature {
         key: &PublicKey,
         prehash: &[u8; 32],
     ) -> Result<Self, VerifyError> {
-        let r: [u8; 32] = signature
-            .r
-            .to_be_bytes()
-            .as_bytes()
-            .try_into()
-            .map_err(|_| VerifyError::Scalars)?;
-        let s: [u8; 32] = signature
-            .s
-            .to_be_bytes()
-            .as_bytes()
-            .try_into()
-            .map_err(|_| VerifyError::Scalars)?;
-        let parsed = ecdsa::Signature::from_scalars(r, s).map_err(|_| VerifyError::Scalars)?;
-        let low = parsed.normalize_s().unwrap_or(parsed);
-        let verifying = VerifyingKey::from(key.as_k256());
-        verifying
-            .verify_prehash(prehash, &low)
-            .map_err(|_| VerifyError::Invalid)?;
+        let (r, low, verifying) = Self::checked_low_s(signature, key, prehash)?;
         let recovery_id = RecoveryId::trial_recovery_from_prehash(&verifying, prehash, &low)
             .map_err(|_| VerifyError::Recovery)?;
         Ok(Self {
@@ -95,6 +78,31 @@ impl Signature {
             s: low.s().to_bytes().into(),
             recovery_id: recovery_id.to_byte(),
         })
+    }
+
+    /// `r`, and the signature with `s` normalized to the lower half, once it verifies
+    /// against `key` with `k256`.
+    fn checked_low_s(
+        signature: &cggmp24::Signature<Curve>,
+        key: &PublicKey,
+        prehash: &[u8; 32],
+    ) -> Result<([u8; 32], ecdsa::Signature, VerifyingKey), VerifyError> {
+        let bytes = |scalar: &generic_ec::Scalar<Curve>| -> Result<[u8; 32], VerifyError> {
+            scalar
+                .to_be_bytes()
+                .as_bytes()
+                .try_into()
+                .map_err(|_| VerifyError::Scalars)
+        };
+        let r = bytes(&signature.r)?;
+        let parsed = ecdsa::Signature::from_scalars(r, bytes(&signature.s)?)
+            .map_err(|_| VerifyError::Scalars)?;
+        let low = parsed.normalize_s().unwrap_or(parsed);
+        let verifying = VerifyingKey::from(key.as_k256());
+        verifying
+            .verify_prehash(prehash, &low)
+            .map_err(|_| VerifyError::Invalid)?;
+        Ok((r, low, verifying))
     }
 
     /// Like [`from_library`](Self::from_library) when the nonce point `R` is known (signing
@@ -109,24 +117,7 @@ impl Signature {
         key: &PublicKey,
         prehash: &[u8; 32],
     ) -> Result<Self, VerifyError> {
-        let r: [u8; 32] = signature
-            .r
-            .to_be_bytes()
-            .as_bytes()
-            .try_into()
-            .map_err(|_| VerifyError::Scalars)?;
-        let s: [u8; 32] = signature
-            .s
-            .to_be_bytes()
-            .as_bytes()
-            .try_into()
-            .map_err(|_| VerifyError::Scalars)?;
-        let parsed = ecdsa::Signature::from_scalars(r, s).map_err(|_| VerifyError::Scalars)?;
-        let low = parsed.normalize_s().unwrap_or(parsed);
-        let verifying = VerifyingKey::from(key.as_k256());
-        verifying
-            .verify_prehash(prehash, &low)
-            .map_err(|_| VerifyError::Invalid)?;
+        let (r, low, _) = Self::checked_low_s(signature, key, prehash)?;
         let compressed = nonce_point.to_bytes(true);
         let [prefix, x @ ..] = compressed.as_bytes() else {
             return Err(VerifyError::Recovery);

@@ -155,6 +155,13 @@ mod tests {
         assert!(keys.windows(2).all(|w| w[0] == w[1]));
     }
 
+    /// Party "a"'s 2-of-3 keygen session for `request`.
+    fn keygen_at_a(request: &[u8], group: &PartySet, aux: &mpc::AuxInfo) -> Session<mpc::KeyShare> {
+        let threshold = mpc::Threshold::new(2, group).unwrap();
+        let key = mpc::KeyId::new("k").unwrap();
+        Session::keygen(request, key, group, &node("a"), threshold, aux).unwrap()
+    }
+
     #[test]
     fn a_silent_party_times_the_session_out_and_is_named() {
         let group = PartySet::new(["a", "b", "c"].map(node)).unwrap();
@@ -163,16 +170,7 @@ mod tests {
         let request = b"r".to_vec();
         let session = SessionId::derive(mpc::Protocol::Keygen, &request);
         let inbox = router.register(session, Instant::now()).unwrap();
-        let threshold = mpc::Threshold::new(2, &group).unwrap();
-        let mut s = Session::keygen(
-            &request,
-            mpc::KeyId::new("k").unwrap(),
-            &group,
-            &node("a"),
-            threshold,
-            &aux[0],
-        )
-        .unwrap();
+        let mut s = keygen_at_a(&request, &group, &aux[0]);
         let error = drive(
             &mut s,
             &inbox,
@@ -206,15 +204,7 @@ mod tests {
                 }
             })
         };
-        let mut s = Session::keygen(
-            &request,
-            mpc::KeyId::new("k").unwrap(),
-            &group,
-            &node("a"),
-            threshold,
-            &aux[0],
-        )
-        .unwrap();
+        let mut s = keygen_at_a(&request, &group, &aux[0]);
         let started = Instant::now();
         let error = drive(
             &mut s,
@@ -241,15 +231,7 @@ mod tests {
         let session = SessionId::derive(mpc::Protocol::Keygen, &request);
         let inbox = router.register(session, Instant::now()).unwrap();
         router.end(session);
-        let mut s = Session::keygen(
-            &request,
-            mpc::KeyId::new("k").unwrap(),
-            &group,
-            &node("a"),
-            threshold,
-            &aux[0],
-        )
-        .unwrap();
+        let mut s = keygen_at_a(&request, &group, &aux[0]);
         assert!(matches!(
             drive(
                 &mut s,
