@@ -128,11 +128,12 @@ type Channel = crate::channel::AttestedChannel<tokio_rustls::client::TlsStream<t
 
 /// Whether the peer has closed `channel`. Peers never write on a link, so anything
 /// readable (end of stream, an error, or unexpected bytes) means it is no longer usable.
+///
+/// The read is polled exactly once and never waited for: a zero-length timer would only
+/// fire at the runtime's next timer tick, delaying every message by a millisecond or two.
 async fn peer_closed(channel: &mut Channel) -> bool {
-    // `timeout` polls the read once before looking at the (zero) deadline.
-    tokio::time::timeout(Duration::ZERO, channel.recv())
-        .await
-        .is_ok()
+    let mut read = std::pin::pin!(channel.recv());
+    std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx).is_ready())).await
 }
 
 async fn close(channel: Channel) {
