@@ -9,18 +9,22 @@
 //!   sees the end of stream (so the half-close crosses the relays too).
 //!
 //! Paths: `direct` (client -> TCP -> server), `parent` (client -> TCP -> parent -> Unix
-//! socket -> server) and, for scale, `minimal relay` (the same hop through the simplest
-//! relay there is: two blocking threads per connection copying with a 64 KiB buffer).
-//! Each runs in its own process: this one is the client, copies of it run the servers
-//! (`--serve`) and the minimal relay (`--relay`). Client and servers use a
-//! single-threaded runtime; the parent runs as in production.
+//! socket -> server) and, for scale, the same hop through two reference relays:
+//! `minimal relay`, the simplest there is (two blocking threads per connection copying
+//! with a 64 KiB buffer), and `splice relay`, the same threads moving bytes with Linux
+//! `splice(2)` through a pipe, so that they never enter the relay's memory (the fastest
+//! relay known here). Each runs in its own process: this one is the client, copies of it
+//! run the servers (`--serve`) and the reference relays (`--relay`, `--splice-relay`).
+//! Client and servers use a single-threaded runtime; the parent runs as in production.
 //!
 //! `BENCH_QUICK=1` runs a smaller version; `PARENT_BIN` overrides the binary. Run it
 //! under `taskset -c 0` to measure CPU cost without cross-CPU wake-up latency.
 
+use nix::fcntl::{FcntlArg, SpliceFFlags, fcntl, splice};
 use std::error::Error;
 use std::io::{BufRead, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,9 +58,14 @@ fn main() -> Result<()> {
     let sim = args.next().map(PathBuf::from);
     match (role.as_ref().and_then(|r| r.to_str()), sim) {
         (Some("--serve"), Some(sim)) => return serve_role(sim),
-        (Some("--relay"), Some(sim)) => return relay_role(&sim),
+        (Some("--relay"), Some(sim)) => return relay_role(&sim, Copying::Buffer),
+        (Some("--splice-relay"), Some(sim)) => return relay_role(&sim, Copying::Splice),
         (None, _) => {}
-        _ => return Err("usage: relay_bench [--serve DIR | --relay DIR]".into()),
+        _ => {
+            return Err(
+                "usage: relay_bench [--serve DIR | --relay DIR | --splice-relay DIR]".into(),
+            );
+        }
     }
     let plan = if std::env::var_os("BENCH_QUICK").is_some() {
         Plan {
@@ -100,6 +109,12 @@ async fn client(binary: &Path, plan: &Plan) -> Result<()> {
         echo: local(ports.first())?,
         sink: local(ports.get(1))?,
     };
+    let (_splice_relay, ports) = spawn_role("--splice-relay", &sim)?;
+    let splicing = Target {
+        name: "splice relay",
+        echo: local(ports.first())?,
+        sink: local(ports.get(1))?,
+    };
 
     let manifest = dir.0.join("manifest.json");
     std::fs::write(&manifest, manifest_json())?;
@@ -127,7 +142,7 @@ async fn client(binary: &Path, plan: &Plan) -> Result<()> {
     );
     wait_listening(parent.echo).await?;
     wait_listening(parent.sink).await?;
-    let paths = [direct, minimal, parent];
+    let paths = [direct, minimal, splicing, parent];
 
     println!("parent binary: {}", binary.display());
     println!(
@@ -161,7 +176,7 @@ async fn client(binary: &Path, plan: &Plan) -> Result<()> {
         "throughput: {mib:.0} MiB one way, {} runs per path, interleaved, best run",
         plan.bulk_runs
     );
-    let mut best = [0f64; 3];
+    let mut best = [0f64; 4];
     for path in &paths {
         bulk(path.sink, 16 << 20).await?;
     }
@@ -175,10 +190,10 @@ async fn client(binary: &Path, plan: &Plan) -> Result<()> {
         println!("  {:<14} {best:8.0} MiB/s", path.name);
     }
 
-    let [direct_l, minimal_l, parent_l] = latencies.as_slice() else {
+    let [direct_l, minimal_l, splice_l, parent_l] = latencies.as_slice() else {
         return Err("missing latencies".into());
     };
-    let [direct_t, minimal_t, parent_t] = best;
+    let [direct_t, minimal_t, splice_t, parent_t] = best;
     println!("parent vs direct TCP:");
     println!(
         "  added latency  median {:+.1}% ({:+.1} us)   p99 {:+.1}%",
@@ -200,6 +215,17 @@ async fn client(binary: &Path, plan: &Plan) -> Result<()> {
     println!(
         "  throughput     {:.1}% of the minimal relay",
         100.0 * parent_t / minimal_t
+    );
+    println!("splice relay vs direct TCP (the best a relay does here):");
+    println!(
+        "  added latency  median {:+.1}% ({:+.1} us)   p99 {:+.1}%",
+        percent(splice_l.median, direct_l.median),
+        splice_l.median - direct_l.median,
+        percent(splice_l.p99, direct_l.p99)
+    );
+    println!(
+        "  throughput     {:.1}% of direct",
+        100.0 * splice_t / direct_t
     );
     Ok(())
 }
@@ -256,8 +282,17 @@ fn serve_role(sim: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// The simplest relay: TCP in, Unix socket out, a blocking thread per direction.
-fn relay_role(sim: &Path) -> Result<()> {
+/// How a reference relay moves bytes.
+#[derive(Clone, Copy)]
+enum Copying {
+    /// `read` into a 64 KiB buffer, `write_all` out.
+    Buffer,
+    /// `splice(2)` from the socket into a pipe and from the pipe into the other socket.
+    Splice,
+}
+
+/// A reference relay: TCP in, Unix socket out, a blocking thread per direction.
+fn relay_role(sim: &Path, copying: Copying) -> Result<()> {
     let mut ports = Vec::new();
     for port in [NODE_PEER, NODE_CLIENT] {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -272,8 +307,24 @@ fn relay_role(sim: &Path) -> Result<()> {
                 let (Ok(tcp2), Ok(unix2)) = (tcp.try_clone(), unix.try_clone()) else {
                     continue;
                 };
-                std::thread::spawn(move || pump(tcp, unix2, |s| s.shutdown(Shutdown::Write)));
-                std::thread::spawn(move || pump(unix, tcp2, |s| s.shutdown(Shutdown::Write)));
+                match copying {
+                    Copying::Buffer => {
+                        std::thread::spawn(move || {
+                            pump(tcp, unix2, |s| s.shutdown(Shutdown::Write))
+                        });
+                        std::thread::spawn(move || {
+                            pump(unix, tcp2, |s| s.shutdown(Shutdown::Write))
+                        });
+                    }
+                    Copying::Splice => {
+                        std::thread::spawn(move || {
+                            splice_pump(tcp, unix2, |s| s.shutdown(Shutdown::Write))
+                        });
+                        std::thread::spawn(move || {
+                            splice_pump(unix, tcp2, |s| s.shutdown(Shutdown::Write))
+                        });
+                    }
+                }
             }
         });
     }
@@ -294,6 +345,30 @@ fn pump<R: Read, W: Write>(mut from: R, mut to: W, close: impl FnOnce(&W) -> std
         };
         if to.write_all(data).is_err() {
             return;
+        }
+    }
+    let _ = close(&to);
+}
+
+/// Like `pump`, but the bytes go socket -> pipe -> socket inside the kernel.
+fn splice_pump<R: AsFd, W: AsFd>(from: R, to: W, close: impl FnOnce(&W) -> std::io::Result<()>) {
+    const CHUNK: usize = 1 << 20;
+    let Ok((pipe_out, pipe_in)) = nix::unistd::pipe() else {
+        return;
+    };
+    // A larger pipe moves more per call; the default (64 KiB) also works.
+    let _ = fcntl(&pipe_in, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
+    let flags = SpliceFFlags::SPLICE_F_MOVE;
+    while let Ok(n) = splice(&from, None, &pipe_in, None, CHUNK, flags) {
+        if n == 0 {
+            break;
+        }
+        let mut left = n;
+        while left > 0 {
+            match splice(&pipe_out, None, &to, None, left, flags) {
+                Ok(m) if m > 0 => left -= m,
+                _ => return,
+            }
         }
     }
     let _ = close(&to);
