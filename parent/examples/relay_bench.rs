@@ -194,40 +194,32 @@ async fn client(binary: &Path, plan: &Plan) -> Result<()> {
         return Err("missing latencies".into());
     };
     let [direct_t, minimal_t, splice_t, parent_t] = best;
-    println!("parent vs direct TCP:");
-    println!(
-        "  added latency  median {:+.1}% ({:+.1} us)   p99 {:+.1}%",
-        percent(parent_l.median, direct_l.median),
-        parent_l.median - direct_l.median,
-        percent(parent_l.p99, direct_l.p99)
+    let (direct, minimal) = ((direct_l, direct_t), (minimal_l, minimal_t));
+    let (splicing, parent) = ((splice_l, splice_t), (parent_l, parent_t));
+    compare("parent vs direct TCP", parent, direct, "direct");
+    compare(
+        "parent vs minimal relay",
+        parent,
+        minimal,
+        "the minimal relay",
     );
-    println!(
-        "  throughput     {:.1}% of direct",
-        100.0 * parent_t / direct_t
-    );
-    println!("parent vs minimal relay:");
-    println!(
-        "  added latency  median {:+.1}% ({:+.1} us)   p99 {:+.1}%",
-        percent(parent_l.median, minimal_l.median),
-        parent_l.median - minimal_l.median,
-        percent(parent_l.p99, minimal_l.p99)
-    );
-    println!(
-        "  throughput     {:.1}% of the minimal relay",
-        100.0 * parent_t / minimal_t
-    );
-    println!("splice relay vs direct TCP (the best a relay does here):");
-    println!(
-        "  added latency  median {:+.1}% ({:+.1} us)   p99 {:+.1}%",
-        percent(splice_l.median, direct_l.median),
-        splice_l.median - direct_l.median,
-        percent(splice_l.p99, direct_l.p99)
-    );
-    println!(
-        "  throughput     {:.1}% of direct",
-        100.0 * splice_t / direct_t
-    );
+    let title = "splice relay vs direct TCP (the best a relay does here)";
+    compare(title, splicing, direct, "direct");
     Ok(())
+}
+
+/// Prints what `path` adds to `base`'s latency and how much of its throughput it keeps;
+/// each side is its latency and its throughput in MiB/s.
+fn compare(title: &str, path: (&Latency, f64), base: (&Latency, f64), base_name: &str) {
+    let ((l, t), (base_l, base_t)) = (path, base);
+    println!("{title}:");
+    println!(
+        "  added latency  median {:+.1}% ({:+.1} us)   p99 {:+.1}%",
+        percent(l.median, base_l.median),
+        l.median - base_l.median,
+        percent(l.p99, base_l.p99)
+    );
+    println!("  throughput     {:.1}% of {base_name}", 100.0 * t / base_t);
 }
 
 fn local(port: Option<&u16>) -> Result<SocketAddr> {

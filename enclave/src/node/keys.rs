@@ -928,16 +928,7 @@ impl Node {
                     aux_info: aux.to_string(),
                 })
                 .await?;
-            let missing_aux = outcomes.values().any(|o| {
-                matches!(
-                    o,
-                    Outcome::Failed {
-                        kind: FailureKind::AuxInfoMissing,
-                        ..
-                    }
-                )
-            });
-            if missing_aux && attempt == 0 {
+            if any_failed(&outcomes, FailureKind::AuxInfoMissing) && attempt == 0 {
                 tracing::info!("a party lacks this party set's auxiliary info; generating it");
                 aux = self.aux_info(&group).await?;
                 continue;
@@ -1026,16 +1017,7 @@ impl Node {
                         presignature: presignature.to_string(),
                     })
                     .await?;
-                let missing = outcomes.values().any(|o| {
-                    matches!(
-                        o,
-                        Outcome::Failed {
-                            kind: FailureKind::PresignatureMissing,
-                            ..
-                        }
-                    )
-                });
-                if !missing {
+                if !any_failed(&outcomes, FailureKind::PresignatureMissing) {
                     return finish_signature(&outcomes, &public, prehash, names, true);
                 }
                 tracing::info!("a signer lacks the pooled presignature; signing without one");
@@ -1221,6 +1203,13 @@ fn failures(step: &'static str, outcomes: &BTreeMap<NodeId, Outcome>) -> Operati
             })
             .collect(),
     }
+}
+
+/// Whether some participant failed for this reason.
+fn any_failed(outcomes: &BTreeMap<NodeId, Outcome>, reason: FailureKind) -> bool {
+    outcomes
+        .values()
+        .any(|o| matches!(o, Outcome::Failed { kind, .. } if *kind == reason))
 }
 
 /// The value every participant reported; an error naming who failed or disagreed.
