@@ -155,28 +155,12 @@ pub enum KeyCommand {
     },
 }
 
-/// Parses a non-hardened derivation path: `m`, or `m/` followed by indices separated by
-/// `/`. Hardened indices (`'` or `h`) are refused: threshold keys derive only
-/// non-hardened children.
+/// Parses a non-hardened derivation path in its one canonical spelling (`m`, `m/0/1`);
+/// see [`mpc::DerivationPath::parse`].
 pub fn parse_path(text: &str) -> Result<Vec<u32>, String> {
-    let mut parts = text.split('/');
-    if parts.next() != Some("m") {
-        return Err(format!("derivation path {text:?} must start with m"));
-    }
-    parts
-        .map(|part| {
-            if part.ends_with('\'') || part.ends_with('h') || part.ends_with('H') {
-                return Err(format!("hardened index {part:?} cannot be derived"));
-            }
-            let index: u32 = part
-                .parse()
-                .map_err(|_| format!("derivation index {part:?} is not a number"))?;
-            if index >= 0x8000_0000 {
-                return Err(format!("index {index} is in the hardened range"));
-            }
-            Ok(index)
-        })
-        .collect()
+    mpc::DerivationPath::parse(text)
+        .map(|p| p.indices().to_vec())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -433,6 +417,8 @@ mod tests {
             "m/2147483648",
             "m//1",
             "M/1",
+            "m/+1",
+            "m/007",
         ] {
             assert!(parse_path(bad).is_err(), "{bad}");
         }
