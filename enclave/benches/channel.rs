@@ -7,14 +7,15 @@
 //! smoke version. Each batch checks that every operation succeeded.
 //!
 //! Both ends run in this process on one current-thread tokio runtime, so a figure is the
-//! work of both sides added up, except that the two NSM calls of a channel run on tokio's
-//! blocking pool and may overlap. Documents come from the simulated NSM (feature `sim`),
+//! work of both sides added up. The two NSM calls of a channel run one after the other:
+//! the accepting side attests only once it has checked the dialler's hello. Documents come from the simulated NSM (feature `sim`),
 //! which generates a P-384 leaf key and signs in-process: a real NSM's cost differs.
 //!
 //! - (a) TLS 1.3 handshake, both sides authenticated by self-signed ECDSA P-256
 //!   certificates, verifiers that check only the handshake signatures (as the channel's).
-//! - (b) `ChannelContext::connect` + `accept`: TLS, then both attestation documents
-//!   produced, exchanged and checked, then both verdicts.
+//! - (b) `ChannelContext::connect` + `accept`: TLS, then the dialler's document produced,
+//!   sent and checked, the acceptor's verdict, its document produced, sent and checked,
+//!   and the dialler's verdict.
 //! - (c) one `SimNsm::attest` and one `Verifier::verify` of its document: one side's
 //!   attestation work; (c') the `SimNsm::attest` alone.
 //!

@@ -1,6 +1,7 @@
 //! Arbitrary bytes where a node's attested-channel handshake reads them: a real TLS 1.3
-//! connection to a simulated node, then either the fuzz input as the peer's hello, or a
-//! genuine hello followed by the fuzz input as the peer's verdict. This reaches the
+//! connection to a simulated node that accepts it, then either the fuzz input as the
+//! dialling peer's hello, or a genuine hello, the node's verdict and hello, and the fuzz
+//! input as the peer's verdict. This reaches the
 //! crate-private `Hello::decode` and `decode_verdict` through `ChannelContext::accept`.
 //! An arbitrary hello is never accepted; a verdict is accepted only as exactly `[1, 0]`.
 #![no_main]
@@ -131,8 +132,9 @@ fn harness() -> &'static Harness {
 }
 
 impl Harness {
-    /// The dialling peer. With `genuine_hello`, it attests properly and sends `input` as
-    /// its verdict; otherwise `input` is its hello, followed by an accepting verdict.
+    /// The dialling peer, which speaks first. With `genuine_hello`, it attests properly,
+    /// reads the node's verdict and hello, and sends `input` as its verdict; otherwise
+    /// `input` is its hello, after which it reads the node's verdict.
     async fn peer(
         &self,
         stream: DuplexStream,
@@ -145,7 +147,6 @@ impl Harness {
             .get_ref()
             .1
             .export_keying_material([0u8; 32], EXPORTER_LABEL, None)?;
-        read_frame(&mut tls, ANY_LEN).await?;
         if genuine_hello {
             let document = self.peer_nsm.attest(&AttestationRequest {
                 user_data: Some(MANIFEST_HASH.to_vec()),
@@ -156,11 +157,11 @@ impl Harness {
             let hello = [&[1, id_len][..], PEER.as_bytes(), &document].concat();
             write_frame(&mut tls, &hello, ANY_LEN).await?;
             read_frame(&mut tls, ANY_LEN).await?;
+            read_frame(&mut tls, ANY_LEN).await?;
             write_frame(&mut tls, input, ANY_LEN).await?;
         } else {
             write_frame(&mut tls, input, ANY_LEN).await?;
             read_frame(&mut tls, ANY_LEN).await?;
-            write_frame(&mut tls, &[1, 0], ANY_LEN).await?;
         }
         tls.shutdown().await?;
         Ok(())

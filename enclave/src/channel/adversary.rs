@@ -31,10 +31,7 @@ impl ChannelContext {
             document: make_document(&exporter),
         };
         write_frame(&mut tls, &hello.encode()?, MAX_HELLO_LEN).await?;
-        // The peer's own hello, then its verdict on ours.
-        read_frame(&mut tls, MAX_HELLO_LEN)
-            .await?
-            .ok_or(ChannelError::Closed)?;
+        // The peer's verdict on ours comes first; its own hello follows only if accepted.
         let verdict = read_frame(&mut tls, MAX_VERDICT_LEN)
             .await?
             .ok_or(ChannelError::Closed)?;

@@ -3,12 +3,19 @@
 //! 1. TLS 1.3 (rustls on aws-lc-rs) with each node's per-boot key; the certificate
 //!    verifiers only check that each side holds the key it presents.
 //! 2. Both sides derive the connection's exporter value (RFC 8446 §7.5, label
-//!    [`EXPORTER_LABEL`], 32 bytes) and send a hello: their node id and a fresh
-//!    attestation document over (nonce = exporter, public key = their TLS key, user data
-//!    = their manifest hash).
-//! 3. Each side checks the other's hello ([`evidence`]) and sends its verdict; a channel
-//!    exists only when both accepted. No application byte flows before that.
-//! 4. A channel refuses to carry traffic once older than its lifetime: the caller then
+//!    [`EXPORTER_LABEL`], 32 bytes). A hello is a node id and a fresh attestation
+//!    document over (nonce = exporter, public key = the sender's TLS key, user data = its
+//!    manifest hash).
+//! 3. The dialling side speaks first: it sends its hello. The accepting side checks it
+//!    ([`evidence`]) and sends its verdict; only when it accepted does it ask its NSM for
+//!    a document and send its own hello, which the dialling side checks in turn and
+//!    answers with its verdict. A channel exists only when both accepted, and no
+//!    application byte flows before that.
+//! 4. Anyone who reaches the peer port can open a connection, so the accepting side
+//!    spends only bounded work on a dialler that has not proven itself: no NSM call, one
+//!    size-limited hello, and [`ChannelContext::hello_timeout`] for TLS and that hello
+//!    together, after which the connection is dropped and its slot freed.
+//! 5. A channel refuses to carry traffic once older than its lifetime: the caller then
 //!    closes it and connects again, attesting afresh.
 
 #[cfg(feature = "sim")]
@@ -37,6 +44,9 @@ use transport::frame::{FrameError, read_frame, write_frame};
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-tee-custody-attested-channel-v1";
 /// Largest application message carried by a channel.
 pub const MAX_MESSAGE_LEN: usize = 1024 * 1024;
+/// Default [`ChannelContext::hello_timeout`]: TLS plus one NSM call and one frame take a
+/// genuine dialler well under this.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 /// Name presented in TLS; identity comes from attestation, not from names.
 const TLS_SERVER_NAME: &str = "node.tee-custody.internal";
 
@@ -87,6 +97,9 @@ pub struct ChannelContext {
     server: Arc<ServerConfig>,
     /// Time allowed for TLS plus the attestation exchange.
     pub handshake_timeout: Duration,
+    /// Time an accepted connection may take for TLS and the dialler's hello, before the
+    /// dialler has proven anything: an unauthenticated connection holds a slot no longer.
+    pub hello_timeout: Duration,
     /// Age after which a channel stops carrying traffic.
     pub lifetime: Duration,
 }
@@ -146,6 +159,7 @@ impl ChannelContext {
             client,
             server,
             handshake_timeout: Duration::from_secs(10),
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
             lifetime: Duration::from_secs(3600),
         })
     }
@@ -205,13 +219,17 @@ impl ChannelContext {
                 let (_, conn) = tls.get_ref();
                 (exporter(conn)?, peer_spki(conn.peer_certificates())?)
             };
-            self.exchange(tls, &exporter, &spki, Some(peer_id)).await
+            self.dial_exchange(tls, &exporter, &spki, peer_id).await
         })
         .await
         .map_err(|_| ChannelError::Timeout)?
     }
 
     /// Accepts a channel from whichever node of the manifest is on the other end.
+    ///
+    /// Until the dialler's hello has been checked, this costs one TLS handshake and the
+    /// verification of one bounded document, within [`Self::hello_timeout`]; this node's
+    /// NSM is asked for a document only for a dialler it accepted.
     pub async fn accept<S>(
         &self,
         stream: S,
@@ -220,44 +238,59 @@ impl ChannelContext {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         tokio::time::timeout(self.handshake_timeout, async {
-            let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
-                .accept(stream)
-                .await?;
-            let (exporter, spki) = {
-                let (_, conn) = tls.get_ref();
-                (exporter(conn)?, peer_spki(conn.peer_certificates())?)
-            };
-            self.exchange(tls, &exporter, &spki, None).await
+            let (mut tls, exporter, spki, theirs) =
+                tokio::time::timeout(self.hello_timeout, async {
+                    let mut tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
+                        .accept(stream)
+                        .await?;
+                    let (exporter, spki) = {
+                        let (_, conn) = tls.get_ref();
+                        (exporter(conn)?, peer_spki(conn.peer_certificates())?)
+                    };
+                    let theirs = read_frame(&mut tls, MAX_HELLO_LEN)
+                        .await?
+                        .ok_or(ChannelError::Closed)?;
+                    Ok::<_, ChannelError>((tls, exporter, spki, theirs))
+                })
+                .await
+                .map_err(|_| ChannelError::Timeout)??;
+            let verdict = self.judge(&theirs, &exporter, &spki, None);
+            let sent = write_frame(&mut tls, &encode_verdict(&verdict), MAX_VERDICT_LEN).await;
+            let peer = verdict?;
+            sent?;
+            // The dialler proved itself: now, and only now, this node attests.
+            let hello = self.own_hello(&exporter).await?;
+            write_frame(&mut tls, &hello, MAX_HELLO_LEN).await?;
+            let answer = read_frame(&mut tls, MAX_VERDICT_LEN)
+                .await?
+                .ok_or(ChannelError::Closed)?;
+            decode_verdict(&answer)?.map_err(ChannelError::PeerRefused)?;
+            Ok(self.channel(tls, peer, exporter))
         })
         .await
         .map_err(|_| ChannelError::Timeout)?
     }
 
-    /// A fresh attestation document for this connection.
-    async fn own_document(&self, exporter: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        self.attest(exporter, self.identity.spki_der().to_vec())
-            .await
+    /// This node's encoded hello for the connection with `exporter`.
+    async fn own_hello(&self, exporter: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        Hello {
+            node_id: self.node_id.clone(),
+            document: self
+                .attest(exporter, self.identity.spki_der().to_vec())
+                .await?,
+        }
+        .encode()
     }
 
-    async fn exchange<S>(
+    /// The verdict on a peer's encoded hello, logged.
+    fn judge(
         &self,
-        mut tls: S,
+        theirs: &[u8],
         exporter: &[u8; 32],
         peer_spki: &[u8],
         expected_peer: Option<&str>,
-    ) -> Result<AttestedChannel<S>, ChannelError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let hello = Hello {
-            node_id: self.node_id.clone(),
-            document: self.own_document(exporter).await?,
-        };
-        write_frame(&mut tls, &hello.encode()?, MAX_HELLO_LEN).await?;
-        let theirs = read_frame(&mut tls, MAX_HELLO_LEN)
-            .await?
-            .ok_or(ChannelError::Closed)?;
-        let verdict = Hello::decode(&theirs).and_then(|hello| {
+    ) -> Result<VerifiedPeer, ChannelError> {
+        let verdict = Hello::decode(theirs).and_then(|hello| {
             check_hello(
                 &self.trust,
                 &self.node_id,
@@ -274,23 +307,45 @@ impl ChannelContext {
             }
             Err(e) => tracing::warn!(error = %e, "peer refused"),
         }
-        // Both verdicts are always exchanged, so that each side learns why a channel
-        // failed: our own refusal first, then the peer's, then transport errors.
+        verdict
+    }
+
+    /// The dialling side: our hello, the acceptor's verdict on it, then (if accepted) its
+    /// hello and our verdict on that. Each side learns why a channel failed.
+    async fn dial_exchange<S>(
+        &self,
+        mut tls: S,
+        exporter: &[u8; 32],
+        peer_spki: &[u8],
+        expected_peer: &str,
+    ) -> Result<AttestedChannel<S>, ChannelError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        write_frame(&mut tls, &self.own_hello(exporter).await?, MAX_HELLO_LEN).await?;
+        let answer = read_frame(&mut tls, MAX_VERDICT_LEN)
+            .await?
+            .ok_or(ChannelError::Closed)?;
+        decode_verdict(&answer)?.map_err(ChannelError::PeerRefused)?;
+        let theirs = read_frame(&mut tls, MAX_HELLO_LEN)
+            .await?
+            .ok_or(ChannelError::Closed)?;
+        let verdict = self.judge(&theirs, exporter, peer_spki, Some(expected_peer));
+        // Our refusal is sent before it is returned, so the acceptor learns the reason.
         let sent = write_frame(&mut tls, &encode_verdict(&verdict), MAX_VERDICT_LEN).await;
-        let answer = read_frame(&mut tls, MAX_VERDICT_LEN).await;
         let peer = verdict?;
-        if let Ok(Some(answer)) = &answer {
-            decode_verdict(answer)?.map_err(ChannelError::PeerRefused)?;
-        }
         sent?;
-        answer?.ok_or(ChannelError::Closed)?;
-        Ok(AttestedChannel {
-            stream: tls,
+        Ok(self.channel(tls, peer, *exporter))
+    }
+
+    fn channel<S>(&self, stream: S, peer: VerifiedPeer, exporter: [u8; 32]) -> AttestedChannel<S> {
+        AttestedChannel {
+            stream,
             peer,
-            exporter: *exporter,
+            exporter,
             established: Instant::now(),
             lifetime: self.lifetime,
-        })
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Attested channels between simulated nodes over in-memory streams.
 
 use super::*;
+use attestation::nsm::NsmError;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 use attestation::{MeasurementSet, Verifier};
 use std::collections::BTreeMap;
@@ -340,4 +341,149 @@ async fn every_connection_is_a_full_handshake() {
             Some(rustls::HandshakeKind::Full)
         );
     }
+}
+
+/// An NSM that counts the documents asked of it.
+struct CountingNsm {
+    inner: Arc<SimNsm>,
+    documents: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingNsm {
+    fn documents(&self) -> usize {
+        self.documents.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Nsm for CountingNsm {
+    fn attest(&self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError> {
+        self.documents
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.attest(request)
+    }
+
+    fn random(&self, len: usize) -> Result<Vec<u8>, NsmError> {
+        self.inner.random(len)
+    }
+
+    fn describe_pcr(&self, index: u16) -> Result<attestation::nsm::PcrDescription, NsmError> {
+        self.inner.describe_pcr(index)
+    }
+}
+
+/// `node(..)` whose channel context asks its NSM through a [`CountingNsm`].
+fn counted_node(ca: &SimCa, id: &str) -> (Node, Arc<CountingNsm>) {
+    let plain = node(ca, id, GOOD, HASH);
+    let counting = Arc::new(CountingNsm {
+        inner: plain.nsm.clone(),
+        documents: Default::default(),
+    });
+    let ctx = ChannelContext::new(
+        id.to_owned(),
+        plain.ctx.identity.clone(),
+        counting.clone(),
+        plain.ctx.trust.clone(),
+    )
+    .unwrap();
+    (
+        Node {
+            ctx,
+            nsm: plain.nsm,
+        },
+        counting,
+    )
+}
+
+#[tokio::test]
+async fn an_unproven_dialler_gets_no_document() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, counter) = counted_node(&ca, "node-1");
+    let n2 = node(&ca, "node-2", GOOD, HASH);
+
+    // A hello that does not parse, and one whose document does not verify.
+    let err = hostile_hello(&n1, &n2, |_| vec![1, 200, 1, 2]).await;
+    assert!(matches!(err, ChannelError::Malformed(_)), "{err}");
+    let err = hostile_hello(&n1, &n2, |_| hello("node-2", vec![0x84; 10])).await;
+    assert!(matches!(err, ChannelError::Evidence { .. }), "{err}");
+    // A genuine document, but of a node running another image.
+    let evil = node(&ca, "node-2", EVIL, HASH);
+    let (c, s) = pair(&evil, &n1, "node-1").await;
+    assert!(matches!(s.unwrap_err(), ChannelError::Policy { .. }));
+    assert!(matches!(c.unwrap_err(), ChannelError::PeerRefused(_)));
+    // Bytes that are not even TLS.
+    let (mut x, y) = tokio::io::duplex(1 << 16);
+    x.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    x.shutdown().await.unwrap();
+    assert!(n1.ctx.accept(y).await.is_err());
+    // TLS, then the connection closes without a hello.
+    let (x, y) = tokio::io::duplex(1 << 16);
+    let name = ServerName::try_from(TLS_SERVER_NAME).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(n2.ctx.client.clone());
+    let dialler = async move {
+        let mut tls = connector.connect(name, x).await.unwrap();
+        tls.shutdown().await.unwrap();
+    };
+    let (_, s) = tokio::join!(dialler, n1.ctx.accept(y));
+    assert!(matches!(s.unwrap_err(), ChannelError::Closed));
+
+    assert_eq!(
+        counter.documents(),
+        0,
+        "the acceptor attested to an unproven dialler"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_connection_holds_a_slot_only_for_the_hello_timeout() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (mut n1, counter) = counted_node(&ca, "node-1");
+    let n2 = node(&ca, "node-2", GOOD, HASH);
+    n1.ctx.handshake_timeout = Duration::from_secs(30);
+    n1.ctx.hello_timeout = Duration::from_millis(300);
+
+    // Nothing at all: not even a TLS ClientHello.
+    let (_x, y) = tokio::io::duplex(1 << 16);
+    let started = Instant::now();
+    assert!(matches!(n1.ctx.accept(y).await, Err(ChannelError::Timeout)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // TLS completes, then the dialler says nothing and keeps the connection open.
+    let (x, y) = tokio::io::duplex(1 << 16);
+    let name = ServerName::try_from(TLS_SERVER_NAME).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(n2.ctx.client.clone());
+    let (done, wait) = tokio::sync::oneshot::channel::<()>();
+    let dialler = async move {
+        let _tls = connector.connect(name, x).await.unwrap();
+        let _ = wait.await;
+    };
+    let started = Instant::now();
+    let acceptor = async {
+        let result = n1.ctx.accept(y).await;
+        let _ = done.send(());
+        result
+    };
+    let (_, s) = tokio::join!(dialler, acceptor);
+    assert!(matches!(s, Err(ChannelError::Timeout)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(counter.documents(), 0);
+
+    // A dialler that sends its hello in time is served as before.
+    let (c, s) = pair(&n2, &n1, "node-1").await;
+    assert!(c.is_ok() && s.is_ok());
+}
+
+#[tokio::test]
+async fn a_proven_dialler_gets_the_acceptors_evidence() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let (n1, counter) = counted_node(&ca, "node-1");
+    let n2 = node(&ca, "node-2", GOOD, HASH);
+    let (c, s) = pair(&n2, &n1, "node-1").await;
+    let (c, s) = (c.unwrap(), s.unwrap());
+    // The acceptor attested exactly once, for this connection, and the dialler checked
+    // that document: it knows the acceptor's module.
+    assert_eq!(counter.documents(), 1);
+    assert_eq!(c.peer().node_id, "node-1");
+    assert_eq!(c.peer().module_id, n1.nsm.module_id());
+    assert_eq!(s.peer().node_id, "node-2");
+    assert_eq!(c.exporter(), s.exporter());
 }
