@@ -132,13 +132,16 @@ impl SignedCommand {
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum KeyCommand {
     /// Creates a key shared by `parties` (every manifest node when empty) with threshold
-    /// `threshold`; `key_id` is chosen by the node when absent.
+    /// `threshold`; `key_id` is chosen by the node when absent. With `renew_aux`, the
+    /// parties' auxiliary info for that set is generated afresh first.
     CreateKey {
         #[serde(default)]
         key_id: Option<String>,
         threshold: u16,
         #[serde(default)]
         parties: Vec<String>,
+        #[serde(default)]
+        renew_aux: bool,
     },
     /// Signs a 32-byte `digest`, or a `message` the nodes hash with Keccak-256, at `path`
     /// (`m/0/1`; the master key when absent), by `signers` (chosen by the node when empty).

@@ -503,6 +503,7 @@ impl Cluster {
             key_id: Some(key_id.to_owned()),
             threshold,
             parties: parties.iter().map(|p| p.to_string()).collect(),
+            renew_aux: false,
         };
         self.key_command(id, command)
     }

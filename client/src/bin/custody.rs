@@ -463,6 +463,7 @@ fn create_key(
         key_id,
         threshold,
         parties: parties.to_vec(),
+        renew_aux: false,
     };
     let (answer, _) = progress::step(
         &format!(

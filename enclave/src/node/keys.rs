@@ -14,6 +14,7 @@ use super::Node;
 use crate::operator_api::{KeyCommand, parse_path};
 use crate::provisioning::PeerMessage;
 use crate::sealed::SealError;
+use crate::threshold::aux_admission::{AuxAdmissions, AuxRefusal};
 use crate::threshold::request::{
     Data, FailureKind, MAX_SIGN_MESSAGE_LEN, Operation, Outcome, SessionRequest, Task, Verified,
 };
@@ -101,6 +102,9 @@ pub(crate) struct Keys {
     shares: Mutex<BTreeMap<KeyId, Arc<KeyShare>>>,
     /// Auxiliary info per party set, with the session that produced it.
     aux: Mutex<BTreeMap<PartySet, (SessionId, Arc<AuxInfo>)>>,
+    /// Aux-info sessions admitted here, per coordinator and party set: each one costs a
+    /// pair of safe primes.
+    aux_admissions: Mutex<AuxAdmissions>,
     pub(super) presignatures: Mutex<PresignaturePool>,
     slots: Arc<tokio::sync::Semaphore>,
     /// Sessions this node coordinates, by the hash of their request: the participants
@@ -130,6 +134,7 @@ impl Keys {
             coordinators: Mutex::new(BTreeMap::new()),
             shares: Mutex::new(BTreeMap::new()),
             aux: Mutex::new(BTreeMap::new()),
+            aux_admissions: Mutex::new(AuxAdmissions::new()),
             presignatures: Mutex::new(PresignaturePool::new(config.presign_depth)),
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS)),
             pending: Mutex::new(BTreeMap::new()),
@@ -345,13 +350,26 @@ impl Node {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Outcome::failed(FailureKind::Busy, "too many sessions at once"))?;
+        if let Task::AuxInfo { group, renew } = &verified.task {
+            let held = self.keys().aux_for(group).is_some();
+            lock(&self.keys().aux_admissions)
+                .admit(&verified.coordinator, group, held, *renew, Instant::now())
+                .map_err(|refusal| {
+                    tracing::warn!(coordinator = %verified.coordinator, %refusal, "auxiliary-info session refused");
+                    let kind = match refusal {
+                        AuxRefusal::AlreadyHeld => FailureKind::AuxInfoHeld,
+                        _ => FailureKind::Busy,
+                    };
+                    Outcome::failed(kind, refusal.to_string())
+                })?;
+        }
         let session = verified.session;
         // Register first: the other participants' first messages may already be arriving.
-        let inbox = self
-            .keys()
-            .router()
-            .register(session, Instant::now())
-            .map_err(|e| Outcome::failed(FailureKind::Refused, e.to_string()))?;
+        let registered = self.keys().router().register(session, Instant::now());
+        let inbox = registered.map_err(|e| {
+            self.aux_session_ended(&verified);
+            Outcome::failed(FailureKind::Refused, e.to_string())
+        })?;
         lock(&self.keys().coordinators).insert(session, verified.coordinator.clone());
         tracing::info!(%session, step = verified.task.name(), coordinator = %verified.coordinator, "session started");
         Ok(Admitted {
@@ -371,10 +389,12 @@ impl Node {
         } = admitted;
         let session = verified.session;
         let name = verified.task.name();
+        let admission = verified.clone();
         let outcome = match self.prepare(&verified) {
             Ok(input) => self.run_session(verified, input, inbox).await,
             Err(outcome) => outcome,
         };
+        self.aux_session_ended(&admission);
         self.keys().router().end(session);
         lock(&self.keys().coordinators).remove(&session);
         drop(permit);
@@ -394,6 +414,13 @@ impl Node {
             ),
         }
         outcome
+    }
+
+    /// An admitted aux-info session no longer runs here.
+    fn aux_session_ended(&self, verified: &Verified) {
+        if let Task::AuxInfo { group, .. } = &verified.task {
+            lock(&self.keys().aux_admissions).finish(&verified.coordinator, group);
+        }
     }
 
     fn verify_request(&self, from: &NodeId, bytes: &[u8]) -> Result<Verified, String> {
@@ -518,7 +545,7 @@ impl Node {
             };
             let made = |e: SessionError| RunError::Session(e);
             match (task, input) {
-                (Task::AuxInfo { group }, Input::AuxInfo) => {
+                (Task::AuxInfo { group, .. }, Input::AuxInfo) => {
                     let primes = primes.take_timeout(prime_wait).map_err(|e| {
                         made(SessionError::Internal(format!("no safe primes ready: {e}")))
                     })?;
@@ -683,6 +710,7 @@ impl Node {
                 key_id,
                 threshold,
                 parties,
+                renew_aux,
             } => {
                 let key_id = match key_id {
                     Some(id) => KeyId::new(id).map_err(|e| e.to_string())?,
@@ -693,7 +721,9 @@ impl Node {
                             .map_err(|e| e.to_string())?
                     }
                 };
-                let created = self.create_key(key_id, nodes(parties)?, threshold).await?;
+                let created = self
+                    .create_key(key_id, nodes(parties)?, threshold, renew_aux)
+                    .await?;
                 serde_json::to_string(&created)
             }
             KeyCommand::Sign {
@@ -893,13 +923,14 @@ impl Node {
         }
     }
 
-    /// Creates a key: auxiliary info for the party set first if any party lacks it, then
-    /// the threshold key generation.
+    /// Creates a key: auxiliary info for the party set first if any party lacks it or the
+    /// operator asked to renew it (`renew_aux`), then the threshold key generation.
     pub(super) async fn create_key(
         self: &Arc<Self>,
         key_id: KeyId,
         parties: Vec<NodeId>,
         threshold: u16,
+        renew_aux: bool,
     ) -> Result<CreatedKey, String> {
         let me = self.me()?;
         let (_, members) = self.manifest_view()?;
@@ -916,8 +947,8 @@ impl Node {
         }
         let ids = |g: &PartySet| g.nodes().iter().map(|n| n.to_string()).collect::<Vec<_>>();
         let mut aux = match self.keys().aux_for(&group) {
-            Some((id, _)) => id,
-            None => self.aux_info(&group).await?,
+            Some((id, _)) if !renew_aux => id,
+            _ => self.aux_info(&group, renew_aux).await?,
         };
         for attempt in 0..2 {
             let (_, outcomes) = self
@@ -930,7 +961,7 @@ impl Node {
                 .await?;
             if any_failed(&outcomes, FailureKind::AuxInfoMissing) && attempt == 0 {
                 tracing::info!("a party lacks this party set's auxiliary info; generating it");
-                aux = self.aux_info(&group).await?;
+                aux = self.aux_info(&group, true).await?;
                 continue;
             }
             let public = agreed("key generation", &outcomes, |o| match o {
@@ -951,13 +982,25 @@ impl Node {
         Err("key generation: auxiliary info kept missing".to_owned())
     }
 
-    async fn aux_info(self: &Arc<Self>, group: &PartySet) -> Result<SessionId, String> {
+    /// Runs auxiliary info for `group`. Without `renew`, parties that already hold it
+    /// refuse; this node then lacks what they hold, and asks again for a renewal.
+    async fn aux_info(
+        self: &Arc<Self>,
+        group: &PartySet,
+        renew: bool,
+    ) -> Result<SessionId, String> {
         let started = Instant::now();
-        let (session, outcomes) = self
-            .coordinate(Operation::AuxInfo {
+        let run = |renew| {
+            self.coordinate(Operation::AuxInfo {
                 group: group.nodes().iter().map(|n| n.to_string()).collect(),
+                renew,
             })
-            .await?;
+        };
+        let (mut session, mut outcomes) = run(renew).await?;
+        if !renew && any_failed(&outcomes, FailureKind::AuxInfoHeld) {
+            tracing::info!("other parties hold auxiliary info this node lacks; renewing it");
+            (session, outcomes) = run(true).await?;
+        }
         agreed("auxiliary info", &outcomes, |o| match o {
             Outcome::AuxInfo => Some(()),
             _ => None,

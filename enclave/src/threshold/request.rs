@@ -46,6 +46,11 @@ pub enum RequestError {
 pub enum Operation {
     AuxInfo {
         group: Vec<String>,
+        /// Replace auxiliary info the parties may already hold for `group`: asked by an
+        /// operator, or because a party reported it lacks it. Without it, a party that
+        /// holds auxiliary info for `group` refuses ([`super::aux_admission`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        renew: bool,
     },
     Keygen {
         key_id: String,
@@ -116,6 +121,7 @@ pub struct Verified {
 pub enum Task {
     AuxInfo {
         group: PartySet,
+        renew: bool,
     },
     Keygen {
         key_id: KeyId,
@@ -155,7 +161,7 @@ impl Task {
     /// Every node that takes part, coordinator included.
     pub fn participants(&self) -> &[NodeId] {
         match self {
-            Task::AuxInfo { group } | Task::Keygen { group, .. } => group.nodes(),
+            Task::AuxInfo { group, .. } | Task::Keygen { group, .. } => group.nodes(),
             Task::Presign { signers, .. }
             | Task::Sign { signers, .. }
             | Task::SignPresigned { signers, .. } => signers,
@@ -244,8 +250,9 @@ impl SessionRequest {
             Ok(nodes)
         };
         let task = match &request.operation {
-            Operation::AuxInfo { group } => Task::AuxInfo {
+            Operation::AuxInfo { group, renew } => Task::AuxInfo {
                 group: group_of(members_of(group)?)?,
+                renew: *renew,
             },
             Operation::Keygen {
                 key_id,
@@ -351,6 +358,9 @@ fn short(text: &str) -> String {
 pub enum FailureKind {
     /// The participant lacks the auxiliary info the keygen request names: run it first.
     AuxInfoMissing,
+    /// The participant holds auxiliary info for the party set and the request did not ask
+    /// to renew it.
+    AuxInfoHeld,
     /// The participant does not hold the named presignature: sign without one.
     PresignatureMissing,
     /// Too many sessions at once.
@@ -492,6 +502,7 @@ mod tests {
         let outsider = encoded(
             Operation::AuxInfo {
                 group: vec!["a".into(), "b".into(), "z".into()],
+                renew: false,
             },
             1,
         );
@@ -499,6 +510,43 @@ mod tests {
             SessionRequest::verify(&outsider, &node("a"), &node("b"), &HASH, &members())
                 .unwrap_err(),
             RequestError::NotInManifest("z".into())
+        );
+    }
+
+    #[test]
+    fn the_renewal_flag_reaches_every_participant() {
+        let aux = |renew| {
+            encoded(
+                Operation::AuxInfo {
+                    group: vec!["a".into(), "b".into()],
+                    renew,
+                },
+                1,
+            )
+        };
+        let renew_at_b = |bytes: &[u8]| match SessionRequest::verify(
+            bytes,
+            &node("a"),
+            &node("b"),
+            &HASH,
+            &members(),
+        )
+        .unwrap()
+        .task
+        {
+            Task::AuxInfo { renew, .. } => renew,
+            other => panic!("{other:?}"),
+        };
+        // Absent means no renewal, and a request without it keeps its earlier encoding.
+        let plain = aux(false);
+        assert!(!String::from_utf8_lossy(&plain).contains("renew"));
+        assert!(!renew_at_b(&plain));
+        let renewal = aux(true);
+        assert!(renew_at_b(&renewal));
+        // The flag is part of the bytes the session id is derived from.
+        assert_ne!(
+            SessionId::derive(Protocol::AuxInfo, &plain),
+            SessionId::derive(Protocol::AuxInfo, &renewal)
         );
     }
 
