@@ -50,6 +50,10 @@ pub struct Args {
     /// Relayed connections (peer, client and outbound together) open at once.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Connections one source (an IPv4 address, or an IPv6 /64) may have open at once on
+    /// the peer listener, and as many on the client listener; more are closed at once.
+    #[arg(long, default_value_t = crate::sources::DEFAULT_MAX_PER_SOURCE, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_per_source: u32,
     /// Seconds without a byte in either direction after which a relayed connection closes.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
@@ -80,6 +84,7 @@ impl Args {
             client_listen: self.client_listen,
             admin_listen: self.admin_listen,
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_per_source: usize::try_from(self.max_per_source).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(self.idle_timeout),
         }
     }
@@ -127,6 +132,14 @@ mod tests {
         let config = parse(&[]).unwrap().into_config();
         assert_eq!(config.backend, Backend::Vsock);
         assert_eq!(config.max_connections, 256);
+        assert_eq!(config.max_per_source, 16);
+        assert_eq!(
+            parse(&["--max-per-source", "1"])
+                .unwrap()
+                .into_config()
+                .max_per_source,
+            1
+        );
         assert_eq!(config.idle_timeout, Duration::from_secs(300));
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9100");
         let config = parse(&["--sim-dir", "/tmp/sim"]).unwrap().into_config();
@@ -141,6 +154,7 @@ mod tests {
     #[test]
     fn refuses_bad_values() {
         assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-per-source", "0"]).is_err());
         assert!(parse(&["--idle-timeout", "0"]).is_err());
         assert!(parse(&["--peer-listen", "nowhere"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());

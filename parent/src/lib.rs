@@ -6,6 +6,7 @@
 //!   nodes the manifest lists.
 //! - [`blobs`]: the blob store for the node's sealed state (atomic writes).
 //! - [`admin`] and [`http`]: `/healthz` and `/metrics`.
+//! - [`sources`]: concurrent connections per source on the inbound listeners.
 //! - [`server`]: binds everything, handles signals and graceful shutdown.
 //!
 //! The decisions (routing a CONNECT header, parsing HTTP, rendering metrics, naming
@@ -20,3 +21,4 @@ pub mod metrics;
 pub mod outbound;
 pub mod relay;
 pub mod server;
+pub mod sources;

@@ -41,16 +41,19 @@ pub enum Refused {
     OwnNode = 4,
     /// The listed address could not be reached.
     DialFailed = 5,
+    /// `--max-per-source` connections from the same source were already open.
+    SourceLimit = 6,
 }
 
 impl Refused {
-    pub const ALL: [Refused; 6] = [
+    pub const ALL: [Refused; 7] = [
         Refused::Limit,
         Refused::EnclaveUnreachable,
         Refused::BadHeader,
         Refused::UnknownNode,
         Refused::OwnNode,
         Refused::DialFailed,
+        Refused::SourceLimit,
     ];
 
     pub fn label(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Refused {
             Refused::UnknownNode => "unknown_node",
             Refused::OwnNode => "own_node",
             Refused::DialFailed => "dial_failed",
+            Refused::SourceLimit => "source_limit",
         }
     }
 }
@@ -132,7 +136,7 @@ struct KindCounters {
 #[derive(Debug, Default)]
 pub struct Metrics {
     kinds: [KindCounters; 3],
-    refused: [AtomicU64; 6],
+    refused: [AtomicU64; 7],
     to_enclave: AtomicU64,
     from_enclave: AtomicU64,
     blob_ops: [[AtomicU64; 4]; 5],
@@ -325,6 +329,7 @@ mod tests {
         }
         assert!(text.contains("parent_connections_total{kind=\"outbound\"} 0\n"));
         assert!(text.contains("parent_connections_refused_total{reason=\"own_node\"} 0\n"));
+        assert!(text.contains("parent_connections_refused_total{reason=\"source_limit\"} 0\n"));
         assert!(text.contains("parent_blob_operations_total{op=\"invalid\",result=\"error\"} 0\n"));
         assert!(text.contains("parent_enclave_reachable 0\n"));
         // Every sample line is `name{labels} value` or `name value`.

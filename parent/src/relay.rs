@@ -3,6 +3,7 @@
 
 use crate::metrics::{Kind, Metrics, Refused};
 use crate::server::{Shared, Tracked};
+use crate::sources::{SourceGuard, SourceLimit};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -171,8 +172,15 @@ where
     }
 }
 
-/// Accepts TCP connections on `listener` and relays each to the enclave's `port`.
-pub async fn serve_inbound(kind: Kind, listener: TcpListener, port: u32, shared: Arc<Shared>) {
+/// Accepts TCP connections on `listener` and relays each to the enclave's `port`, at
+/// most `per_source`'s limit from one source at once.
+pub async fn serve_inbound(
+    kind: Kind,
+    listener: TcpListener,
+    port: u32,
+    shared: Arc<Shared>,
+    per_source: Arc<SourceLimit>,
+) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -187,6 +195,14 @@ pub async fn serve_inbound(kind: Kind, listener: TcpListener, port: u32, shared:
                 continue;
             }
         };
+        // Per source first: a flooding source is turned away without touching the
+        // global budget.
+        let Some(source) = per_source.try_enter(peer.ip()) else {
+            drop(shared.metrics.open(kind));
+            shared.metrics.refused(Refused::SourceLimit);
+            warn!(kind = kind.label(), %peer, "connection refused: too many from this source");
+            continue;
+        };
         let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
             drop(shared.metrics.open(kind));
             shared.metrics.refused(Refused::Limit);
@@ -200,10 +216,21 @@ pub async fn serve_inbound(kind: Kind, listener: TcpListener, port: u32, shared:
             peer,
             port,
             Arc::clone(&shared),
-            permit,
-            tracked,
+            Slots {
+                _global: permit,
+                _tracked: tracked,
+                _source: source,
+            },
         ));
     }
+}
+
+/// What a relayed connection holds until it ends: a global slot, its place in the
+/// shutdown count, and its source's slot.
+struct Slots {
+    _global: OwnedSemaphorePermit,
+    _tracked: Tracked,
+    _source: SourceGuard,
 }
 
 async fn inbound(
@@ -212,8 +239,7 @@ async fn inbound(
     peer: SocketAddr,
     port: u32,
     shared: Arc<Shared>,
-    _permit: OwnedSemaphorePermit,
-    _tracked: Tracked,
+    _slots: Slots,
 ) {
     let _active = shared.metrics.open(kind);
     let started = std::time::Instant::now();

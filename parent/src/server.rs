@@ -3,6 +3,7 @@
 use crate::blobs::{self, BlobError, BlobStore};
 use crate::metrics::{BlobOp, BlobResult, Kind, Metrics};
 use crate::outbound::AddressBook;
+use crate::sources::SourceLimit;
 use crate::{admin, outbound, relay};
 use std::io;
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub struct Config {
     pub client_listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub max_connections: usize,
+    /// Connections one source may have open at once on each inbound listener.
+    pub max_per_source: usize,
     pub idle_timeout: Duration,
 }
 
@@ -225,8 +228,21 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     });
     let mut listeners = JoinSet::new();
     let s = || Arc::clone(&shared);
-    listeners.spawn(relay::serve_inbound(Kind::Peer, peer, NODE_PEER, s()));
-    listeners.spawn(relay::serve_inbound(Kind::Client, client, NODE_CLIENT, s()));
+    let per_source = || SourceLimit::new(config.max_per_source);
+    listeners.spawn(relay::serve_inbound(
+        Kind::Peer,
+        peer,
+        NODE_PEER,
+        s(),
+        per_source(),
+    ));
+    listeners.spawn(relay::serve_inbound(
+        Kind::Client,
+        client,
+        NODE_CLIENT,
+        s(),
+        per_source(),
+    ));
     listeners.spawn(outbound::serve(outbound, s()));
     listeners.spawn(serve_blobs(blobs, Arc::new(store), s()));
     listeners.spawn(admin::serve(admin, s()));
@@ -234,6 +250,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         node_id = %config.node_id,
         enclave_cid = config.enclave_cid,
         max_connections = config.max_connections,
+        max_per_source = config.max_per_source,
         idle_timeout_s = config.idle_timeout.as_secs(),
         "ready"
     );

@@ -785,6 +785,66 @@ async fn connections_over_the_limit_are_refused() {
     ping(&mut second, 5).await;
 }
 
+/// A TCP connection to `to` from the local address `from` (any port).
+async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the parent closed `stream` at once instead of relaying it.
+async fn closed_at_once(stream: &mut TcpStream) -> bool {
+    let _ = stream.write_all(b"x").await;
+    let mut buf = [0u8; 1];
+    matches!(
+        tokio::time::timeout(WAIT, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_source_cannot_take_every_slot() {
+    let env = Env::new("source", &[("node-1", "127.0.0.1:1".into())]);
+    let _peer_port = echo_enclave(&env.backend(), NODE_PEER).await;
+    let _client_port = echo_enclave(&env.backend(), NODE_CLIENT).await;
+    let mut parent = env.start(&["--max-per-source", "2", "--max-connections", "100"]);
+    let (peer, client, admin) = parent.ready().await;
+    let refused = "parent_connections_refused_total{reason=\"source_limit\"}";
+
+    // Exactly the limit from one source is relayed; one past it is closed at once.
+    let mut first = connect_from("127.0.0.1", peer).await;
+    let mut second = connect_from("127.0.0.1", peer).await;
+    ping(&mut first, 1).await;
+    ping(&mut second, 2).await;
+    let mut third = connect_from("127.0.0.1", peer).await;
+    assert!(closed_at_once(&mut third).await);
+    wait_metric(admin, refused, 1).await;
+
+    // Another source still gets in, and so does the same source on the client listener,
+    // which counts apart.
+    let mut elsewhere = connect_from("127.0.0.2", peer).await;
+    ping(&mut elsewhere, 3).await;
+    let mut operator = connect_from("127.0.0.1", client).await;
+    let mut operator2 = connect_from("127.0.0.1", client).await;
+    ping(&mut operator, 4).await;
+    ping(&mut operator2, 5).await;
+    let mut operator3 = connect_from("127.0.0.1", client).await;
+    assert!(closed_at_once(&mut operator3).await);
+    wait_metric(admin, refused, 2).await;
+    // The global limit was not involved.
+    assert_eq!(
+        metric(admin, "parent_connections_refused_total{reason=\"limit\"}").await,
+        0
+    );
+
+    // A closed connection frees its source's slot.
+    drop(first);
+    wait_metric(admin, "parent_connections_active{kind=\"peer\"}", 2).await;
+    let mut fourth = connect_from("127.0.0.1", peer).await;
+    ping(&mut fourth, 6).await;
+    ping(&mut second, 7).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_are_closed() {
     let env = Env::new("idle", &[("node-1", "127.0.0.1:1".into())]);
