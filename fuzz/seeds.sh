@@ -57,7 +57,7 @@ seed enclave_channel verdict-refuse '\001\001\001measurements\tdiffer'
 seed enclave_channel verdict-long '\001\001\001%s' "$(x r 256)"
 
 body=$(cat <<JSON
-{"version":2,"threshold":1,"operators":[{"id":"alice","public_key":"$(x a 64)"},{"id":"bob","public_key":"$(x b 64)"}],"nodes":[{"id":"node-1","provider":"sim","address":"10.0.0.1:5000","measurements":[{"0":"$(x 0 96)","1":"$(x 1 96)","2":"$(x 2 96)"}]},{"id":"node-2","provider":"aws-nitro","address":"[::1]:5000","measurements":[{"0":"$(x 3 64)"},{"8":"$(x 4 128)"}]}]}
+{"version":2,"threshold":1,"operators":[{"id":"alice","public_key":"$(x a 64)"},{"id":"bob","public_key":"$(x b 64)"}],"nodes":[{"id":"node-1","provider":"sim","address":"10.0.0.1:5000","measurements":[{"0":"$(x 0 96)","1":"$(x 1 96)","2":"$(x 2 96)","4":"$(x 5 96)"}]},{"id":"node-2","provider":"aws-nitro","address":"[::1]:5000","measurements":[{"0":"$(x 3 64)","1":"$(x 1 64)","2":"$(x 2 64)","4":"$(x 6 96)"},{"8":"$(x 4 128)","4":"$(x 6 96)"}]}]}
 JSON
 )
 seed manifest_parse body '%s' "$body"

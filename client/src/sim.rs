@@ -108,6 +108,21 @@ fn primes_for(i: usize, n: usize) -> Result<Option<Vec<u8>>, SimError> {
         .map_err(|e| SimError::Setup(e.to_string()))
 }
 
+/// The PCRs pinned for a simulated node: the image's PCR0..2 and the node's own PCR4,
+/// which `enclave --sim run` derives from the node id. Every node runs one image, so
+/// PCR4 is what tells their documents apart: the manifest refuses nodes that one
+/// document could match, and a node can then only ever attest as itself.
+pub fn node_measurements(
+    image: &SimMeasurements,
+    node: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let pcrs = image.clone().with_pcr4(node.as_bytes().to_vec()).pcrs();
+    [0u8, 1, 2, 4]
+        .into_iter()
+        .filter_map(|i| pcrs.get(&i).map(|v| (i.to_string(), hex::encode(v))))
+        .collect()
+}
+
 /// Starts a cluster of `nodes` nodes under `dir` and waits until every node runs with every
 /// peer attested. Returns the cluster file, also written to `dir/cluster.toml`.
 /// `progress` receives one line per step.
@@ -139,12 +154,8 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
         operators.push((format!("operator-{i}"), path, key));
     }
 
-    let pcrs = SimMeasurements::of_file(&enclave_binary)
-        .map_err(|e| SimError::Setup(e.to_string()))?
-        .pcrs();
-    let measurements: std::collections::BTreeMap<String, String> = (0u8..3)
-        .filter_map(|i| pcrs.get(&i).map(|v| (i.to_string(), hex::encode(v))))
-        .collect();
+    let image =
+        SimMeasurements::of_file(&enclave_binary).map_err(|e| SimError::Setup(e.to_string()))?;
 
     let mut taken = Vec::new();
     let mut sim_nodes = Vec::new();
@@ -185,7 +196,7 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
             "id": n.id,
             "provider": "sim",
             "address": format!("127.0.0.1:{}", n.peer_port),
-            "measurements": [measurements],
+            "measurements": [node_measurements(&image, &n.id)],
         })).collect::<Vec<_>>(),
     }))
     .map_err(|e| SimError::Setup(e.to_string()))?;
@@ -220,7 +231,7 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
             .map(|n| NodeEntry {
                 id: n.id.clone(),
                 client: format!("127.0.0.1:{}", n.client_port),
-                measurements: measurements.clone(),
+                measurements: node_measurements(&image, &n.id),
             })
             .collect(),
         sim: Some(SimCluster {
@@ -511,4 +522,45 @@ pub fn down(file: &mut ClusterFile, path: &Path) -> Result<(), SimError> {
         file.save(path)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn body(nodes: &[std::collections::BTreeMap<String, String>]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "version": 1, "threshold": 1,
+            "operators": [{"id": "operator-0", "public_key": "ab".repeat(32)}],
+            "nodes": nodes.iter().enumerate().map(|(i, m)| serde_json::json!({
+                "id": format!("node-{}", i + 1), "provider": "sim",
+                "address": format!("127.0.0.1:{}", 7000 + i), "measurements": [m],
+            })).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_simulated_node_pins_its_own_pcr4() {
+        let image = SimMeasurements::of_image(b"enclave image");
+        let one = node_measurements(&image, "node-1");
+        let two = node_measurements(&image, "node-2");
+        assert_eq!(one.keys().collect::<Vec<_>>(), ["0", "1", "2", "4"]);
+        for i in ["0", "1", "2"] {
+            assert_eq!(one[i], two[i]);
+        }
+        assert_ne!(one["4"], two["4"]);
+        // What a node started with `--sim-instance node-1` (the default for node-1) reports.
+        let reported = image.clone().with_pcr4(b"node-1".to_vec()).pcrs();
+        assert_eq!(one["4"], hex::encode(reported[&4]));
+        manifest::Manifest::parse(&body(&[one.clone(), two])).unwrap();
+
+        // The same measurements for every node, as `sim up` wrote before: refused.
+        let err = manifest::Manifest::parse(&body(&[one.clone(), one])).unwrap_err();
+        assert!(
+            matches!(err, manifest::ManifestError::IndistinguishableNodes { .. }),
+            "{err}"
+        );
+    }
 }

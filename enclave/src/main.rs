@@ -41,6 +41,11 @@ enum Command {
         /// absent); its root is trusted for peers' evidence.
         #[arg(long)]
         sim_ca: Option<PathBuf>,
+        /// Simulator only: what the simulated NSM extends into PCR4, standing in for the
+        /// parent instance's id on Nitro (default: the node id). Each node of a cluster
+        /// needs its own, so that its documents match only its own manifest entry.
+        #[arg(long, value_parser = parse_instance)]
+        sim_instance: Option<String>,
         /// Accept peers running in debug mode (never in production).
         #[arg(long)]
         allow_debug: bool,
@@ -101,6 +106,10 @@ enum Command {
         /// `attest verify --sim-root`.
         #[arg(long)]
         sim_root_out: Option<PathBuf>,
+        /// Simulator only: what the simulated NSM extends into PCR4, standing in for the
+        /// parent instance's id on Nitro (default: nothing, PCR4 reads as zeros).
+        #[arg(long, value_parser = parse_instance)]
+        sim_instance: Option<String>,
     },
 }
 
@@ -110,6 +119,30 @@ struct Hex(Vec<u8>);
 
 fn parse_hex(s: &str) -> Result<Hex, String> {
     hex::decode(s).map(Hex).map_err(|e| format!("not hex: {e}"))
+}
+
+/// Longest `--sim-instance`, in bytes (a Nitro instance id is 19 characters).
+const MAX_SIM_INSTANCE_LEN: usize = 256;
+
+fn parse_instance(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("empty".to_owned());
+    }
+    if s.len() > MAX_SIM_INSTANCE_LEN {
+        return Err(format!(
+            "{} bytes, at most {MAX_SIM_INSTANCE_LEN} are allowed",
+            s.len()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// What the simulated NSM is told; each field is refused in a production build.
+#[derive(Debug, Default)]
+struct SimOptions {
+    ca: Option<PathBuf>,
+    root_out: Option<PathBuf>,
+    instance: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,13 +184,19 @@ fn run(cli: Cli) -> Result<(), Error> {
             public_key,
             sim_ca,
             sim_root_out,
+            sim_instance,
         } => {
             let request = AttestationRequest {
                 user_data: user_data.map(|h| h.0),
                 nonce: nonce.map(|h| h.0),
                 public_key: public_key.map(|h| h.0),
             };
-            let (nsm, _) = open_nsm(cli.sim, sim_ca, sim_root_out)?;
+            let options = SimOptions {
+                ca: sim_ca,
+                root_out: sim_root_out,
+                instance: sim_instance,
+            };
+            let (nsm, _) = open_nsm(cli.sim, options)?;
             let document = nsm.attest(&request)?;
             write_file(&out, &document)
         }
@@ -166,6 +205,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             cid,
             sim_dir,
             sim_ca,
+            sim_instance,
             allow_debug,
             max_evidence_age_secs,
             channel_lifetime_secs,
@@ -190,7 +230,18 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }
                 (false, None) => Backend::Vsock,
             };
-            let (nsm, verifier) = open_nsm(cli.sim, sim_ca, None)?;
+            // A simulated node's PCR4 is its own unless told otherwise: nodes of one
+            // image are then told apart by what they attest, not by the id they claim.
+            let instance = match (cli.sim, sim_instance) {
+                (true, None) => Some(node_id.clone()),
+                (_, given) => given,
+            };
+            let options = SimOptions {
+                ca: sim_ca,
+                root_out: None,
+                instance,
+            };
+            let (nsm, verifier) = open_nsm(cli.sim, options)?;
             let config = NodeConfig {
                 node_id,
                 cid,
@@ -318,11 +369,13 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 #[cfg(feature = "sim")]
-fn open_sim(
-    ca: Option<PathBuf>,
-    root_out: Option<PathBuf>,
-) -> Result<(Box<dyn Nsm>, Verifier), Error> {
+fn open_sim(options: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), Error> {
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
+    let SimOptions {
+        ca,
+        root_out,
+        instance,
+    } = options;
     let ca_path = ca.ok_or_else(|| Error::Usage("--sim needs --sim-ca FILE".to_owned()))?;
     let now = std::time::SystemTime::now();
     let ca = SimCa::load_or_create(&ca_path, now)?;
@@ -332,28 +385,27 @@ fn open_sim(
     let verifier = Verifier::aws_nitro()
         .trust_simulated_root(ca.root_der(), now)
         .map_err(|e| Error::Usage(format!("simulated root: {e}")))?;
-    let measurements = SimMeasurements::of_current_exe()?;
+    let mut measurements = SimMeasurements::of_current_exe()?;
+    if let Some(instance) = instance {
+        measurements = measurements.with_pcr4(instance.into_bytes());
+    }
     Ok((Box::new(SimNsm::new(&ca, &measurements, now)?), verifier))
 }
 
 #[cfg(not(feature = "sim"))]
-fn open_sim(_: Option<PathBuf>, _: Option<PathBuf>) -> Result<(Box<dyn Nsm>, Verifier), Error> {
+fn open_sim(_: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), Error> {
     Err(Error::Usage(
         "this is a production build: it has no simulated NSM".to_owned(),
     ))
 }
 
-fn open_nsm(
-    sim: bool,
-    ca: Option<PathBuf>,
-    root_out: Option<PathBuf>,
-) -> Result<(Box<dyn Nsm>, Verifier), Error> {
+fn open_nsm(sim: bool, options: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), Error> {
     if sim {
-        return open_sim(ca, root_out);
+        return open_sim(options);
     }
-    if ca.is_some() || root_out.is_some() {
+    if options.ca.is_some() || options.root_out.is_some() || options.instance.is_some() {
         return Err(Error::Usage(
-            "--sim-ca and --sim-root-out only apply with --sim".to_owned(),
+            "--sim-ca, --sim-root-out and --sim-instance only apply with --sim".to_owned(),
         ));
     }
     open_nitro()
@@ -372,4 +424,33 @@ fn open_nitro() -> Result<(Box<dyn Nsm>, Verifier), Error> {
     Err(Error::Usage(
         "this build has no Nitro NSM support (build with --features nitro), use --sim".to_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sim_instance_bounded() {
+        let longest = "i".repeat(MAX_SIM_INSTANCE_LEN);
+        assert_eq!(parse_instance(&longest).unwrap(), longest);
+        assert!(parse_instance(&"i".repeat(MAX_SIM_INSTANCE_LEN + 1)).is_err());
+        assert!(parse_instance("").is_err());
+        assert_eq!(parse_instance("node-1").unwrap(), "node-1");
+    }
+
+    #[test]
+    fn sim_options_refused_without_sim() {
+        let instance = SimOptions {
+            instance: Some("i-0123456789abcdef0".to_owned()),
+            ..SimOptions::default()
+        };
+        let err = open_nsm(false, instance).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("--sim-instance only apply with --sim")),
+            "{err:?}"
+        );
+    }
 }

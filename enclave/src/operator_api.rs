@@ -364,7 +364,7 @@ mod tests {
             "version": 1, "threshold": 1,
             "operators": [{"id": "operator-0", "public_key": key.public_key_hex()}],
             "nodes": [{"id": "n1", "provider": "sim", "address": "127.0.0.1:1",
-                "measurements": [{"0": "00".repeat(48)}]}],
+                "measurements": [{"8": "00".repeat(48)}]}],
         });
         let manifest = manifest::Manifest::parse(&serde_json::to_vec(&body).unwrap()).unwrap();
         let command = KeyCommand::Sign {

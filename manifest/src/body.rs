@@ -105,6 +105,12 @@ pub struct Manifest {
 
 impl Manifest {
     /// Parses and validates body bytes (size first, then JSON, then every field).
+    ///
+    /// A node is known by what its attestation document proves, not by the id it claims,
+    /// so the body is refused unless every measurement set pins the code (PCR0, PCR1 and
+    /// PCR2, or PCR8) and, for any two nodes, every set of one differs from every set of
+    /// the other at some PCR both pin (in practice a per-node PCR4, the parent instance,
+    /// or PCR3, its IAM role).
     pub fn parse(body: &[u8]) -> Result<Self, ManifestError> {
         if body.len() > MAX_BODY_LEN {
             return Err(ManifestError::BodyTooLarge {
@@ -291,7 +297,58 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
             measurements,
         });
     }
+    check_identities(&nodes)?;
     Ok(nodes)
+}
+
+/// PCRs that together pin an enclave image: the image, kernel and application.
+pub const CODE_PCRS: [u8; 3] = [0, 1, 2];
+/// The PCR that pins the certificate a signed image was signed with.
+pub const SIGNING_CERT_PCR: u8 = 8;
+
+/// A node's identity is what its document proves, never the id it claims: every
+/// document can match the sets of at most one node. For every two distinct nodes and
+/// every pair of their sets, some PCR is pinned by both with different values (a
+/// document carries one value per PCR, so it cannot match both sets). Sets of one node
+/// may overlap (a rollout).
+fn check_identities(nodes: &[Node]) -> Result<(), ManifestError> {
+    for (i, first) in nodes.iter().enumerate() {
+        for second in nodes.iter().skip(i + 1) {
+            for (first_set, a) in first.measurements.iter().enumerate() {
+                for (second_set, b) in second.measurements.iter().enumerate() {
+                    if let Err(shared) = distinguishable(a, b) {
+                        return Err(ManifestError::IndistinguishableNodes {
+                            first: first.id.clone(),
+                            first_set,
+                            second: second.id.clone(),
+                            second_set,
+                            shared,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Ok` when no document can match both sets: some index is pinned by both with
+/// different values. Otherwise the indices both pin (all alike).
+fn distinguishable(a: &BTreeMap<u8, Vec<u8>>, b: &BTreeMap<u8, Vec<u8>>) -> Result<(), Vec<u8>> {
+    let mut shared = Vec::new();
+    for (index, value) in a {
+        match b.get(index) {
+            Some(other) if other != value => return Ok(()),
+            Some(_) => shared.push(*index),
+            None => {}
+        }
+    }
+    Err(shared)
+}
+
+/// A set must say which code it accepts: PCR0, PCR1 and PCR2 together, or PCR8.
+fn pins_code(pcrs: &BTreeMap<u8, Vec<u8>>) -> bool {
+    CODE_PCRS.iter().all(|i| pcrs.contains_key(i)) || pcrs.contains_key(&SIGNING_CERT_PCR)
 }
 
 fn measurement_set(
@@ -321,6 +378,13 @@ fn measurement_set(
         if pcrs.insert(i, value).is_some() {
             return Err(fail("index named twice"));
         }
+    }
+    if !pins_code(&pcrs) {
+        return Err(ManifestError::CodeNotPinned {
+            node: node.to_owned(),
+            set,
+            pinned: pcrs.keys().copied().collect(),
+        });
     }
     Ok(pcrs)
 }

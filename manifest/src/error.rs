@@ -66,6 +66,30 @@ pub enum ManifestError {
         index: String,
         reason: &'static str,
     },
+    #[error(
+        "node {node:?}: measurement set {set} does not pin the enclave's code: it must pin \
+         PCR0, PCR1 and PCR2, or PCR8 (signed images); it pins {pinned:?}"
+    )]
+    CodeNotPinned {
+        node: String,
+        set: usize,
+        /// The indices the set does pin.
+        pinned: Vec<u8>,
+    },
+    #[error(
+        "nodes {first:?} (measurement set {first_set}) and {second:?} (measurement set \
+         {second_set}) could match the same attestation document: no PCR is pinned by both \
+         with different values (both pin {shared:?} alike); pin a PCR that differs per \
+         node, such as PCR4 (parent instance) or PCR3 (IAM role)"
+    )]
+    IndistinguishableNodes {
+        first: String,
+        first_set: usize,
+        second: String,
+        second_set: usize,
+        /// The indices both sets pin, all with equal values.
+        shared: Vec<u8>,
+    },
     #[error("node {node:?}: measurement set {set}: {source}")]
     MeasurementSet {
         node: String,

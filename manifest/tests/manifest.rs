@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 const PCR0: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f";
 const PCR1: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const PCR2: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+/// Per-node PCR4 values (the parent instance).
+const INSTANCE1: &str = "111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111";
+const INSTANCE2: &str = "222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
 
 /// Named operator keys.
 struct Ops(Vec<(&'static str, OperatorKey)>);
@@ -47,9 +50,10 @@ fn body_value(version: u64, threshold: u64, ops: &Ops) -> Value {
         "operators": ops.json(),
         "nodes": [
             {"id": "node-1", "provider": "sim", "address": "127.0.0.1:7101",
-             "measurements": [{"0": PCR0, "1": PCR1, "2": PCR2}]},
+             "measurements": [{"0": PCR0, "1": PCR1, "2": PCR2, "4": INSTANCE1}]},
             {"id": "node-2", "provider": "aws-nitro", "address": "[::1]:7102",
-             "measurements": [{"0": PCR0}, {"0": PCR2, "8": PCR1}]},
+             "measurements": [{"0": PCR0, "1": PCR1, "2": PCR2, "4": INSTANCE2},
+                              {"0": PCR2, "8": PCR1, "4": INSTANCE2}]},
         ],
     })
 }
@@ -109,7 +113,10 @@ fn round_trip() {
     assert_eq!(node.address(), "[::1]:7102");
     let sets = node.measurement_sets().unwrap();
     assert_eq!(sets.len(), 2);
-    assert_eq!(sets[1].pcrs().keys().copied().collect::<Vec<_>>(), [0, 8]);
+    assert_eq!(
+        sets[1].pcrs().keys().copied().collect::<Vec<_>>(),
+        [0, 4, 8]
+    );
     assert_eq!(sets[1].pcrs()[&8], vec![0xaa; 48]);
     assert_eq!(m.node("node-1").unwrap().provider(), Provider::Sim);
 }
@@ -434,7 +441,7 @@ fn pcr_lengths_and_indexes() {
         ("x", false),
     ] {
         let mut v = body_value(3, 2, &ops);
-        v["nodes"][0]["measurements"][0] = json!({ index: PCR0 });
+        v["nodes"][0]["measurements"][0][index] = json!(PCR0);
         assert_eq!(parse_body(&v).is_ok(), ok, "index {index}");
     }
 }
@@ -602,12 +609,13 @@ fn missing_measurements_refused() {
     );
 
     let mut v = body_value(3, 2, &ops);
-    v["nodes"][0]["measurements"] = json!(vec![json!({"0": PCR0}); 17]);
+    let set = v["nodes"][0]["measurements"][0].clone();
+    v["nodes"][0]["measurements"] = json!(vec![set.clone(); 17]);
     assert!(matches!(
         parse_body(&v).unwrap_err(),
         ManifestError::MeasurementSetCount { count: 17, .. }
     ));
-    v["nodes"][0]["measurements"] = json!(vec![json!({"0": PCR0}); 16]);
+    v["nodes"][0]["measurements"] = json!(vec![set; 16]);
     parse_body(&v).unwrap();
 }
 
@@ -674,7 +682,7 @@ fn counts_refused() {
     v["nodes"] = (0..65)
         .map(|i| {
             json!({"id": format!("n{i}"), "provider": "sim", "address": "h:1",
-                   "measurements": [{"0": PCR0}]})
+                   "measurements": [{"8": PCR0, "4": format!("{i:096x}")}]})
         })
         .collect();
     assert!(matches!(

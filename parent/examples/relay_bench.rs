@@ -522,7 +522,7 @@ fn manifest_json() -> String {
         "operators": [{ "id": "op-1", "public_key": "11".repeat(32) }],
         "nodes": [{
             "id": "bench", "provider": "sim", "address": "127.0.0.1:1",
-            "measurements": [{ "0": "00".repeat(48) }],
+            "measurements": [{ "8": "00".repeat(48) }],
         }],
     });
     serde_json::json!({ "manifest": base64(body.to_string().as_bytes()), "signatures": [] })

@@ -85,15 +85,17 @@ impl Drop for Env {
     }
 }
 
-/// A structurally valid manifest envelope (the parent checks no signature).
+/// A structurally valid manifest envelope (the parent checks no signature): one signed
+/// image, a PCR4 per node.
 fn manifest(nodes: &[(&str, String)]) -> String {
-    let pcr0 = "00".repeat(48);
+    let pcr8 = "00".repeat(48);
     let nodes: Vec<Value> = nodes
         .iter()
-        .map(|(id, address)| {
+        .enumerate()
+        .map(|(i, (id, address))| {
             serde_json::json!({
                 "id": id, "provider": "sim", "address": address,
-                "measurements": [{ "0": pcr0 }],
+                "measurements": [{ "8": pcr8, "4": format!("{i:096x}") }],
             })
         })
         .collect();

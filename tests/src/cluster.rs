@@ -8,6 +8,7 @@ use attestation::{MeasurementSet, Verifier};
 use enclave::channel::client_port::NodeExpectation;
 use enclave::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
 use manifest::{OperatorKey, OperatorSignature, SignedManifest};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,13 +108,24 @@ fn free_port() -> Result<u16, String> {
     Err("no free port below the ephemeral range".to_owned())
 }
 
-/// PCR0..2 of a binary as the simulator measures it, as manifest JSON.
-pub fn measurements_json(binary: &Path) -> Result<serde_json::Value, String> {
-    let pcrs = SimMeasurements::of_file(binary)
+/// The PCRs a manifest pins for a simulated node: the code (0..2) and the instance (4).
+pub const PINNED_PCRS: [u8; 4] = [0, 1, 2, 4];
+
+/// What the simulator measures for `binary` running as node `node` (whose PCR4 is its
+/// id, `enclave --sim run`'s default instance), PCR0..15.
+pub fn node_pcrs(binary: &Path, node: &str) -> Result<BTreeMap<u8, [u8; 48]>, String> {
+    Ok(SimMeasurements::of_file(binary)
         .map_err(|e| e.to_string())?
-        .pcrs();
+        .with_pcr4(node.as_bytes().to_vec())
+        .pcrs())
+}
+
+/// PCR0..2 of a binary as the simulator measures it, and node `node`'s PCR4, as
+/// manifest JSON.
+pub fn measurements_json(binary: &Path, node: &str) -> Result<serde_json::Value, String> {
+    let pcrs = node_pcrs(binary, node)?;
     let mut set = serde_json::Map::new();
-    for i in 0u8..3 {
+    for i in PINNED_PCRS {
         let value = pcrs.get(&i).ok_or("missing PCR")?;
         set.insert(i.to_string(), serde_json::Value::String(hex::encode(value)));
     }
@@ -245,8 +257,8 @@ impl Cluster {
             .ok_or_else(|| format!("no node {id}"))
     }
 
-    /// The manifest body: every node expected to run the enclave binary it was given
-    /// (or `expect` overrides per node), at its parent's peer address.
+    /// The manifest body: every node expected to run the enclave binary it was given, with
+    /// its own PCR4 (or `expect` overrides per node), at its parent's peer address.
     pub fn manifest_body(
         &self,
         version: u64,
@@ -256,7 +268,7 @@ impl Cluster {
         for n in &self.nodes {
             let measurements = match expect.iter().find(|(id, _)| *id == n.id) {
                 Some((_, m)) => m.clone(),
-                None => measurements_json(&binary("enclave")?)?,
+                None => measurements_json(&binary("enclave")?, &n.id)?,
             };
             nodes.push(serde_json::json!({
                 "id": n.id,
@@ -426,19 +438,18 @@ impl Cluster {
     }
 
     /// What a client expects of node `id`: the measurements of the binary it was started
-    /// from, under the cluster's simulated root.
+    /// from and its own PCR4, under the cluster's simulated root.
     pub fn expectation(&self, id: &str) -> Result<NodeExpectation, String> {
         let mut cache = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(known) = cache.get(id) {
             return Ok(known.clone());
         }
         let n = self.node(id)?;
-        let pcrs = SimMeasurements::of_file(&n.enclave_binary)
-            .map_err(|e| e.to_string())?
-            .pcrs();
+        let pcrs = node_pcrs(&n.enclave_binary, id)?;
         let set = MeasurementSet::new(
-            (0u8..3)
-                .filter_map(|i| pcrs.get(&i).map(|v| (i, v.to_vec())))
+            PINNED_PCRS
+                .iter()
+                .filter_map(|i| pcrs.get(i).map(|v| (*i, v.to_vec())))
                 .collect(),
         )
         .map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 //! integration-tests` works on its own.
 
 pub mod cluster;
+pub mod impostor;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +29,8 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
                 "attestation",
                 "-p",
                 "client",
+                "-p",
+                "parent",
             ])
             .args(release.then_some("--release"))
             .current_dir(workspace_root())

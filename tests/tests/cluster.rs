@@ -22,11 +22,12 @@ fn running_cluster(n: usize) -> (Cluster, Vec<u8>) {
 #[test]
 fn three_nodes_attest_each_other_and_provision_their_keys() {
     let (c, _) = running_cluster(3);
-    let expected_pcr0 = integration_tests::cluster::measurements_json(&c.nodes[0].enclave_binary)
-        .unwrap()["0"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let expected_pcr0 =
+        integration_tests::cluster::measurements_json(&c.nodes[0].enclave_binary, "node-1")
+            .unwrap()["0"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     for node in &c.nodes {
         let s = c.status(&node.id).unwrap();
         assert_eq!(s.manifest_version, Some(1));
