@@ -1,15 +1,28 @@
 //! Node state sealed under a data key that exists only in the node, stored as opaque
 //! blobs by the untrusted parent.
 //!
-//! # Blob format (version 1)
+//! # Blob format (version 2)
 //!
-//! `[version u8 = 1][counter u64 BE][nonce 12 random bytes][AES-256-GCM ciphertext || tag]`
+//! `[version u8 = 2][counter u64 BE][nonce 12 random bytes][AES-256-GCM ciphertext || tag]`
 //!
 //! with associated data
-//! `"tee-custody sealed v1" || u8 len || node_id || u8 len || name || counter u64 BE`.
+//! `"tee-custody sealed v2" || u8 len || node_id || u8 len || name || counter u64 BE ||
+//! store id (16 bytes)`.
 //! The AEAD therefore refuses, as [`SealError::Tampered`], any altered byte, a blob
-//! stored under another name, another node's blob and a blob sealed under another key.
+//! stored under another name, another node's blob, a blob sealed under another key and
+//! a blob of another store under the same key.
 //! Nonces are random: a data key must seal fewer than 2^32 blobs (NIST SP 800-38D).
+//!
+//! # Store identity
+//!
+//! A data key can outlive its store: when the parent loses (or pretends to lose) the
+//! blobs, the node recovers its key from peers and starts a new store under it, whose
+//! counters start again at 1. Without more, a blob of the earlier store would then pass
+//! as the newest uncommitted write of its name. Every store therefore has a random
+//! [`StoreId`], created with it and kept in the sealed index, and every data blob binds
+//! it. The index itself is sealed with the all-zero id [`INDEX_STORE_ID`] (it is what
+//! carries the id); a whole earlier store, index included, is the rollback described
+//! below.
 //!
 //! # Rollback
 //!
@@ -44,7 +57,7 @@ use std::future::Future;
 use transport::blob::{self, CodecError, MAX_BLOB_LEN};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const DATA_KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -55,8 +68,34 @@ pub const MIN_BLOB_LEN: usize = HEADER_LEN + TAG_LEN;
 pub const MAX_PLAINTEXT_LEN: usize = MAX_BLOB_LEN - MIN_BLOB_LEN;
 /// The blob that holds the sealed [`SealedIndex`].
 pub const INDEX_NAME: &str = "index";
-const AAD_LABEL: &[u8] = b"tee-custody sealed v1";
-const INDEX_FORMAT: u8 = 1;
+const AAD_LABEL: &[u8] = b"tee-custody sealed v2";
+const INDEX_FORMAT: u8 = 2;
+/// Length of a [`StoreId`].
+pub const STORE_ID_LEN: usize = 16;
+/// The id the index blob is sealed under: the index carries the store's real id.
+pub const INDEX_STORE_ID: StoreId = StoreId([0; STORE_ID_LEN]);
+
+/// The identity of one sealed store: random, created with the store, bound into the
+/// associated data of each of its blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreId([u8; STORE_ID_LEN]);
+
+impl StoreId {
+    /// A fresh random id.
+    pub fn generate() -> Result<Self, SealError> {
+        let mut id = [0u8; STORE_ID_LEN];
+        rand::fill(&mut id).map_err(|_| SealError::Crypto)?;
+        Ok(StoreId(id))
+    }
+
+    pub fn from_bytes(bytes: [u8; STORE_ID_LEN]) -> Self {
+        StoreId(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; STORE_ID_LEN] {
+        &self.0
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,7 +106,7 @@ pub enum SealError {
     UnsupportedVersion(u8),
     #[error(
         "sealed blob {name:?} failed authentication: altered, stored under another name, \
-         or sealed by another node or key"
+         or sealed by another node, key or store"
     )]
     Tampered { name: String },
     #[error(
@@ -163,44 +202,56 @@ fn short_len(field: &'static str, value: &str) -> Result<u8, SealError> {
     })
 }
 
-fn associated_data(node_id: &str, name: &str, counter: u64) -> Result<Vec<u8>, SealError> {
+/// Where a blob belongs: its node, its store and its name.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobPlace<'a> {
+    pub node_id: &'a str,
+    pub store: &'a StoreId,
+    pub name: &'a str,
+}
+
+fn associated_data(place: &BlobPlace<'_>, counter: u64) -> Result<Vec<u8>, SealError> {
+    let BlobPlace {
+        node_id,
+        store,
+        name,
+    } = place;
     let node_len = short_len("node id", node_id)?;
     let name_len = short_len("blob name", name)?;
-    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 2 + node_id.len() + name.len() + 8);
+    let mut aad =
+        Vec::with_capacity(AAD_LABEL.len() + 2 + node_id.len() + name.len() + 8 + STORE_ID_LEN);
     aad.extend_from_slice(AAD_LABEL);
     aad.push(node_len);
     aad.extend_from_slice(node_id.as_bytes());
     aad.push(name_len);
     aad.extend_from_slice(name.as_bytes());
     aad.extend_from_slice(&counter.to_be_bytes());
+    aad.extend_from_slice(store.as_bytes());
     Ok(aad)
 }
 
-/// Seals `plaintext` as the blob `name` of node `node_id` at `counter`.
+/// Seals `plaintext` as the blob at `place` with `counter`.
 pub fn seal(
     key: &DataKey,
-    node_id: &str,
-    name: &str,
+    place: &BlobPlace<'_>,
     counter: u64,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    seal_blob(key, node_id, name, counter, plaintext).map(|(blob, _)| blob)
+    seal_blob(key, place, counter, plaintext).map(|(blob, _)| blob)
 }
 
 /// Opens a blob read back from the store: its counter and plaintext.
 pub fn open(
     key: &DataKey,
-    node_id: &str,
-    name: &str,
+    place: &BlobPlace<'_>,
     blob: &[u8],
 ) -> Result<(u64, Zeroizing<Vec<u8>>), SealError> {
-    open_blob(key, node_id, name, blob).map(|opened| (opened.counter, opened.plaintext))
+    open_blob(key, place, blob).map(|opened| (opened.counter, opened.plaintext))
 }
 
 fn seal_blob(
     key: &DataKey,
-    node_id: &str,
-    name: &str,
+    place: &BlobPlace<'_>,
     counter: u64,
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, [u8; NONCE_LEN]), SealError> {
@@ -210,7 +261,7 @@ fn seal_blob(
             max: MAX_PLAINTEXT_LEN,
         });
     }
-    let aad = associated_data(node_id, name, counter)?;
+    let aad = associated_data(place, counter)?;
     let mut nonce = [0u8; NONCE_LEN];
     rand::fill(&mut nonce).map_err(|_| SealError::Crypto)?;
     // Sized up front: sealing in place never reallocates, so no copy of the plaintext
@@ -238,7 +289,7 @@ struct Opened {
     plaintext: Zeroizing<Vec<u8>>,
 }
 
-fn open_blob(key: &DataKey, node_id: &str, name: &str, blob: &[u8]) -> Result<Opened, SealError> {
+fn open_blob(key: &DataKey, place: &BlobPlace<'_>, blob: &[u8]) -> Result<Opened, SealError> {
     if blob.len() > MAX_BLOB_LEN {
         return Err(SealError::TooLarge {
             len: blob.len(),
@@ -258,7 +309,7 @@ fn open_blob(key: &DataKey, node_id: &str, name: &str, blob: &[u8]) -> Result<Op
         .split_first_chunk::<NONCE_LEN>()
         .ok_or_else(malformed)?;
     let counter = u64::from_be_bytes(*counter);
-    let aad = associated_data(node_id, name, counter)?;
+    let aad = associated_data(place, counter)?;
     let mut plaintext = Zeroizing::new(ciphertext.to_vec());
     let len = key
         .aead_key()?
@@ -268,7 +319,7 @@ fn open_blob(key: &DataKey, node_id: &str, name: &str, blob: &[u8]) -> Result<Op
             plaintext.as_mut_slice(),
         )
         .map_err(|_| SealError::Tampered {
-            name: name.to_owned(),
+            name: place.name.to_owned(),
         })?
         .len();
     plaintext.truncate(len);
@@ -311,15 +362,26 @@ pub enum Freshness {
 
 /// Name -> latest committed counter, with the rollback rule (see the module docs). No
 /// I/O: [`SealedStore`] persists it as the sealed blob [`INDEX_NAME`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedIndex {
+    store: StoreId,
     counter: u64,
     entries: BTreeMap<String, Entry>,
 }
 
 impl SealedIndex {
-    pub fn new() -> Self {
-        SealedIndex::default()
+    /// The empty index of a new store whose id is `store`.
+    pub fn new(store: StoreId) -> Self {
+        SealedIndex {
+            store,
+            counter: 0,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// The id of the store this index describes.
+    pub fn store_id(&self) -> &StoreId {
+        &self.store
     }
 
     /// The index's own counter: the number of changes it has recorded.
@@ -428,24 +490,37 @@ impl SealedIndex {
         Ok(())
     }
 
+    fn place<'a>(node_id: &'a str) -> BlobPlace<'a> {
+        BlobPlace {
+            node_id,
+            store: &INDEX_STORE_ID,
+            name: INDEX_NAME,
+        }
+    }
+
     /// Seals the index as the blob [`INDEX_NAME`] of `node_id`, at its own counter.
     pub fn seal(&self, key: &DataKey, node_id: &str) -> Result<Vec<u8>, SealError> {
-        seal(key, node_id, INDEX_NAME, self.counter, &self.encode()?)
+        seal(key, &Self::place(node_id), self.counter, &self.encode()?)
     }
 
     /// Opens the sealed index.
     pub fn open(key: &DataKey, node_id: &str, blob: &[u8]) -> Result<Self, SealError> {
-        let (counter, plaintext) = open(key, node_id, INDEX_NAME, blob)?;
-        let entries = Self::decode(&plaintext)?;
-        Ok(SealedIndex { counter, entries })
+        let (counter, plaintext) = open(key, &Self::place(node_id), blob)?;
+        let (store, entries) = Self::decode(&plaintext)?;
+        Ok(SealedIndex {
+            store,
+            counter,
+            entries,
+        })
     }
 
-    /// `[format u8 = 1][count u32 BE]` then per name, sorted:
+    /// `[format u8 = 2][store id 16][count u32 BE]` then per name, sorted:
     /// `[len u8][name][1: live | 2: deleted][counter u64 BE][nonce 12, live only]`.
     fn encode(&self) -> Result<Vec<u8>, SealError> {
         let count = u32::try_from(self.entries.len())
             .map_err(|_| SealError::CorruptIndex("too many entries"))?;
         let mut out = vec![INDEX_FORMAT];
+        out.extend_from_slice(self.store.as_bytes());
         out.extend_from_slice(&count.to_be_bytes());
         for (name, entry) in &self.entries {
             out.push(short_len("blob name", name)?);
@@ -465,10 +540,14 @@ impl SealedIndex {
         Ok(out)
     }
 
-    fn decode(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, SealError> {
+    fn decode(bytes: &[u8]) -> Result<(StoreId, BTreeMap<String, Entry>), SealError> {
         let mut r = Reader(bytes);
         if r.u8()? != INDEX_FORMAT {
             return Err(SealError::CorruptIndex("unknown format"));
+        }
+        let store = StoreId(r.array()?);
+        if store == INDEX_STORE_ID {
+            return Err(SealError::CorruptIndex("store id is the index's own"));
         }
         let count = u32::from_be_bytes(r.array()?);
         let mut entries = BTreeMap::new();
@@ -494,7 +573,7 @@ impl SealedIndex {
         if !r.0.is_empty() {
             return Err(SealError::CorruptIndex("trailing bytes"));
         }
-        Ok(entries)
+        Ok((store, entries))
     }
 }
 
@@ -566,12 +645,12 @@ pub struct SealedStore<B> {
 }
 
 impl<B: BlobStore> SealedStore<B> {
-    /// Loads the index. No index is an empty store; an index that does not open is an
-    /// error, never an empty store.
+    /// Loads the index. No index is an empty store with a new random [`StoreId`]; an
+    /// index that does not open is an error, never an empty store.
     pub async fn open(blobs: B, key: DataKey, node_id: &str) -> Result<Self, SealError> {
         short_len("node id", node_id)?;
         let index = match blobs.get(INDEX_NAME).await? {
-            None => SealedIndex::new(),
+            None => SealedIndex::new(StoreId::generate()?),
             Some(blob) => SealedIndex::open(&key, node_id, &blob)?,
         };
         Ok(SealedStore {
@@ -584,6 +663,14 @@ impl<B: BlobStore> SealedStore<B> {
 
     pub fn index(&self) -> &SealedIndex {
         &self.index
+    }
+
+    fn place<'a>(&'a self, name: &'a str) -> BlobPlace<'a> {
+        BlobPlace {
+            node_id: &self.node_id,
+            store: &self.index.store,
+            name,
+        }
     }
 
     /// The data key, for escrow.
@@ -601,7 +688,7 @@ impl<B: BlobStore> SealedStore<B> {
     pub async fn put(&mut self, name: &str, plaintext: &[u8]) -> Result<u64, SealError> {
         check_name(name)?;
         let counter = self.index.next_counter(name)?;
-        let (blob, nonce) = seal_blob(&self.key, &self.node_id, name, counter, plaintext)?;
+        let (blob, nonce) = seal_blob(&self.key, &self.place(name), counter, plaintext)?;
         let mut index = self.index.clone();
         index.record_put(name, counter, nonce)?;
         let sealed_index = index.seal(&self.key, &self.node_id)?;
@@ -622,7 +709,7 @@ impl<B: BlobStore> SealedStore<B> {
                 None => Ok(None),
             };
         };
-        let opened = open_blob(&self.key, &self.node_id, name, &blob)?;
+        let opened = open_blob(&self.key, &self.place(name), &blob)?;
         match self.index.check(name, opened.counter, &opened.nonce)? {
             Freshness::Current | Freshness::Uncommitted => Ok(Some(opened.plaintext)),
             Freshness::Deleted => Ok(None),
@@ -726,6 +813,16 @@ mod tests {
     const NODE: &str = "node-1";
     const KEY: [u8; 32] = [0x42; 32];
 
+    const STORE: StoreId = StoreId([0x5e; STORE_ID_LEN]);
+
+    fn at<'a>(node_id: &'a str, name: &'a str) -> BlobPlace<'a> {
+        BlobPlace {
+            node_id,
+            store: &STORE,
+            name,
+        }
+    }
+
     fn key() -> DataKey {
         DataKey::from_bytes(&KEY)
     }
@@ -740,93 +837,151 @@ mod tests {
 
     #[test]
     fn seal_open_round_trip_and_format() {
-        let blob = seal(&key(), NODE, "share", 7, b"secret share").unwrap();
+        let blob = seal(&key(), &at(NODE, "share"), 7, b"secret share").unwrap();
         assert_eq!(blob.len(), MIN_BLOB_LEN + b"secret share".len());
         assert_eq!(blob[0], VERSION);
         assert_eq!(blob[1..9], 7u64.to_be_bytes());
-        let (counter, pt) = open(&key(), NODE, "share", &blob).unwrap();
+        let (counter, pt) = open(&key(), &at(NODE, "share"), &blob).unwrap();
         assert_eq!(counter, 7);
         assert_eq!(pt.as_slice(), b"secret share");
         // Same input, fresh nonce.
         assert_ne!(
             blob,
-            seal(&key(), NODE, "share", 7, b"secret share").unwrap()
+            seal(&key(), &at(NODE, "share"), 7, b"secret share").unwrap()
         );
-        let (_, empty) =
-            open(&key(), NODE, "e", &seal(&key(), NODE, "e", 1, b"").unwrap()).unwrap();
+        let (_, empty) = open(
+            &key(),
+            &at(NODE, "e"),
+            &seal(&key(), &at(NODE, "e"), 1, b"").unwrap(),
+        )
+        .unwrap();
         assert!(empty.is_empty());
     }
 
     #[test]
     fn any_flipped_bit_is_tampered() {
-        let blob = seal(&key(), NODE, "share", 3, b"secret share").unwrap();
+        let blob = seal(&key(), &at(NODE, "share"), 3, b"secret share").unwrap();
         for i in 1..blob.len() {
             for bit in [0x01, 0x80] {
                 let mut bad = blob.clone();
                 bad[i] ^= bit;
                 assert!(
                     matches!(
-                        open(&key(), NODE, "share", &bad),
+                        open(&key(), &at(NODE, "share"), &bad),
                         Err(SealError::Tampered { ref name }) if name == "share"
                     ),
                     "byte {i}"
                 );
             }
         }
+        // A blob of the earlier format (no store id) is not read.
         let mut bad = blob.clone();
-        bad[0] = 2;
+        bad[0] = 1;
         assert!(matches!(
-            open(&key(), NODE, "share", &bad),
-            Err(SealError::UnsupportedVersion(2))
+            open(&key(), &at(NODE, "share"), &bad),
+            Err(SealError::UnsupportedVersion(1))
         ));
     }
 
     #[test]
     fn another_name_node_or_key_is_tampered() {
-        let blob = seal(&key(), NODE, "share", 1, b"x").unwrap();
+        let blob = seal(&key(), &at(NODE, "share"), 1, b"x").unwrap();
         for (node, name, k) in [
             (NODE, "other", KEY),
             ("node-2", "share", KEY),
             (NODE, "share", [0x43; 32]),
         ] {
             assert!(matches!(
-                open(&DataKey::from_bytes(&k), node, name, &blob),
+                open(&DataKey::from_bytes(&k), &at(node, name), &blob),
                 Err(SealError::Tampered { .. })
             ));
         }
     }
 
     #[test]
-    fn truncated_and_oversize_blobs() {
-        let blob = seal(&key(), NODE, "n", 1, b"").unwrap();
+    fn another_store_under_the_same_key_is_tampered() {
+        let blob = seal(&key(), &at(NODE, "share"), 1, b"x").unwrap();
+        let earlier = StoreId([0x11; STORE_ID_LEN]);
+        let place = BlobPlace {
+            node_id: NODE,
+            store: &earlier,
+            name: "share",
+        };
         assert!(matches!(
-            open(&key(), NODE, "n", &[]),
+            open(&key(), &place, &blob),
+            Err(SealError::Tampered { .. })
+        ));
+        assert_ne!(StoreId::generate().unwrap(), StoreId::generate().unwrap());
+    }
+
+    /// The parent wipes the store; the node recovers its key from peers and starts a new
+    /// store under it. A blob of the earlier store, at the counter the new store's next
+    /// write of that name would use, must not pass as that write.
+    #[tokio::test]
+    async fn a_blob_of_an_earlier_store_under_the_same_key_is_refused() {
+        let blobs = MemoryBlobs::new();
+        let mut earlier = store(&blobs).await;
+        earlier.put("key-a", b"old share").await.unwrap();
+        let old_blob = raw(&blobs, "key-a").await;
+        let old_id = *earlier.index().store_id();
+        drop(earlier);
+
+        let wiped = MemoryBlobs::new();
+        let mut fresh = store(&wiped).await;
+        assert_ne!(fresh.index().store_id(), &old_id);
+        fresh.put("node-info", b"{}").await.unwrap();
+        assert_eq!(fresh.index().next_counter("key-a").unwrap(), 1);
+        wiped.put("key-a", old_blob.clone()).await.unwrap();
+        assert!(matches!(
+            fresh.get("key-a").await,
+            Err(SealError::Tampered { ref name }) if name == "key-a"
+        ));
+        // Its id survives a restart, and the refusal with it.
+        let restarted = SealedStore::open(wiped.clone(), key(), NODE).await.unwrap();
+        assert_eq!(restarted.index().store_id(), fresh.index().store_id());
+        assert!(matches!(
+            restarted.get("key-a").await,
+            Err(SealError::Tampered { .. })
+        ));
+        // The same blob in its own store still opens: the refusal is the store id's.
+        let own = SealedStore::open(blobs.clone(), key(), NODE).await.unwrap();
+        assert_eq!(
+            own.get("key-a").await.unwrap().unwrap().as_slice(),
+            b"old share"
+        );
+    }
+
+    #[test]
+    fn truncated_and_oversize_blobs() {
+        let blob = seal(&key(), &at(NODE, "n"), 1, b"").unwrap();
+        assert!(matches!(
+            open(&key(), &at(NODE, "n"), &[]),
             Err(SealError::Malformed { len: 0 })
         ));
         for len in 1..MIN_BLOB_LEN {
             assert!(matches!(
-                open(&key(), NODE, "n", &blob[..len]),
+                open(&key(), &at(NODE, "n"), &blob[..len]),
                 Err(SealError::Malformed { len: l }) if l == len
             ));
         }
-        open(&key(), NODE, "n", &blob).unwrap();
+        open(&key(), &at(NODE, "n"), &blob).unwrap();
 
         // Exactly the largest plaintext fits MAX_BLOB_LEN; one more byte does not.
         let big = vec![7u8; MAX_PLAINTEXT_LEN];
-        let blob = seal(&key(), NODE, "n", 1, &big).unwrap();
+        let blob = seal(&key(), &at(NODE, "n"), 1, &big).unwrap();
         assert_eq!(blob.len(), MAX_BLOB_LEN);
         assert_eq!(
-            open(&key(), NODE, "n", &blob).unwrap().1.len(),
+            open(&key(), &at(NODE, "n"), &blob).unwrap().1.len(),
             MAX_PLAINTEXT_LEN
         );
         assert!(matches!(
-            seal(&key(), NODE, "n", 1, &vec![7u8; MAX_PLAINTEXT_LEN + 1]),
+            seal(&key(), &at(NODE, "n"), 1, &vec![7u8; MAX_PLAINTEXT_LEN + 1]),
             Err(SealError::TooLarge { .. })
         ));
         let mut over = blob;
         over.push(0);
         assert!(matches!(
-            open(&key(), NODE, "n", &over),
+            open(&key(), &at(NODE, "n"), &over),
             Err(SealError::TooLarge { len, .. }) if len == MAX_BLOB_LEN + 1
         ));
     }
@@ -835,10 +990,10 @@ mod tests {
     fn long_node_id_is_refused() {
         let long = "n".repeat(256);
         assert!(matches!(
-            seal(&key(), &long, "n", 1, b""),
+            seal(&key(), &at(&long, "n"), 1, b""),
             Err(SealError::FieldTooLong { len: 256, .. })
         ));
-        seal(&key(), &long[..255], "n", 1, b"").unwrap();
+        seal(&key(), &at(&long[..255], "n"), 1, b"").unwrap();
     }
 
     #[test]
@@ -857,7 +1012,7 @@ mod tests {
 
     #[test]
     fn index_rule() {
-        let mut index = SealedIndex::new();
+        let mut index = SealedIndex::new(STORE);
         let (n1, n2) = ([1; NONCE_LEN], [2; NONCE_LEN]);
         // Unknown name: only the first write, uncommitted, is acceptable.
         assert_eq!(index.check("a", 1, &n1).unwrap(), Freshness::Uncommitted);
@@ -911,20 +1066,30 @@ mod tests {
 
     #[test]
     fn index_decoding_refuses_garbage() {
-        let mut index = SealedIndex::new();
+        let mut index = SealedIndex::new(STORE);
         index.record_put("a", 1, [1; NONCE_LEN]).unwrap();
         index.record_delete("b").unwrap();
         let bytes = index.encode().unwrap();
-        assert_eq!(SealedIndex::decode(&bytes).unwrap(), index.entries);
+        assert_eq!(
+            SealedIndex::decode(&bytes).unwrap(),
+            (STORE, index.entries.clone())
+        );
         for len in 0..bytes.len() {
             assert!(SealedIndex::decode(&bytes[..len]).is_err(), "{len}");
         }
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(SealedIndex::decode(&trailing).is_err());
-        let mut bad_format = bytes;
+        let mut bad_format = bytes.clone();
         bad_format[0] = 9;
         assert!(SealedIndex::decode(&bad_format).is_err());
+        // The index's own all-zero id is never a store's id.
+        let mut zero_id = bytes;
+        zero_id[1..1 + STORE_ID_LEN].fill(0);
+        assert!(matches!(
+            SealedIndex::decode(&zero_id),
+            Err(SealError::CorruptIndex(_))
+        ));
     }
 
     #[tokio::test]
@@ -1104,7 +1269,7 @@ mod tests {
             SealedStore::open(blobs.clone(), key(), NODE).await,
             Err(SealError::Tampered { .. })
         ));
-        blobs.put(INDEX_NAME, vec![1, 2, 3]).await.unwrap();
+        blobs.put(INDEX_NAME, vec![VERSION, 2, 3]).await.unwrap();
         assert!(matches!(
             SealedStore::open(blobs.clone(), key(), NODE).await,
             Err(SealError::Malformed { len: 3 })
