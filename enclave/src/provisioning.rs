@@ -289,11 +289,33 @@ impl PeerMessage {
     }
 }
 
+/// A one-way digest of a released data key, so that the decision can tell keys apart
+/// without holding them. Never logged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyFingerprint([u8; 32]);
+
+impl KeyFingerprint {
+    /// SHA-256 over a domain label and the key.
+    pub fn of(key: &[u8; KEY_LEN]) -> Self {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"tee-custody data key fingerprint v1\0");
+        hasher.update(key);
+        KeyFingerprint(hasher.finalize().into())
+    }
+}
+
+impl fmt::Debug for KeyFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyFingerprint(..)")
+    }
+}
+
 /// What one peer said when asked for this node's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerAnswer {
-    /// It released the key (already opened and checked by the caller).
-    Released,
+    /// It released a key (decrypted by the caller, not yet known to be the right one).
+    Released(KeyFingerprint),
     NotHeld,
     Unavailable(String),
     /// No attested channel could be established, or it failed.
@@ -304,8 +326,12 @@ pub enum PeerAnswer {
 /// What a starting node does about its data key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// A peer released the key: use it.
-    Recovered { from: String },
+    /// Sealed state exists and these peers released keys (one peer per distinct key, in
+    /// order): use the first key that opens the sealed index, never one that does not.
+    TryKeys { peers: Vec<String> },
+    /// No sealed state, but every peer released the same key (the parent lost the
+    /// state): start a new store under it and escrow it again with every peer.
+    RecoverFresh { from: Vec<String> },
     /// No state here and every peer confirmed it holds no key for this node: first start.
     CreateNew,
     /// Anything else: wait and ask again. The reason is shown on the health endpoint.
@@ -313,24 +339,110 @@ pub enum Decision {
 }
 
 /// Decides from the answers of every peer in the manifest (`answers` must have one entry
-/// per peer) and whether sealed state already exists at the parent.
+/// per peer) and whether sealed state (its index) already exists at the parent.
+///
+/// No single peer decides which key a node uses: with state, a released key is only a
+/// candidate that must open the sealed index; without state, a key is adopted only when
+/// every peer released the same one, and a new key is created only when every peer
+/// positively holds none.
 pub fn decide(has_state: bool, answers: &BTreeMap<String, PeerAnswer>) -> Decision {
-    if let Some((peer, _)) = answers.iter().find(|(_, a)| **a == PeerAnswer::Released) {
-        return Decision::Recovered { from: peer.clone() };
-    }
+    let released: Vec<(&String, KeyFingerprint)> = answers
+        .iter()
+        .filter_map(|(peer, answer)| match answer {
+            PeerAnswer::Released(fingerprint) => Some((peer, *fingerprint)),
+            _ => None,
+        })
+        .collect();
     if has_state {
-        return Decision::Wait(format!(
-            "sealed state exists but no peer released its key ({})",
-            summarize(answers)
-        ));
+        let mut seen: Vec<KeyFingerprint> = Vec::new();
+        let mut peers = Vec::new();
+        for (peer, fingerprint) in &released {
+            if !seen.contains(fingerprint) {
+                seen.push(*fingerprint);
+                peers.push((*peer).clone());
+            }
+        }
+        if peers.is_empty() {
+            return Decision::Wait(format!(
+                "sealed state exists but no peer released its key ({})",
+                summarize(answers)
+            ));
+        }
+        return Decision::TryKeys { peers };
     }
     if answers.values().all(|a| *a == PeerAnswer::NotHeld) {
         return Decision::CreateNew;
     }
+    if released.is_empty() {
+        return Decision::Wait(format!(
+            "first start needs every peer to confirm it holds no key ({})",
+            summarize(answers)
+        ));
+    }
+    let names = |list: Vec<&String>| {
+        list.iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let keys: Vec<KeyFingerprint> = released.iter().map(|(_, f)| *f).collect();
+    let first = keys.first().copied();
+    if keys.iter().any(|k| Some(*k) != first) {
+        return Decision::Wait(format!(
+            "no sealed state here and peers released different keys ({}): \
+             not adopting any ({})",
+            names(released.iter().map(|(p, _)| *p).collect()),
+            summarize(answers)
+        ));
+    }
+    if released.len() == answers.len() {
+        return Decision::RecoverFresh {
+            from: released.iter().map(|(p, _)| (*p).clone()).collect(),
+        };
+    }
     Decision::Wait(format!(
-        "first start needs every peer to confirm it holds no key ({})",
+        "no sealed state here; {} released a key but recovering it needs the same key \
+         from every peer ({})",
+        names(released.iter().map(|(p, _)| *p).collect()),
         summarize(answers)
     ))
+}
+
+/// Peers whose released key differs from `opened`, the key that opened the sealed
+/// state: they released a key that is not this node's.
+pub fn mismatched(answers: &BTreeMap<String, PeerAnswer>, opened: &KeyFingerprint) -> Vec<String> {
+    answers
+        .iter()
+        .filter(|(_, answer)| matches!(answer, PeerAnswer::Released(f) if f != opened))
+        .map(|(peer, _)| peer.clone())
+        .collect()
+}
+
+/// What a node does with an `EscrowPut`, given the escrow it already holds for the
+/// sender, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscrowVerdict {
+    /// Nothing held yet: keep it.
+    Store,
+    /// The same key again: nothing to do, confirm.
+    AlreadyHeld,
+    /// Another key is held for this owner: refuse. An escrow is never replaced, or a
+    /// node claiming the owner's id could swap the key the owner will get back.
+    Conflict,
+}
+
+/// Decides an `EscrowPut` of `offered` when `held` is already kept for its owner.
+pub fn escrow_verdict(held: Option<&[u8]>, offered: &[u8; KEY_LEN]) -> EscrowVerdict {
+    match held {
+        None => EscrowVerdict::Store,
+        Some(held) => {
+            if aws_lc_rs::constant_time::verify_slices_are_equal(held, offered).is_ok() {
+                EscrowVerdict::AlreadyHeld
+            } else {
+                EscrowVerdict::Conflict
+            }
+        }
+    }
 }
 
 fn summarize(answers: &BTreeMap<String, PeerAnswer>) -> String {
@@ -340,7 +452,7 @@ fn summarize(answers: &BTreeMap<String, PeerAnswer>) -> String {
     answers
         .iter()
         .map(|(peer, answer)| match answer {
-            PeerAnswer::Released => format!("{peer}: released"),
+            PeerAnswer::Released(_) => format!("{peer}: released a key"),
             PeerAnswer::NotHeld => format!("{peer}: holds none"),
             PeerAnswer::Unavailable(r) => format!("{peer}: unavailable: {r}"),
             PeerAnswer::Unreachable(r) => format!("{peer}: unreachable: {r}"),
@@ -360,23 +472,65 @@ mod tests {
             .collect()
     }
 
+    fn key(byte: u8) -> KeyFingerprint {
+        KeyFingerprint::of(&[byte; KEY_LEN])
+    }
+
     #[test]
-    fn decisions() {
+    fn fingerprints_tell_keys_apart_and_do_not_print_them() {
+        assert_eq!(key(1), key(1));
+        assert_ne!(key(1), key(2));
+        assert_eq!(format!("{:?}", key(1)), "KeyFingerprint(..)");
+    }
+
+    #[test]
+    fn with_state_every_distinct_released_key_is_a_candidate() {
         use PeerAnswer::*;
         let down = || Unreachable("connection refused".into());
-        // A restart recovers from any one peer.
         assert_eq!(
-            decide(true, &answers(&[("b", down()), ("c", Released)])),
-            Decision::Recovered { from: "c".into() }
+            decide(true, &answers(&[("b", down()), ("c", Released(key(1)))])),
+            Decision::TryKeys {
+                peers: vec!["c".into()]
+            }
         );
-        // Existing state and nobody can release: wait, never create.
+        // A liar first in order does not hide the honest key: both are tried.
+        assert_eq!(
+            decide(
+                true,
+                &answers(&[("b", Released(key(9))), ("c", Released(key(1)))])
+            ),
+            Decision::TryKeys {
+                peers: vec!["b".into(), "c".into()]
+            }
+        );
+        // The same key from two peers is tried once.
+        assert_eq!(
+            decide(
+                true,
+                &answers(&[
+                    ("b", Released(key(1))),
+                    ("c", Released(key(1))),
+                    ("d", Released(key(2)))
+                ])
+            ),
+            Decision::TryKeys {
+                peers: vec!["b".into(), "d".into()]
+            }
+        );
+        // Existing state and nobody releases: wait, never create.
         for list in [
             vec![("b", NotHeld), ("c", NotHeld)],
             vec![("b", Unavailable("waiting".into())), ("c", down())],
         ] {
             assert!(matches!(decide(true, &answers(&list)), Decision::Wait(_)));
         }
-        // A first start creates only when every peer confirms it holds nothing.
+        assert!(matches!(decide(true, &BTreeMap::new()), Decision::Wait(_)));
+    }
+
+    #[test]
+    fn a_first_start_needs_not_held_from_every_peer() {
+        use PeerAnswer::*;
+        let down = || Unreachable("connection refused".into());
         assert_eq!(
             decide(false, &answers(&[("b", NotHeld), ("c", NotHeld)])),
             Decision::CreateNew
@@ -390,9 +544,81 @@ mod tests {
             ),
             Decision::Wait(_)
         ));
+        // One peer releasing a key of its choosing while the other holds none: neither
+        // create nor adopt, and say who released it.
+        let wait = decide(false, &answers(&[("b", Released(key(6))), ("c", NotHeld)]));
+        assert!(
+            matches!(&wait, Decision::Wait(r) if r.contains("b released") && r.contains("c: holds none")),
+            "{wait:?}"
+        );
         // A single-node cluster.
         assert_eq!(decide(false, &BTreeMap::new()), Decision::CreateNew);
-        assert!(matches!(decide(true, &BTreeMap::new()), Decision::Wait(_)));
+    }
+
+    #[test]
+    fn without_state_a_key_is_recovered_only_from_every_peer_agreeing() {
+        use PeerAnswer::*;
+        assert_eq!(
+            decide(
+                false,
+                &answers(&[("b", Released(key(1))), ("c", Released(key(1)))])
+            ),
+            Decision::RecoverFresh {
+                from: vec!["b".into(), "c".into()]
+            }
+        );
+        // Disagreement: wait, naming both.
+        let wait = decide(
+            false,
+            &answers(&[("b", Released(key(1))), ("c", Released(key(2)))]),
+        );
+        assert!(
+            matches!(&wait, Decision::Wait(r) if r.contains("different keys") && r.contains("b, c")),
+            "{wait:?}"
+        );
+        // One peer missing: wait, even if the others agree.
+        let wait = decide(
+            false,
+            &answers(&[
+                ("b", Released(key(1))),
+                ("c", Released(key(1))),
+                ("d", Unreachable("down".into())),
+            ]),
+        );
+        assert!(
+            matches!(&wait, Decision::Wait(r) if r.contains("every peer") && r.contains("d: unreachable")),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn peers_that_released_another_key_are_named() {
+        use PeerAnswer::*;
+        let list = answers(&[
+            ("b", Released(key(9))),
+            ("c", Released(key(1))),
+            ("d", NotHeld),
+        ]);
+        assert_eq!(mismatched(&list, &key(1)), ["b"]);
+        assert!(mismatched(&list, &key(9)).contains(&"c".to_owned()));
+    }
+
+    #[test]
+    fn an_escrow_is_never_replaced() {
+        let held = [5u8; KEY_LEN];
+        assert_eq!(escrow_verdict(None, &held), EscrowVerdict::Store);
+        assert_eq!(
+            escrow_verdict(Some(&held), &held),
+            EscrowVerdict::AlreadyHeld
+        );
+        let mut other = held;
+        other[KEY_LEN - 1] ^= 1;
+        assert_eq!(escrow_verdict(Some(&held), &other), EscrowVerdict::Conflict);
+        // A held value of another length (a damaged escrow) is not the same key.
+        assert_eq!(
+            escrow_verdict(Some(&held[..31]), &held),
+            EscrowVerdict::Conflict
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use crate::operator_api::{
     self, HealthLine, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, NodeStatus, OperatorRequest, PeerStatus,
 };
 use crate::phase::{Phase, PhaseError};
-use crate::provisioning::{self, Decision, PeerAnswer, PeerMessage, release_info};
-use crate::sealed::{BlobStore, DataKey, SealError, SealedStore};
+use crate::provisioning::{self, Decision, EscrowVerdict, PeerAnswer, PeerMessage, release_info};
+use crate::sealed::{BlobStore, DataKey, INDEX_NAME, SealError, SealedStore};
 use attestation::Verifier;
 use attestation::nsm::Nsm;
 use manifest::{AcceptedManifest, SignedManifest};
@@ -429,7 +429,9 @@ impl Node {
                     continue;
                 }
             };
-            let has_state = names.iter().any(|n| n != MANIFEST_BLOB);
+            // Sealed state exists once its index does: blobs without an index are left
+            // from a first write that never committed, and cannot be read.
+            let has_state = names.iter().any(|n| n == INDEX_NAME);
             let mut answers = BTreeMap::new();
             let mut released = BTreeMap::new();
             for peer in self.peer_ids() {
@@ -440,17 +442,44 @@ impl Node {
                 answers.insert(peer, answer);
             }
             match provisioning::decide(has_state, &answers) {
-                Decision::Recovered { from } => {
-                    let Some(key) = released.remove(&from) else {
-                        continue;
-                    };
-                    match self.open_store(key, has_state).await {
-                        Ok(()) => {
-                            tracing::info!(peer = %from, "data key recovered");
+                Decision::TryKeys { peers } => {
+                    match self.try_released_keys(&peers, &mut released).await {
+                        Ok(from) => {
+                            let opened = released_fingerprint(&answers, &from);
+                            for liar in opened
+                                .map(|f| provisioning::mismatched(&answers, &f))
+                                .unwrap_or_default()
+                            {
+                                tracing::warn!(peer = %liar, "peer released a key that is not this node's; not used");
+                            }
+                            tracing::info!(peer = %from, "data key recovered: it opened the sealed state");
                             return Ok(());
                         }
                         Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
-                        Err(StoreOpen::Retry(reason)) => self.wait(reason)?,
+                        Err(StoreOpen::Retry(reason) | StoreOpen::WrongKey(reason)) => {
+                            self.wait(reason)?;
+                        }
+                    }
+                }
+                Decision::RecoverFresh { from } => {
+                    let Some(key) = from.first().and_then(|peer| released.remove(peer)) else {
+                        continue;
+                    };
+                    let key = Arc::new(key);
+                    let copy = DataKey::from_bytes(key.expose_secret());
+                    match self.open_store(copy, false).await {
+                        Ok(()) => {
+                            tracing::warn!(
+                                peers = %from.join(", "),
+                                "no sealed state at the parent; every peer released the same key: new store under it"
+                            );
+                            self.escrow_with_every_peer(key);
+                            return Ok(());
+                        }
+                        Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
+                        Err(StoreOpen::Retry(reason) | StoreOpen::WrongKey(reason)) => {
+                            self.wait(reason)?;
+                        }
                     }
                 }
                 Decision::CreateNew => {
@@ -458,11 +487,7 @@ impl Node {
                     let key = Arc::new(key);
                     match self.open_store_new(key.clone()).await {
                         Ok(()) => {
-                            let peers = self.peer_ids();
-                            let mut state = self.state();
-                            state.escrow_pending = peers.into_iter().collect();
-                            state.escrow_key = Some(key);
-                            drop(state);
+                            self.escrow_with_every_peer(key);
                             tracing::info!("first start: data key created");
                             return Ok(());
                         }
@@ -475,16 +500,69 @@ impl Node {
         }
     }
 
+    /// Tries the keys `peers` released, in order, on the existing sealed state. The first
+    /// that opens the sealed index is used (`Ok(peer)`); a key that does not is logged
+    /// with the peer that released it and dropped. When none opened it the error says
+    /// why, per peer: the node waits and asks again (an honest peer may answer on a
+    /// later round).
+    async fn try_released_keys(
+        &self,
+        peers: &[String],
+        released: &mut BTreeMap<String, DataKey>,
+    ) -> Result<String, StoreOpen> {
+        let mut failures = Vec::new();
+        for peer in peers {
+            let Some(key) = released.remove(peer) else {
+                continue;
+            };
+            match self.open_store(key, true).await {
+                Ok(()) => return Ok(peer.clone()),
+                Err(StoreOpen::WrongKey(reason)) => {
+                    tracing::warn!(%peer, %reason, "key released by peer does not open the sealed state; not used");
+                    failures.push(format!("{peer}'s key does not open the sealed state"));
+                }
+                Err(StoreOpen::Retry(reason)) => failures.push(format!("{peer}'s key: {reason}")),
+                Err(tampered @ StoreOpen::Tampered(_)) => return Err(tampered),
+            }
+        }
+        Err(StoreOpen::WrongKey(format!(
+            "no released key opens the sealed state ({})",
+            failures.join("; ")
+        )))
+    }
+
+    /// Hands `key` to the escrow loop, to be stored with every peer again.
+    fn escrow_with_every_peer(&self, key: Arc<DataKey>) {
+        let peers = self.peer_ids();
+        let mut state = self.state();
+        state.escrow_pending = peers.into_iter().collect();
+        state.escrow_key = Some(key);
+    }
+
     fn wait(&self, reason: String) -> Result<(), NodeError> {
         tracing::warn!(%reason, "waiting for provisioning");
         self.advance(Phase::WaitingForProvisioning { reason })
     }
 
     /// Opens the sealed store with a key a peer released and reads the node's state.
-    async fn open_store(&self, key: DataKey, has_state: bool) -> Result<(), StoreOpen> {
+    /// `expect_state`: the sealed index existed when the peers were asked; without it,
+    /// an index that has gone since is not taken for a new store (the key is unproven).
+    async fn open_store(&self, key: DataKey, expect_state: bool) -> Result<(), StoreOpen> {
         let store = SealedStore::open(self.blobs.clone(), key, &self.config.node_id)
             .await
             .map_err(StoreOpen::classify)?;
+        if store.index().counter() == 0 {
+            // No index: a new store.
+            if expect_state {
+                return Err(StoreOpen::Retry(
+                    "the sealed index is gone from the parent".to_owned(),
+                ));
+            }
+            // The parent lost everything but every peer still held the key: start the
+            // state afresh under the same key (under a new store id, so no blob of the
+            // earlier store can come back).
+            return self.finish_new_store(store).await.map_err(StoreOpen::Retry);
+        }
         let info = store
             .get(NODE_INFO_BLOB)
             .await
@@ -493,11 +571,6 @@ impl Node {
             Some(bytes) => parse_created(&bytes).ok_or_else(|| {
                 StoreOpen::Tampered(format!("sealed {NODE_INFO_BLOB} is not readable"))
             })?,
-            None if !has_state => {
-                // The parent lost everything but a peer still held the key: start the
-                // state afresh under the same key.
-                return self.finish_new_store(store).await.map_err(StoreOpen::Retry);
-            }
             None => {
                 return Err(StoreOpen::Tampered(format!(
                     "sealed state exists but {NODE_INFO_BLOB} is missing"
@@ -632,7 +705,8 @@ impl Node {
                     let plain = hpke::open(&secret, &enc, &info, &exporter, &ciphertext)
                         .map_err(|e| format!("released key does not decrypt: {e}"))?;
                     let key = DataKey::from_slice(&plain).map_err(|e| e.to_string())?;
-                    (PeerAnswer::Released, Some(key))
+                    let fingerprint = provisioning::KeyFingerprint::of(key.expose_secret());
+                    (PeerAnswer::Released(fingerprint), Some(key))
                 }
                 PeerMessage::NotHeld => (PeerAnswer::NotHeld, None),
                 PeerMessage::Unavailable { reason } => (PeerAnswer::Unavailable(reason), None),
@@ -914,19 +988,36 @@ impl Node {
                         reason: "waiting for its own data key".to_owned(),
                     };
                 };
-                match store
-                    .lock()
-                    .await
-                    .put(&escrow_blob(peer), key.as_slice())
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::info!(%peer, "holding escrowed key");
-                        PeerMessage::EscrowStored
+                let mut store = store.lock().await;
+                let held = match store.get(&escrow_blob(peer)).await {
+                    Ok(held) => held,
+                    Err(e) => {
+                        return PeerMessage::Unavailable {
+                            reason: format!("cannot read the escrow it holds: {e}"),
+                        };
                     }
-                    Err(e) => PeerMessage::Unavailable {
-                        reason: format!("cannot store: {e}"),
-                    },
+                };
+                match provisioning::escrow_verdict(held.as_deref().map(Vec::as_slice), &key) {
+                    EscrowVerdict::AlreadyHeld => PeerMessage::EscrowStored,
+                    EscrowVerdict::Conflict => {
+                        tracing::warn!(%peer, "escrow refused: another key is already held for this node");
+                        PeerMessage::Refused {
+                            reason: format!(
+                                "already holds a different escrowed key for {peer}; an escrow is never replaced"
+                            ),
+                        }
+                    }
+                    EscrowVerdict::Store => {
+                        match store.put(&escrow_blob(peer), key.as_slice()).await {
+                            Ok(_) => {
+                                tracing::info!(%peer, "holding escrowed key");
+                                PeerMessage::EscrowStored
+                            }
+                            Err(e) => PeerMessage::Unavailable {
+                                reason: format!("cannot store: {e}"),
+                            },
+                        }
+                    }
                 }
             }
             PeerMessage::ReleaseRequest { document } => {
@@ -997,20 +1088,39 @@ impl Node {
 
 /// Why a released key could not open the sealed state.
 enum StoreOpen {
-    /// The state itself is altered, swapped or rolled back: stop.
+    /// The key does not open the sealed index: not this node's key (a lying or confused
+    /// peer). Never used; other keys are tried, and peers asked again.
+    WrongKey(String),
+    /// The key opened the index, so it is this node's, but the state itself is
+    /// altered, swapped or rolled back: stop.
     Tampered(String),
     /// Something transient (the parent unreachable): ask again later.
     Retry(String),
 }
 
 impl StoreOpen {
-    /// Only failures of the blob transport are worth retrying; anything the sealing
-    /// layer detected about the bytes themselves stops the node.
+    /// A key that fails to authenticate the index is the wrong key; failures of the
+    /// blob transport are worth retrying; anything else the sealing layer detected about
+    /// the bytes themselves stops the node.
     fn classify(error: SealError) -> Self {
         match error {
             SealError::Store(e) => StoreOpen::Retry(format!("parent blob store: {e}")),
+            SealError::Tampered { ref name } if name == INDEX_NAME => {
+                StoreOpen::WrongKey(format!("sealed state refused: {error}"))
+            }
             other => StoreOpen::Tampered(format!("sealed state refused: {other}")),
         }
+    }
+}
+
+/// The fingerprint `peer` answered with, if it released a key.
+fn released_fingerprint(
+    answers: &BTreeMap<String, PeerAnswer>,
+    peer: &str,
+) -> Option<provisioning::KeyFingerprint> {
+    match answers.get(peer) {
+        Some(PeerAnswer::Released(fingerprint)) => Some(*fingerprint),
+        _ => None,
     }
 }
 
