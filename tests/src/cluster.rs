@@ -388,6 +388,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// Kills a node's parent (its relay and blob store).
+    pub fn kill_parent(&mut self, id: &str) -> Result<(), String> {
+        let n = self.node_mut(id)?;
+        if let Some(mut child) = n.parent.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
     /// Sets `flag` to `value` for every enclave started from now on.
     pub fn set_enclave_arg(&mut self, flag: &str, value: &str) {
         match self.enclave_args.iter().position(|a| a == flag) {

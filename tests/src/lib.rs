@@ -5,6 +5,7 @@
 //! integration-tests` works on its own.
 
 pub mod cluster;
+pub mod hostile_peer;
 pub mod impostor;
 
 use std::path::{Path, PathBuf};
