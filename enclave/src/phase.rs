@@ -39,6 +39,16 @@ impl Phase {
         }
     }
 
+    /// Whether operators may submit a manifest in this phase: not while booting (the
+    /// stored manifest is not read yet, and a submission would race it) and not once
+    /// failed (the node refuses all work).
+    pub fn accepts_manifests(&self) -> bool {
+        matches!(
+            self,
+            Phase::WaitingForManifest | Phase::WaitingForProvisioning { .. } | Phase::Running
+        )
+    }
+
     /// The allowed transitions. Everything else is refused.
     fn allows(&self, next: &Phase) -> bool {
         use Phase::*;
@@ -112,6 +122,29 @@ mod tests {
         assert_eq!(
             restart.to_string(),
             "waiting_for_provisioning (no peer reachable)"
+        );
+    }
+
+    #[test]
+    fn manifests_are_accepted_only_where_they_make_sense() {
+        let accepting: Vec<&str> = [
+            Phase::Boot,
+            Phase::WaitingForManifest,
+            waiting(),
+            Phase::Running,
+            failed(),
+        ]
+        .iter()
+        .filter(|p| p.accepts_manifests())
+        .map(Phase::name)
+        .collect();
+        assert_eq!(
+            accepting,
+            [
+                "waiting_for_manifest",
+                "waiting_for_provisioning",
+                "running"
+            ]
         );
     }
 

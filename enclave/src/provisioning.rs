@@ -445,6 +445,49 @@ pub fn escrow_verdict(held: Option<&[u8]>, offered: &[u8; KEY_LEN]) -> EscrowVer
     }
 }
 
+/// How the manifest a node booted with (the parent's plain copy, trusted only
+/// provisionally) stands against the one its sealed state recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootManifest {
+    /// The sealed state records none yet (a store created just before a stop): record
+    /// the boot manifest.
+    Unrecorded,
+    /// The recorded manifest itself.
+    Same,
+    /// An approved successor of the recorded one (an update whose parent copy was
+    /// stored but whose sealed copy was not): record it.
+    Successor,
+    /// Older than the recorded one, or not approved through its chain: the parent's copy
+    /// is refused and the recorded manifest is installed instead.
+    Refused(String),
+}
+
+/// Checks the boot manifest against the recorded one. A node that has run under a
+/// manifest never goes back to an older or differently-rooted one, whatever the parent
+/// stores.
+pub fn check_boot_manifest(
+    boot: &manifest::AcceptedManifest,
+    recorded: Option<&manifest::AcceptedManifest>,
+) -> BootManifest {
+    let Some(recorded) = recorded else {
+        return BootManifest::Unrecorded;
+    };
+    if boot.hash() == recorded.hash() {
+        return BootManifest::Same;
+    }
+    match manifest::accept(Some(recorded), boot.signed().clone()) {
+        Ok(_) => BootManifest::Successor,
+        Err(e) => BootManifest::Refused(format!(
+            "the parent's manifest (version {}, {}) is not the sealed one (version {}, {}) \
+             nor approved by it: {e}",
+            boot.version(),
+            boot.hash(),
+            recorded.version(),
+            recorded.hash()
+        )),
+    }
+}
+
 fn summarize(answers: &BTreeMap<String, PeerAnswer>) -> String {
     if answers.is_empty() {
         return "no peers".to_owned();
@@ -619,6 +662,76 @@ mod tests {
             escrow_verdict(Some(&held[..31]), &held),
             EscrowVerdict::Conflict
         );
+    }
+
+    mod boot_manifest {
+        use super::super::*;
+        use manifest::{OperatorKey, OperatorSignature, SignedManifest};
+
+        struct Operators(Vec<OperatorKey>);
+
+        impl Operators {
+            fn new() -> Self {
+                Operators((0..3).map(|_| OperatorKey::generate().unwrap()).collect())
+            }
+
+            /// A manifest of `version` listing these operators, signed by the first two
+            /// of `signers`, accepted on its own (as at a first boot).
+            fn manifest(&self, version: u64, signers: &Operators) -> manifest::AcceptedManifest {
+                let operators: Vec<_> = self
+                    .0
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| serde_json::json!({"id": format!("op-{i}"), "public_key": k.public_key_hex()}))
+                    .collect();
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "version": version,
+                    "threshold": 2,
+                    "operators": operators,
+                    "nodes": [{
+                        "id": "node-1",
+                        "provider": "sim",
+                        "address": "127.0.0.1:1",
+                        "measurements": [{"0": "00".repeat(48), "1": "11".repeat(48), "2": "22".repeat(48)}],
+                    }],
+                }))
+                .unwrap();
+                let signatures: Vec<_> = signers
+                    .0
+                    .iter()
+                    .take(2)
+                    .enumerate()
+                    .map(|(i, k)| OperatorSignature {
+                        operator: format!("op-{i}"),
+                        signature: manifest::sign(&body, k),
+                    })
+                    .collect();
+                let signed = SignedManifest::assemble(&body, &signatures).unwrap();
+                manifest::accept(None, signed).unwrap()
+            }
+        }
+
+        #[test]
+        fn the_boot_manifest_must_be_the_sealed_one_or_its_successor() {
+            let real = Operators::new();
+            let v1 = real.manifest(1, &real);
+            let v2 = real.manifest(2, &real);
+            assert_eq!(check_boot_manifest(&v1, None), BootManifest::Unrecorded);
+            assert_eq!(check_boot_manifest(&v2, Some(&v2)), BootManifest::Same);
+            assert_eq!(check_boot_manifest(&v2, Some(&v1)), BootManifest::Successor);
+            // Rolled back.
+            assert!(matches!(
+                check_boot_manifest(&v1, Some(&v2)),
+                BootManifest::Refused(r) if r.contains("version 1") && r.contains("version 2")
+            ));
+            // Forged: newer, but approved only by operators of its own.
+            let attacker = Operators::new();
+            let forged = attacker.manifest(9, &attacker);
+            assert!(matches!(
+                check_boot_manifest(&forged, Some(&v2)),
+                BootManifest::Refused(_)
+            ));
+        }
     }
 
     #[test]

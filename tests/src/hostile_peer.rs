@@ -57,33 +57,7 @@ impl HostilePeer {
         envelope: &[u8],
         answers: BTreeMap<String, ReleaseAnswer>,
     ) -> Result<Self, String> {
-        let now = SystemTime::now();
-        let signed = SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
-        let accepted = manifest::accept(None, signed).map_err(|e| e.to_string())?;
-        let mut peers = BTreeMap::new();
-        for node in accepted.manifest().nodes() {
-            let sets = node.measurement_sets().map_err(|e| e.to_string())?;
-            peers.insert(node.id().to_owned(), sets);
-        }
-        let ca = SimCa::load_or_create(&cluster.dir.path().join("sim-ca"), now)
-            .map_err(|e| e.to_string())?;
-        let nsm = Arc::new(
-            SimNsm::new(&ca, &measurements_of(cluster, as_id)?, now).map_err(|e| e.to_string())?,
-        );
-        let trust = PeerTrust {
-            manifest_hash: *accepted.hash().as_bytes(),
-            peers,
-            verifier: Verifier::aws_nitro()
-                .trust_simulated_root(ca.root_der(), now)
-                .map_err(|e| e.to_string())?,
-            max_evidence_age: Duration::from_secs(60),
-            allow_debug: false,
-        };
-        let identity = Arc::new(TlsIdentity::generate(as_id, now).map_err(|e| e.to_string())?);
-        let context = Arc::new(
-            ChannelContext::new(as_id.to_owned(), identity, nsm, trust)
-                .map_err(|e| e.to_string())?,
-        );
+        let context = look_alike(cluster, as_id, envelope)?;
         let port = cluster.node(as_id)?.peer_port;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -121,6 +95,42 @@ impl HostilePeer {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// The channel endpoint of a look-alike of node `as_id` under the manifest `envelope`:
+/// it attests as a genuine simulated enclave of the binary node `as_id` runs, and checks
+/// the other side against the manifest like a real node.
+pub fn look_alike(
+    cluster: &Cluster,
+    as_id: &str,
+    envelope: &[u8],
+) -> Result<Arc<ChannelContext>, String> {
+    let now = SystemTime::now();
+    let signed = SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
+    let accepted = manifest::accept(None, signed).map_err(|e| e.to_string())?;
+    let mut peers = BTreeMap::new();
+    for node in accepted.manifest().nodes() {
+        let sets = node.measurement_sets().map_err(|e| e.to_string())?;
+        peers.insert(node.id().to_owned(), sets);
+    }
+    let ca = SimCa::load_or_create(&cluster.dir.path().join("sim-ca"), now)
+        .map_err(|e| e.to_string())?;
+    let nsm = Arc::new(
+        SimNsm::new(&ca, &measurements_of(cluster, as_id)?, now).map_err(|e| e.to_string())?,
+    );
+    let trust = PeerTrust {
+        manifest_hash: *accepted.hash().as_bytes(),
+        peers,
+        verifier: Verifier::aws_nitro()
+            .trust_simulated_root(ca.root_der(), now)
+            .map_err(|e| e.to_string())?,
+        max_evidence_age: Duration::from_secs(60),
+        allow_debug: false,
+    };
+    let identity = Arc::new(TlsIdentity::generate(as_id, now).map_err(|e| e.to_string())?);
+    ChannelContext::new(as_id.to_owned(), identity, nsm, trust)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 impl Drop for HostilePeer {

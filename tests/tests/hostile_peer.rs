@@ -135,3 +135,44 @@ fn a_restart_is_not_bricked_by_a_peer_releasing_a_wrong_key() {
         "{log}"
     );
 }
+
+/// A channel a peer opened before a manifest update stops serving once the node installs
+/// the update: escrow and key release must not go on under the trust the operators just
+/// replaced.
+#[test]
+fn a_channel_opened_before_a_manifest_update_is_closed() {
+    let (c, v1) = Cluster::running(3).unwrap();
+    let v2 = c.sign(&c.manifest_body(2, &[]).unwrap(), 2).unwrap();
+    // A look-alike of node-2 under v1 (the manifest node-1 trusts now).
+    let mallory = integration_tests::hostile_peer::look_alike(&c, "node-2", &v1).unwrap();
+    let port = c.node("node-1").unwrap().peer_port;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ping = enclave::provisioning::PeerMessage::Ping.encode();
+    let mut channel = runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut channel = mallory.connect(stream, "node-1").await.unwrap();
+        // Served under v1.
+        channel.send(&ping).await.unwrap();
+        let pong = channel.recv().await.unwrap().unwrap();
+        assert_eq!(
+            enclave::provisioning::PeerMessage::decode(&pong).unwrap(),
+            enclave::provisioning::PeerMessage::Pong
+        );
+        channel
+    });
+
+    c.submit_manifest("node-1", &v2).unwrap().unwrap();
+    assert_eq!(c.status("node-1").unwrap().manifest_version, Some(2));
+
+    let after = runtime.block_on(async {
+        let asked = channel.send(&ping).await;
+        let answer = tokio::time::timeout(Duration::from_secs(5), channel.recv()).await;
+        (asked, answer)
+    });
+    assert!(
+        matches!(after, (Err(_), _) | (Ok(()), Ok(Ok(None) | Err(_)))),
+        "the channel attested under v1 still answered after v2 was installed: {after:?}"
+    );
+}

@@ -6,6 +6,10 @@
 //! re-dials before the channel reaches its lifetime, and closes the channel when idle. A
 //! message that cannot be sent after one re-dial is dropped and logged: the session that
 //! needed it times out and names the peer it waited for.
+//!
+//! A manifest update drops every link (the node clears its map); a link task still
+//! draining its queue re-dials rather than use a channel attested under the previous
+//! manifest.
 
 use super::Node;
 use crate::provisioning::PeerMessage;
@@ -64,6 +68,8 @@ impl Node {
         mut queue: mpsc::Receiver<zeroize::Zeroizing<Vec<u8>>>,
     ) {
         let mut channel = None;
+        // The manifest installed when `channel` was dialled.
+        let mut dialled_under = 0u64;
         loop {
             let message = match tokio::time::timeout(LINK_IDLE, queue.recv()).await {
                 Ok(Some(message)) => message,
@@ -85,15 +91,20 @@ impl Node {
             }
             let mut sent = false;
             for _attempt in 0..2 {
-                let fresh = channel
-                    .as_ref()
-                    .is_some_and(|c: &Channel| c.age() < self.config.channel_lifetime * 9 / 10);
+                let current = *self.manifest_updates.borrow();
+                let fresh = dialled_under == current
+                    && channel
+                        .as_ref()
+                        .is_some_and(|c: &Channel| c.age() < self.config.channel_lifetime * 9 / 10);
                 if !fresh {
                     if let Some(old) = channel.take() {
                         close(old).await;
                     }
                     match super::bounded("link", self.dial(peer.as_str())).await {
-                        Ok(c) => channel = Some(c),
+                        Ok(c) => {
+                            channel = Some(c);
+                            dialled_under = current;
+                        }
                         Err(e) => {
                             tracing::warn!(%peer, error = %e, "link to peer not established");
                             break;

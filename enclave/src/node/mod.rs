@@ -37,8 +37,13 @@ use tokio::sync::Mutex as AsyncMutex;
 use transport::frame::{read_frame, write_frame};
 use transport::{Backend, PARENT_CID, VsockAddr, ports};
 
-/// Blob holding the signed manifest envelope (public, self-authenticating).
+/// Blob holding the signed manifest envelope (public, self-authenticating). The parent
+/// keeps it in plain so that a restarted node knows its peers before it has its data key
+/// back; it is trusted only provisionally until the sealed copy confirms it.
 const MANIFEST_BLOB: &str = "manifest";
+/// Sealed copy of the manifest the node last accepted: what the plain copy is checked
+/// against once the sealed store is open.
+const SEALED_MANIFEST_BLOB: &str = "accepted-manifest";
 /// Sealed blob describing this node's state.
 const NODE_INFO_BLOB: &str = "node-info";
 
@@ -125,6 +130,10 @@ struct State {
     escrow_pending: BTreeSet<String>,
     /// Kept only until every peer holds it; then only the sealed store has it.
     escrow_key: Option<Arc<DataKey>>,
+    /// Whether `manifest` was checked against the sealed copy (or accepted as a successor
+    /// of a checked one). Until then it came from the parent and is only provisional:
+    /// operators may replace it with any manifest they approve.
+    manifest_confirmed: bool,
 }
 
 /// A running node.
@@ -138,6 +147,12 @@ pub struct Node {
     blobs: ParentBlobs,
     state: Mutex<State>,
     manifest_arrived: tokio::sync::Notify,
+    /// Counts installed manifests; channels attested under an earlier one close when it
+    /// changes.
+    manifest_updates: tokio::sync::watch::Sender<u64>,
+    /// Held while the manifest is checked or replaced, so that one change completes
+    /// (parent copy, sealed copy, install) before the next starts.
+    manifest_change: AsyncMutex<()>,
 }
 
 impl std::fmt::Debug for Node {
@@ -184,8 +199,11 @@ impl Node {
                 state_created_ms: None,
                 escrow_pending: BTreeSet::new(),
                 escrow_key: None,
+                manifest_confirmed: false,
             }),
             manifest_arrived: tokio::sync::Notify::new(),
+            manifest_updates: tokio::sync::watch::Sender::new(0),
+            manifest_change: AsyncMutex::new(()),
         }))
     }
 
@@ -312,6 +330,7 @@ impl Node {
             self.manifest_arrived.notified().await;
         }
         self.provision().await?;
+        self.confirm_manifest().await?;
         if let Err(e) = self.load_keys().await {
             return Err(self.fail(format!("sealed key shares refused: {e}")));
         }
@@ -333,9 +352,11 @@ impl Node {
         }
     }
 
-    /// The manifest stored at the parent. A parent that is not reachable yet (started
-    /// after the node, or restarting) is waited for; a stored manifest that is invalid
-    /// is an error.
+    /// The manifest stored at the parent, accepted provisionally: the sealed copy
+    /// confirms or overrides it once the data key is back ([`Self::confirm_manifest`]). A
+    /// parent that is not reachable yet (started after the node, or restarting) is
+    /// waited for; a stored manifest that is invalid, or does not list this node, is
+    /// ignored (logged), and the node waits for operators to submit one.
     async fn load_stored_manifest_when_reachable(
         &self,
     ) -> Result<Option<AcceptedManifest>, String> {
@@ -351,11 +372,84 @@ impl Node {
         let Some(bytes) = stored else {
             return Ok(None);
         };
-        let signed = SignedManifest::parse(&bytes)
-            .map_err(|e| format!("stored manifest is invalid: {e}"))?;
-        manifest::accept(None, signed)
-            .map(Some)
-            .map_err(|e| format!("stored manifest is not approved: {e}"))
+        let accepted = SignedManifest::parse(&bytes)
+            .map_err(|e| format!("stored manifest is invalid: {e}"))
+            .and_then(|signed| {
+                manifest::accept(None, signed)
+                    .map_err(|e| format!("stored manifest is not approved: {e}"))
+            })
+            .and_then(|accepted| self.lists_this_node(&accepted).map(|()| accepted));
+        match accepted {
+            Ok(accepted) => Ok(Some(accepted)),
+            Err(reason) => {
+                tracing::warn!(%reason, "manifest stored at the parent ignored; waiting for operators to submit one");
+                Ok(None)
+            }
+        }
+    }
+
+    fn lists_this_node(&self, accepted: &AcceptedManifest) -> Result<(), String> {
+        match accepted.node(&self.config.node_id) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "manifest version {} does not list this node ({})",
+                accepted.version(),
+                self.config.node_id
+            )),
+        }
+    }
+
+    /// Once the sealed store is open: checks the manifest the node booted with (the
+    /// parent's plain copy, or one operators submitted meanwhile) against the sealed
+    /// copy. The same manifest or an approved successor is kept (and sealed); an older
+    /// or differently-rooted one is replaced by the sealed copy, which is also written
+    /// back to the parent.
+    async fn confirm_manifest(&self) -> Result<(), NodeError> {
+        let _change = self.manifest_change.lock().await;
+        let (store, boot) = {
+            let state = self.state();
+            (state.store.clone(), state.manifest.clone())
+        };
+        let (Some(store), Some(boot)) = (store, boot) else {
+            return Err(self.fail("no sealed store or manifest after provisioning".to_owned()));
+        };
+        let mut store = store.lock().await;
+        let recorded = match store.get(SEALED_MANIFEST_BLOB).await {
+            Ok(None) => None,
+            Ok(Some(bytes)) => Some(
+                SignedManifest::parse(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|signed| manifest::accept(None, signed).map_err(|e| e.to_string()))
+                    .map_err(|e| self.fail(format!("sealed manifest does not verify: {e}")))?,
+            ),
+            Err(e) => return Err(self.fail(format!("sealed manifest unreadable: {e}"))),
+        };
+        match provisioning::check_boot_manifest(&boot, recorded.as_ref()) {
+            provisioning::BootManifest::Same => {}
+            provisioning::BootManifest::Unrecorded | provisioning::BootManifest::Successor => {
+                store
+                    .put(SEALED_MANIFEST_BLOB, boot.envelope_bytes())
+                    .await
+                    .map_err(|e| self.fail(format!("sealing the manifest: {e}")))?;
+                tracing::info!(version = boot.version(), hash = %boot.hash(), "manifest confirmed and sealed");
+            }
+            provisioning::BootManifest::Refused(reason) => {
+                let Some(recorded) = recorded else {
+                    return Err(self.fail(reason));
+                };
+                tracing::warn!(%reason, version = recorded.version(), "parent's manifest refused; running under the sealed one");
+                if let Err(e) = self
+                    .blobs
+                    .put(MANIFEST_BLOB, recorded.envelope_bytes().to_vec())
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not rewrite the parent's manifest copy");
+                }
+                self.install_manifest(recorded)?;
+            }
+        }
+        self.state().manifest_confirmed = true;
+        Ok(())
     }
 
     /// Makes `accepted` the manifest channels are checked against.
@@ -394,6 +488,12 @@ impl Node {
         state.manifest = Some(Arc::new(accepted));
         state.channels = Some(Arc::new(channels));
         drop(state);
+        // Channels attested under the previous manifest stop carrying traffic: accepted
+        // connections close (they watch this counter) and outbound links are dropped,
+        // to be dialled again under the new trust.
+        self.manifest_updates
+            .send_modify(|n| *n = n.wrapping_add(1));
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.manifest_arrived.notify_one();
         Ok(())
     }
@@ -889,36 +989,70 @@ impl Node {
             OperatorRequest::Status => {
                 serde_json::to_string(&self.status()).map_err(|e| e.to_string())
             }
-            OperatorRequest::SubmitManifest(_) if self.has_failed() => Err(format!(
-                "node has failed: {}",
-                self.status().reason.unwrap_or_default()
-            )),
-            OperatorRequest::SubmitManifest(envelope) => {
-                let signed = SignedManifest::parse(&envelope).map_err(|e| e.to_string())?;
-                let current = self.state().manifest.clone();
-                let accepted = manifest::accept(current.as_deref(), signed).map_err(|e| {
-                    tracing::warn!(error = %e, "manifest refused");
-                    e.to_string()
-                })?;
-                let version = accepted.version();
-                self.blobs
-                    .put(MANIFEST_BLOB, accepted.envelope_bytes().to_vec())
-                    .await
-                    .map_err(|e| format!("storing the manifest at the parent: {e}"))?;
-                self.install_manifest(accepted).map_err(|e| e.to_string())?;
-                if self.state().phase == Phase::WaitingForManifest {
-                    self.advance(Phase::WaitingForProvisioning {
-                        reason: "asking peers for this node's key".to_owned(),
-                    })
-                    .map_err(|e| e.to_string())?;
-                }
-                Ok(format!("{{\"accepted_version\":{version}}}"))
-            }
+            OperatorRequest::SubmitManifest(envelope) => self.submit_manifest(&envelope).await,
         }
+    }
+
+    /// An operator submits a manifest. While the current one is only provisional (loaded
+    /// from the parent, not yet confirmed by the sealed state) any manifest its own
+    /// operators approve replaces it: that is how the real operators undo a forged one the
+    /// parent installed, and the sealed copy still decides once the data key is back.
+    /// Once confirmed, only an approved successor is accepted. Stored at the parent first,
+    /// then sealed, so that a stop in between leaves a successor at boot.
+    async fn submit_manifest(&self, envelope: &[u8]) -> Result<String, String> {
+        let phase = self.state().phase.clone();
+        if !phase.accepts_manifests() {
+            return Err(format!(
+                "manifests are not accepted while the node is {phase}"
+            ));
+        }
+        let signed = SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
+        let _change = self.manifest_change.lock().await;
+        let (current, confirmed, store) = {
+            let state = self.state();
+            (
+                state.manifest.clone(),
+                state.manifest_confirmed,
+                state.store.clone(),
+            )
+        };
+        let base = if confirmed { current.as_deref() } else { None };
+        let accepted = manifest::accept(base, signed).map_err(|e| {
+            tracing::warn!(error = %e, "manifest refused");
+            e.to_string()
+        })?;
+        self.lists_this_node(&accepted).inspect_err(|e| {
+            tracing::warn!(error = %e, "manifest refused");
+        })?;
+        let version = accepted.version();
+        self.blobs
+            .put(MANIFEST_BLOB, accepted.envelope_bytes().to_vec())
+            .await
+            .map_err(|e| format!("storing the manifest at the parent: {e}"))?;
+        if confirmed {
+            let store = store.ok_or("confirmed manifest without a sealed store")?;
+            store
+                .lock()
+                .await
+                .put(SEALED_MANIFEST_BLOB, accepted.envelope_bytes())
+                .await
+                .map_err(|e| format!("sealing the manifest: {e}"))?;
+        }
+        self.install_manifest(accepted).map_err(|e| e.to_string())?;
+        if self.state().phase == Phase::WaitingForManifest {
+            self.advance(Phase::WaitingForProvisioning {
+                reason: "asking peers for this node's key".to_owned(),
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(format!("{{\"accepted_version\":{version}}}"))
     }
 
     /// Peer port: an attested channel, then requests until the peer is done or idle.
     async fn peer_connection(self: Arc<Self>, stream: transport::Stream) {
+        // The trust this channel is checked against, and a watch that ends the channel
+        // when a manifest update replaces it.
+        let mut updates = self.manifest_updates.subscribe();
         let Some(channels) = self.channels() else {
             return;
         };
@@ -933,9 +1067,15 @@ impl Node {
         let Ok(peer_id) = mpc::NodeId::new(peer.as_str()) else {
             return;
         };
-        while let Ok(Ok(Some(bytes))) =
-            tokio::time::timeout(PEER_IDLE_TIMEOUT, channel.recv()).await
-        {
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(PEER_IDLE_TIMEOUT, channel.recv()) => next,
+                _ = updates.changed() => {
+                    tracing::info!(%peer, "manifest updated: closing a channel attested under the previous one");
+                    break;
+                }
+            };
+            let Ok(Ok(Some(bytes))) = next else { break };
             let reply = match PeerMessage::decode(&bytes) {
                 Ok(PeerMessage::Protocol { envelope }) => {
                     self.deliver(&peer_id, &envelope);
