@@ -34,10 +34,13 @@ pub enum Event {
 }
 
 /// The measurements a look-alike of node `id` presents: those of the binary the node
-/// runs. (Kept in one place: when manifests pin a per-node value, such as PCR4 from the
-/// simulated instance, this is where the look-alike takes node `id`'s.)
+/// runs, with PCR4 extended from the node id as the simulated instance of node `id`
+/// would (manifests that do not pin PCR4 ignore it). Kept in one place so that it
+/// follows how the simulator derives per-node values.
 pub fn measurements_of(cluster: &Cluster, id: &str) -> Result<SimMeasurements, String> {
-    SimMeasurements::of_file(&cluster.node(id)?.enclave_binary).map_err(|e| e.to_string())
+    SimMeasurements::of_file(&cluster.node(id)?.enclave_binary)
+        .map(|m| m.with_pcr4(id.as_bytes().to_vec()))
+        .map_err(|e| e.to_string())
 }
 
 /// A running hostile peer; stops when dropped.

@@ -176,3 +176,38 @@ fn a_channel_opened_before_a_manifest_update_is_closed() {
         "the channel attested under v1 still answered after v2 was installed: {after:?}"
     );
 }
+
+/// A node claiming node-2's id (a compromised node, while evidence cannot tell nodes of
+/// one image apart) tries to replace the escrow node-1 holds for node-2 with a key of
+/// its choosing: refused, and the escrow node-1 holds is unchanged.
+#[test]
+fn an_escrow_is_never_replaced_by_another_key() {
+    use enclave::provisioning::PeerMessage;
+    let (c, v1) = Cluster::running(3).unwrap();
+    let mallory = integration_tests::hostile_peer::look_alike(&c, "node-2", &v1).unwrap();
+    let port = c.node("node-1").unwrap().peer_port;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut channel = mallory.connect(stream, "node-1").await.unwrap();
+        // `EscrowPut` on the wire: version 1, kind 1, the key.
+        let put = [&[1u8, 1][..], &ATTACKER_KEY[..]].concat();
+        assert!(matches!(
+            PeerMessage::decode(&put),
+            Ok(PeerMessage::EscrowPut { .. })
+        ));
+        channel.send(&put).await.unwrap();
+        PeerMessage::decode(&channel.recv().await.unwrap().unwrap()).unwrap()
+    });
+    assert!(
+        matches!(&answer, PeerMessage::Refused { reason } if reason.contains("never replaced")),
+        "{answer:?}"
+    );
+    assert!(
+        c.enclave_log("node-1")
+            .unwrap()
+            .contains("escrow refused: another key is already held for this node")
+    );
+}
