@@ -1,9 +1,11 @@
 //! `cluster.toml`: everything `custody` needs to reach a cluster and to decide whether to
 //! trust its nodes. `custody sim up` writes one; for a real deployment the custodian
-//! writes it (node ids, client addresses, expected measurements, the operator key to use).
+//! writes it (node ids, client addresses, expected measurements, the operator key to use,
+//! and `[manifest]`, the pin of the manifest the operator trusts: see [`crate::pin`]).
 
+use crate::pin::{Pin, PinEntry};
 use attestation::{MeasurementSet, Verifier};
-use enclave::channel::client_port::NodeExpectation;
+use enclave::channel::client_port::{ManifestRule, NodeExpectation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub struct ClusterFile {
     pub sim_root: Option<String>,
     /// The operator whose key signs commands.
     pub operator: OperatorEntry,
+    /// The manifest this operator trusts: nodes that run another are refused.
+    pub manifest: PinEntry,
     pub nodes: Vec<NodeEntry>,
     /// Simulator only: the processes `custody sim` runs.
     #[serde(default)]
@@ -53,6 +57,18 @@ pub struct ClusterFile {
 
 fn default_max_age() -> u64 {
     300
+}
+
+/// What a request to a node is for: it decides which manifests the node may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A command or an attestation document: the pinned manifest only.
+    Command,
+    /// A status question (it carries nothing): the pinned manifest, or none yet.
+    Status,
+    /// Submitting the manifest with this hash (the pinned one or an approved successor):
+    /// a node running the pinned one, that one, or none yet.
+    Submit { manifest: [u8; 32] },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,11 +147,26 @@ impl ClusterFile {
                 reason: "no nodes".to_owned(),
             });
         }
+        Pin::parse(&file.manifest).map_err(|e| ClusterFileError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(file)
     }
 
-    /// Writes the file atomically (temporary file, then rename).
+    /// The pinned manifest.
+    pub fn pin(&self) -> Result<Pin, ClusterFileError> {
+        Pin::parse(&self.manifest).map_err(|e| ClusterFileError::Invalid {
+            path: PathBuf::from("cluster.toml"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the file atomically: a temporary file, synced, renamed over the old one,
+    /// and the directory synced (a crash leaves the old file or the new one, never a mix:
+    /// the pin in it decides which cluster this operator trusts).
     pub fn save(&self, path: &Path) -> Result<(), ClusterFileError> {
+        use std::io::Write;
         let io = |source| ClusterFileError::Io {
             path: path.to_owned(),
             source,
@@ -145,8 +176,18 @@ impl ClusterFile {
             reason: e.to_string(),
         })?;
         let temp = path.with_extension("toml.tmp");
-        std::fs::write(&temp, text).map_err(io)?;
-        std::fs::rename(&temp, path).map_err(io)
+        let mut file = std::fs::File::create(&temp).map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&temp, path).map_err(io)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
     }
 
     pub fn node(&self, id: &str) -> Result<&NodeEntry, ClusterFileError> {
@@ -164,9 +205,23 @@ impl ClusterFile {
         }
     }
 
-    /// What a client requires of node `id`.
-    pub fn expectation(&self, id: &str) -> Result<NodeExpectation, ClusterFileError> {
+    /// What a client requires of node `id` for a request made for `purpose`: its
+    /// measurements, the trusted roots, and the manifest it must run.
+    pub fn expectation(
+        &self,
+        id: &str,
+        purpose: Purpose,
+    ) -> Result<NodeExpectation, ClusterFileError> {
         let node = self.node(id)?;
+        let pinned = self.pin()?.hash();
+        let manifest = match purpose {
+            Purpose::Command => ManifestRule::Pinned(pinned),
+            Purpose::Status => ManifestRule::PinnedOrNone(pinned),
+            Purpose::Submit { manifest } => ManifestRule::Submitting {
+                pinned,
+                submitted: manifest,
+            },
+        };
         let bad = |reason: String| ClusterFileError::Node {
             node: id.to_owned(),
             reason,
@@ -186,6 +241,7 @@ impl ClusterFile {
             verifier: self.verifier()?,
             max_evidence_age: Duration::from_secs(self.max_evidence_age_secs),
             allow_debug: self.allow_debug,
+            manifest,
         })
     }
 }
@@ -223,6 +279,17 @@ mod tests {
                 id: "operator-0".into(),
                 key_file: "/keys/operator-0.key".into(),
             },
+            manifest: PinEntry {
+                hash: "5a".repeat(32),
+                version: 3,
+                threshold: 2,
+                operators: (0..3)
+                    .map(|i| crate::pin::PinnedOperator {
+                        id: format!("operator-{i}"),
+                        public_key: hex::encode([i; 32]),
+                    })
+                    .collect(),
+            },
             nodes: vec![NodeEntry {
                 id: "node-1".into(),
                 client: "10.0.0.1:9001".into(),
@@ -239,9 +306,56 @@ mod tests {
         let path = dir.join("cluster.toml");
         sample().save(&path).unwrap();
         assert_eq!(ClusterFile::load(&path).unwrap(), sample());
-        let expect = sample().expectation("node-1").unwrap();
+        let pin = ClusterFile::load(&path).unwrap().pin().unwrap();
+        assert_eq!((pin.hash(), pin.version()), ([0x5a; 32], 3));
+        assert_eq!(pin.entry(), sample().manifest);
+        let expect = sample().expectation("node-1", Purpose::Command).unwrap();
         assert_eq!(expect.node_id, "node-1");
-        assert!(sample().expectation("node-9").is_err());
+        assert_eq!(expect.manifest, ManifestRule::Pinned([0x5a; 32]));
+        assert_eq!(
+            sample()
+                .expectation("node-1", Purpose::Status)
+                .unwrap()
+                .manifest,
+            ManifestRule::PinnedOrNone([0x5a; 32])
+        );
+        assert_eq!(
+            sample()
+                .expectation("node-1", Purpose::Submit { manifest: [1; 32] })
+                .unwrap()
+                .manifest,
+            ManifestRule::Submitting {
+                pinned: [0x5a; 32],
+                submitted: [1; 32]
+            }
+        );
+        assert!(sample().expectation("node-9", Purpose::Command).is_err());
+
+        // A malformed pin, or none, is refused when the file is read.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (bad, why) in [
+            (text.replace(&"5a".repeat(32), &"5a".repeat(31)), "64 hex"),
+            (
+                text.replace(&"5a".repeat(32), &format!("{}zz", "5a".repeat(31))),
+                "not hex",
+            ),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            match ClusterFile::load(&path) {
+                Err(ClusterFileError::Invalid { reason, .. }) => {
+                    assert!(reason.contains(why), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut unpinned: toml::Table = toml::from_str(&text).unwrap();
+        unpinned.remove("manifest");
+        std::fs::write(&path, toml::to_string(&unpinned).unwrap()).unwrap();
+        assert!(matches!(
+            ClusterFile::load(&path),
+            Err(ClusterFileError::Invalid { .. })
+        ));
+        sample().save(&path).unwrap();
 
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("{text}\nsurprise = 1\n")).unwrap();
@@ -260,7 +374,7 @@ mod tests {
         bad_pcr.nodes[0]
             .measurements
             .insert("x".into(), "00".into());
-        assert!(bad_pcr.expectation("node-1").is_err());
+        assert!(bad_pcr.expectation("node-1", Purpose::Command).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

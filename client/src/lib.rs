@@ -3,6 +3,7 @@
 //!
 //! - [`connection`]: one verified request to one node.
 //! - [`cluster_file`]: `cluster.toml`, what the client trusts and where nodes are.
+//! - [`pin`]: the manifest the client trusts, and how it follows approved successors.
 //! - [`operator`]: operator key files.
 //! - [`ops`]: status, key commands, attestation documents.
 //! - [`verify`]: offline signature checks.
@@ -14,6 +15,7 @@ pub mod cluster_file;
 pub mod connection;
 pub mod operator;
 pub mod ops;
+pub mod pin;
 pub mod progress;
 #[cfg(feature = "sim")]
 pub mod sim;

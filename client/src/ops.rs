@@ -1,11 +1,13 @@
 //! The operations `custody` performs against a cluster, shared by its commands and the
 //! demo: status of every node, key creation, signing, attestation documents.
 
-use crate::cluster_file::{ClusterFile, ClusterFileError};
+use crate::cluster_file::{ClusterFile, ClusterFileError, Purpose};
 use crate::connection::{RequestError, request_blocking};
 use crate::operator;
-use enclave::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
-use serde::Serialize;
+use crate::pin::{self, Pin, PinError, Submitted};
+use enclave::operator_api::{KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Duration;
 
 /// Longest wait for a status answer.
@@ -26,6 +28,23 @@ pub enum OpError {
     Refused { node: String, reason: String },
     #[error("{node} answered something unreadable: {reason}")]
     Answer { node: String, reason: String },
+    /// The coordinator's report of a new key disagrees with what was asked, or with what
+    /// a party holds: no address is given out for it.
+    #[error("key {key_id} not confirmed by {node}: {reason}")]
+    KeyNotConfirmed {
+        key_id: String,
+        node: String,
+        reason: String,
+    },
+    #[error("manifest envelope: {0}")]
+    Envelope(#[source] manifest::ManifestError),
+    /// Refused before anything was sent to a node.
+    #[error("not a successor of the pinned manifest (version {pinned}): {source}")]
+    NotSuccessor {
+        pinned: u64,
+        #[source]
+        source: PinError,
+    },
 }
 
 /// One node as `custody status` reports it.
@@ -39,6 +58,8 @@ pub struct NodeReport {
     pub pcr0: Option<String>,
     /// Why it is not attested or not reachable.
     pub error: Option<String>,
+    /// The keys it holds a share of, as it reports them.
+    pub keys: Vec<KeyStatus>,
     /// The node's full status, when it answered.
     #[serde(skip)]
     pub status: Option<NodeStatus>,
@@ -55,9 +76,10 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                 attested: false,
                 pcr0: None,
                 error: Some(error),
+                keys: Vec::new(),
                 status: None,
             };
-            let expect = match file.expectation(&node.id) {
+            let expect = match file.expectation(&node.id, Purpose::Status) {
                 Ok(e) => e,
                 Err(e) => return report("unverified", e.to_string()),
             };
@@ -78,6 +100,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                             attested: true,
                             pcr0: Some(answer.node.pcr0),
                             error: status.reason.clone(),
+                            keys: status.keys.clone(),
                             status: Some(status),
                         },
                         Err(e) => NodeReport {
@@ -86,6 +109,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                             attested: true,
                             pcr0: Some(answer.node.pcr0),
                             error: Some(e),
+                            keys: Vec::new(),
                             status: None,
                         },
                     }
@@ -102,10 +126,11 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
 fn ask(
     file: &ClusterFile,
     node: &str,
+    purpose: Purpose,
     make: impl FnOnce(&[u8; 32]) -> OperatorRequest,
     patience: Duration,
 ) -> Result<serde_json::Value, OpError> {
-    let expect = file.expectation(node)?;
+    let expect = file.expectation(node, purpose)?;
     let entry = file.node(node)?;
     let answer = request_blocking(&entry.client, &expect, make, patience).map_err(Box::new)?;
     let json = answer.answer.map_err(|reason| OpError::Refused {
@@ -128,6 +153,7 @@ pub fn command(
     ask(
         file,
         node,
+        Purpose::Command,
         |exporter| {
             OperatorRequest::Command(SignedCommand::sign(
                 &file.operator.id,
@@ -140,19 +166,262 @@ pub fn command(
     )
 }
 
-/// Submits a signed manifest envelope to `node`; returns its answer.
+/// Submits a signed manifest envelope to `node` (which may run the pinned manifest, the
+/// envelope's, or none yet); returns its answer.
 pub fn submit_manifest(
     file: &ClusterFile,
     node: &str,
     envelope: &[u8],
 ) -> Result<serde_json::Value, OpError> {
+    let manifest = *manifest::SignedManifest::parse(envelope)
+        .map_err(OpError::Envelope)?
+        .hash()
+        .as_bytes();
     let envelope = envelope.to_vec();
     ask(
         file,
         node,
+        Purpose::Submit { manifest },
         move |_| OperatorRequest::SubmitManifest(envelope),
         STATUS_PATIENCE,
     )
+}
+
+/// What `custody manifest submit` did.
+#[derive(Debug, Clone)]
+pub struct SubmitReport {
+    /// Each node asked, with what it did.
+    pub outcomes: Vec<(String, Submitted)>,
+    /// The pin now in the cluster file.
+    pub pin: Pin,
+    pub pin_moved: bool,
+    /// Nodes of the cluster file that do not run the envelope's manifest.
+    pub behind: Vec<String>,
+    pub success: bool,
+}
+
+/// Submits `envelope` to `targets` (every node when empty), after checking that it is
+/// the pinned manifest or a successor approved by K of the pinned operators (otherwise
+/// nothing is sent). Moves the pin in `file`, saved at `path`, once every node of the
+/// cluster file runs the envelope's manifest.
+pub fn submit(
+    file: &mut ClusterFile,
+    path: &Path,
+    envelope: &[u8],
+    targets: &[String],
+) -> Result<SubmitReport, OpError> {
+    let signed = manifest::SignedManifest::parse(envelope).map_err(OpError::Envelope)?;
+    let pinned = file.pin()?;
+    pinned
+        .successor(&signed)
+        .map_err(|source| OpError::NotSuccessor {
+            pinned: pinned.version(),
+            source,
+        })?;
+    let hash = *signed.hash().as_bytes();
+    let all: Vec<String> = file.nodes.iter().map(|n| n.id.clone()).collect();
+    let targets = if targets.is_empty() {
+        all.clone()
+    } else {
+        targets.to_vec()
+    };
+    let mut outcomes = Vec::new();
+    for id in targets {
+        let outcome = submit_one(file, &id, hash, envelope);
+        outcomes.push((id, outcome));
+    }
+    let decision = pin::decide(&pinned, &signed, &all, &outcomes);
+    let pin_moved = decision.new_pin.is_some();
+    let pin = match decision.new_pin {
+        Some(next) => {
+            file.manifest = next.entry();
+            file.save(path)?;
+            next
+        }
+        None => pinned,
+    };
+    Ok(SubmitReport {
+        outcomes,
+        pin,
+        pin_moved,
+        behind: decision.behind,
+        success: decision.success,
+    })
+}
+
+fn submit_one(file: &ClusterFile, id: &str, hash: [u8; 32], envelope: &[u8]) -> Submitted {
+    let not = |reason: String| Submitted::NotAccepted { reason };
+    let (expect, entry) = match (
+        file.expectation(id, Purpose::Submit { manifest: hash }),
+        file.node(id),
+    ) {
+        (Ok(expect), Ok(entry)) => (expect, entry),
+        (Err(e), _) | (_, Err(e)) => return not(e.to_string()),
+    };
+    let request = OperatorRequest::SubmitManifest(envelope.to_vec());
+    match request_blocking(&entry.client, &expect, |_| request, STATUS_PATIENCE) {
+        Ok(answer) => match answer.answer {
+            Ok(_) => Submitted::Accepted,
+            Err(reason) if answer.node.manifest_hash == Some(hash) => {
+                Submitted::AlreadyRuns { reason }
+            }
+            Err(reason) => not(reason),
+        },
+        Err(e) => not(e.to_string()),
+    }
+}
+
+/// What the coordinator reports of a new key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub key_id: String,
+    /// Compressed SEC1, hex.
+    pub public_key: String,
+    pub eth_address: String,
+    pub btc_address: String,
+    pub parties: Vec<String>,
+    pub threshold: u16,
+}
+
+/// Creates a key through `coordinator` and confirms it with every party, each over its
+/// own attested connection to a node running the pinned manifest: each must hold the key
+/// with the same public key, parties and threshold. The addresses are computed here from
+/// the confirmed public key and must match the coordinator's. A coordinator that reports
+/// a key the parties do not hold, or other parties or threshold than asked, is refused,
+/// named.
+pub fn create_key(
+    file: &ClusterFile,
+    coordinator: &str,
+    command: &KeyCommand,
+) -> Result<CreatedKey, OpError> {
+    let answer = self::command(file, coordinator, command)?;
+    let created: CreatedKey = serde_json::from_value(answer).map_err(|e| OpError::Answer {
+        node: coordinator.to_owned(),
+        reason: e.to_string(),
+    })?;
+    check_created(file, coordinator, command, &created)?;
+    for party in &created.parties {
+        let status = ask(
+            file,
+            party,
+            Purpose::Command,
+            |_| OperatorRequest::Status,
+            STATUS_PATIENCE,
+        )?;
+        let status: NodeStatus = serde_json::from_value(status).map_err(|e| OpError::Answer {
+            node: party.clone(),
+            reason: e.to_string(),
+        })?;
+        confirm_key(&created, party, &status)?;
+    }
+    Ok(created)
+}
+
+/// Whether the coordinator's report matches the request and names parties this client can
+/// ask, and the addresses it reports are those of the public key.
+pub fn check_created(
+    file: &ClusterFile,
+    coordinator: &str,
+    command: &KeyCommand,
+    created: &CreatedKey,
+) -> Result<(), OpError> {
+    let refuse = |node: &str, reason: String| OpError::KeyNotConfirmed {
+        key_id: created.key_id.clone(),
+        node: node.to_owned(),
+        reason,
+    };
+    if let KeyCommand::CreateKey {
+        key_id,
+        threshold,
+        parties,
+    } = command
+    {
+        if key_id.as_ref().is_some_and(|k| *k != created.key_id) {
+            return Err(refuse(coordinator, "reports another key id".to_owned()));
+        }
+        if *threshold != created.threshold {
+            return Err(refuse(
+                coordinator,
+                format!(
+                    "reports threshold {}, {threshold} was asked",
+                    created.threshold
+                ),
+            ));
+        }
+        if !parties.is_empty() && sorted(parties) != sorted(&created.parties) {
+            return Err(refuse(
+                coordinator,
+                format!(
+                    "reports parties {:?}, {:?} were asked",
+                    created.parties, parties
+                ),
+            ));
+        }
+    }
+    if created.parties.is_empty() || !created.parties.iter().any(|p| p == coordinator) {
+        return Err(refuse(
+            coordinator,
+            format!(
+                "reports parties {:?}, which do not include it",
+                created.parties
+            ),
+        ));
+    }
+    if let Some(unknown) = created.parties.iter().find(|p| file.node(p).is_err()) {
+        return Err(refuse(
+            coordinator,
+            format!("reports party {unknown}, which the cluster file does not list"),
+        ));
+    }
+    let key = hex::decode(&created.public_key)
+        .ok()
+        .and_then(|bytes| mpc::PublicKey::from_sec1(&bytes).ok())
+        .ok_or_else(|| refuse(coordinator, "reports an invalid public key".to_owned()))?;
+    if mpc::address::eth_address(&key) != created.eth_address
+        || mpc::address::btc_p2wpkh_address(&key) != created.btc_address
+    {
+        return Err(refuse(
+            coordinator,
+            "reports addresses that are not the public key's".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `party`'s status shows the key exactly as `created` reports it.
+pub fn confirm_key(created: &CreatedKey, party: &str, status: &NodeStatus) -> Result<(), OpError> {
+    let refuse = |reason: String| OpError::KeyNotConfirmed {
+        key_id: created.key_id.clone(),
+        node: party.to_owned(),
+        reason,
+    };
+    if status.node_id != party {
+        return Err(refuse(format!("answered as {}", status.node_id)));
+    }
+    let held = status
+        .keys
+        .iter()
+        .find(|k| k.key_id == created.key_id)
+        .ok_or_else(|| refuse("holds no share of it".to_owned()))?;
+    if !held.public_key.eq_ignore_ascii_case(&created.public_key) {
+        return Err(refuse(format!(
+            "holds public key {}, the coordinator reported {}",
+            held.public_key, created.public_key
+        )));
+    }
+    if sorted(&held.parties) != sorted(&created.parties) || held.threshold != created.threshold {
+        return Err(refuse(format!(
+            "holds it as {}-of-{:?}, the coordinator reported {}-of-{:?}",
+            held.threshold, held.parties, created.threshold, created.parties
+        )));
+    }
+    Ok(())
+}
+
+fn sorted(ids: &[String]) -> Vec<&str> {
+    let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// A fresh attestation document from `node`, bound to `nonce`.
@@ -161,6 +430,7 @@ pub fn attest(file: &ClusterFile, node: &str, nonce: &[u8]) -> Result<Vec<u8>, O
     let value = ask(
         file,
         node,
+        Purpose::Command,
         move |_| OperatorRequest::Attest { nonce },
         STATUS_PATIENCE,
     )?;
@@ -173,4 +443,173 @@ pub fn attest(file: &ClusterFile, node: &str, nonce: &[u8]) -> Result<Vec<u8>, O
         .and_then(|d| d.as_str())
         .ok_or_else(|| unreadable("no document".to_owned()))?;
     hex::decode(document).map_err(|e| unreadable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_file::{NodeEntry, OperatorEntry};
+    use crate::pin::{PinEntry, PinnedOperator};
+
+    fn file() -> ClusterFile {
+        ClusterFile {
+            max_evidence_age_secs: 300,
+            allow_debug: false,
+            sim_root: None,
+            operator: OperatorEntry {
+                id: "operator-0".into(),
+                key_file: "/keys/operator-0.key".into(),
+            },
+            manifest: PinEntry {
+                hash: "5a".repeat(32),
+                version: 1,
+                threshold: 1,
+                operators: vec![PinnedOperator {
+                    id: "operator-0".into(),
+                    public_key: "01".repeat(32),
+                }],
+            },
+            nodes: ["node-1", "node-2", "node-3"]
+                .iter()
+                .map(|id| NodeEntry {
+                    id: (*id).to_owned(),
+                    client: "127.0.0.1:1".into(),
+                    measurements: [("0".to_owned(), "ab".repeat(48))].into_iter().collect(),
+                })
+                .collect(),
+            sim: None,
+        }
+    }
+
+    fn key(seed: u8) -> mpc::PublicKey {
+        let secret = k256::SecretKey::from_slice(&[seed; 32]).unwrap();
+        mpc::PublicKey::from_sec1(&secret.public_key().to_sec1_bytes()).unwrap()
+    }
+
+    fn created() -> CreatedKey {
+        let k = key(3);
+        CreatedKey {
+            key_id: "treasury".into(),
+            public_key: hex::encode(k.to_sec1_compressed()),
+            eth_address: mpc::address::eth_address(&k),
+            btc_address: mpc::address::btc_p2wpkh_address(&k),
+            parties: vec!["node-1".into(), "node-2".into()],
+            threshold: 2,
+        }
+    }
+
+    fn asked(parties: &[&str]) -> KeyCommand {
+        KeyCommand::CreateKey {
+            key_id: Some("treasury".into()),
+            threshold: 2,
+            parties: parties.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    fn status(node: &str, keys: Vec<KeyStatus>) -> NodeStatus {
+        NodeStatus {
+            node_id: node.into(),
+            phase: "running".into(),
+            reason: None,
+            manifest_version: Some(1),
+            manifest_hash: None,
+            state_created_ms: None,
+            peers: Default::default(),
+            escrow_pending: Vec::new(),
+            keys,
+            presignatures: 0,
+        }
+    }
+
+    fn held(c: &CreatedKey) -> KeyStatus {
+        KeyStatus {
+            key_id: c.key_id.clone(),
+            public_key: c.public_key.clone(),
+            // Another order than the coordinator's: the same set.
+            parties: c.parties.iter().rev().cloned().collect(),
+            threshold: c.threshold,
+        }
+    }
+
+    fn refused_by(result: Result<(), OpError>) -> String {
+        match result {
+            Err(OpError::KeyNotConfirmed { node, .. }) => node,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// A coordinator that lies about the key it made is caught before an address is
+    /// given out, and named.
+    #[test]
+    fn a_coordinators_report_must_match_the_request_and_the_key() {
+        let f = file();
+        check_created(&f, "node-1", &asked(&["node-2", "node-1"]), &created()).unwrap();
+        check_created(&f, "node-1", &asked(&[]), &created()).unwrap();
+
+        let lie = |edit: &dyn Fn(&mut CreatedKey), command: &KeyCommand| {
+            let mut c = created();
+            edit(&mut c);
+            refused_by(check_created(&f, "node-1", command, &c))
+        };
+        let any = asked(&[]);
+        assert_eq!(lie(&|c| c.threshold = 1, &any), "node-1");
+        assert_eq!(lie(&|c| c.key_id = "other".into(), &any), "node-1");
+        assert_eq!(
+            lie(
+                &|c| c.parties.push("node-3".into()),
+                &asked(&["node-1", "node-2"])
+            ),
+            "node-1"
+        );
+        // Parties this client cannot ask, or that leave the coordinator out.
+        assert_eq!(lie(&|c| c.parties.push("node-9".into()), &any), "node-1");
+        assert_eq!(
+            lie(
+                &|c| c.parties = vec!["node-2".into(), "node-3".into()],
+                &any
+            ),
+            "node-1"
+        );
+        // Addresses of another key than the one reported.
+        let other = key(4);
+        assert_eq!(
+            lie(&|c| c.eth_address = mpc::address::eth_address(&other), &any),
+            "node-1"
+        );
+        assert_eq!(
+            lie(
+                &|c| c.btc_address = mpc::address::btc_p2wpkh_address(&other),
+                &any
+            ),
+            "node-1"
+        );
+        assert_eq!(lie(&|c| c.public_key = "02".repeat(33), &any), "node-1");
+    }
+
+    #[test]
+    fn every_party_must_hold_the_key_as_reported() {
+        let c = created();
+        confirm_key(&c, "node-2", &status("node-2", vec![held(&c)])).unwrap();
+
+        let differs = |edit: &dyn Fn(&mut KeyStatus)| {
+            let mut k = held(&c);
+            edit(&mut k);
+            refused_by(confirm_key(&c, "node-2", &status("node-2", vec![k])))
+        };
+        assert_eq!(
+            differs(&|k| k.public_key = hex::encode(key(4).to_sec1_compressed())),
+            "node-2"
+        );
+        assert_eq!(differs(&|k| k.threshold = 1), "node-2");
+        assert_eq!(differs(&|k| k.parties.push("node-3".into())), "node-2");
+        assert_eq!(differs(&|k| k.key_id = "other".into()), "node-2");
+        assert_eq!(
+            refused_by(confirm_key(&c, "node-2", &status("node-2", Vec::new()))),
+            "node-2"
+        );
+        assert_eq!(
+            refused_by(confirm_key(&c, "node-2", &status("node-1", vec![held(&c)]))),
+            "node-2"
+        );
+    }
 }

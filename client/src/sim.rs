@@ -208,10 +208,9 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
             signature: manifest::sign(&body, key),
         })
         .collect();
-    let envelope = SignedManifest::assemble(&body, &signatures)
-        .map_err(|e| SimError::Setup(e.to_string()))?
-        .envelope_bytes()
-        .to_vec();
+    let signed =
+        SignedManifest::assemble(&body, &signatures).map_err(|e| SimError::Setup(e.to_string()))?;
+    let envelope = signed.envelope_bytes().to_vec();
     let manifest_path = dir.join("manifest.json");
     std::fs::write(&manifest_path, &envelope).map_err(io(&manifest_path))?;
 
@@ -226,6 +225,8 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
             id: first_id.clone(),
             key_file: first_key.clone(),
         },
+        // The cluster this operator trusts: the manifest created here.
+        manifest: crate::pin::Pin::of(&signed).entry(),
         nodes: sim_nodes
             .iter()
             .map(|n| NodeEntry {

@@ -256,12 +256,26 @@ pub struct NodeStatus {
     /// Peers that do not yet hold this node's escrowed data key. Until this is empty, a
     /// restart of this node could not be recovered by every peer.
     pub escrow_pending: Vec<String>,
-    /// Ids of the keys this node holds a share of.
+    /// The keys this node holds a share of. A client confirms a new key with every
+    /// party through this list, each over its own attested connection.
     #[serde(default)]
-    pub keys: Vec<String>,
+    pub keys: Vec<KeyStatus>,
     /// Presignatures ready in this node's pools.
     #[serde(default)]
     pub presignatures: usize,
+}
+
+/// One key as a party reports it: what it holds a share of.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyStatus {
+    pub key_id: String,
+    /// Compressed SEC1, hex.
+    pub public_key: String,
+    /// The key's parties, sorted.
+    pub parties: Vec<String>,
+    /// Signers needed.
+    pub threshold: u16,
 }
 
 /// The one line the status port serves to the parent's health endpoint: small, and

@@ -42,6 +42,19 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// An operator known from elsewhere than a manifest body (a client's pin of the
+    /// manifest it trusts), with the same id rule as a body's operators.
+    pub fn new(id: &str, public_key: [u8; 32]) -> Result<Self, ManifestError> {
+        validate_node_id(id).map_err(|source| ManifestError::OperatorId {
+            id: id.to_owned(),
+            source,
+        })?;
+        Ok(Operator {
+            id: id.to_owned(),
+            public_key,
+        })
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -5,7 +5,7 @@ use crate::{TempDir, binary};
 use attestation::nsm::sim::SimCa;
 use attestation::nsm::sim::SimMeasurements;
 use attestation::{MeasurementSet, Verifier};
-use enclave::channel::client_port::NodeExpectation;
+use enclave::channel::client_port::{ManifestRule, NodeExpectation};
 use enclave::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
 use manifest::{OperatorKey, OperatorSignature, SignedManifest};
 use std::collections::BTreeMap;
@@ -448,7 +448,10 @@ impl Cluster {
     }
 
     /// What a client expects of node `id`: the measurements of the binary it was started
-    /// from and its own PCR4, under the cluster's simulated root.
+    /// from and its own PCR4, under the cluster's simulated root. This harness is the
+    /// tests' instrument, not an operator's client: it talks to a node whatever manifest it
+    /// runs, so that tests can watch nodes refuse or fall back from manifests (`custody`
+    /// pins one).
     pub fn expectation(&self, id: &str) -> Result<NodeExpectation, String> {
         let mut cache = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(known) = cache.get(id) {
@@ -474,6 +477,7 @@ impl Cluster {
                 .map_err(|e| e.to_string())?,
             max_evidence_age: Duration::from_secs(60),
             allow_debug: false,
+            manifest: ManifestRule::Unchecked,
         };
         cache.insert(id.to_owned(), expectation.clone());
         Ok(expectation)

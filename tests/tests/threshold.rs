@@ -118,7 +118,15 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
 
     // Every node holds a share of it.
     c.wait_until("every node lists the key", STARTUP, |s| {
-        all(s, |s| s.keys == ["treasury"])
+        all(s, |s| {
+            s.keys.len() == 1
+                && s.keys.iter().all(|k| {
+                    k.key_id == "treasury"
+                        && k.public_key == public
+                        && k.threshold == 2
+                        && k.parties == ["node-1", "node-2", "node-3"]
+                })
+        })
     })
     .unwrap();
 

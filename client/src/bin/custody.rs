@@ -40,7 +40,8 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
-    /// Every node's phase, whether its attestation verified, and its PCR0.
+    /// Every node's phase, whether its attestation verified (against the measurements
+    /// and the pinned manifest), its PCR0, and the keys it holds.
     Status,
     /// Threshold keys.
     Key {
@@ -106,7 +107,9 @@ enum ManifestCmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Submit an envelope to every node of the cluster file (or one).
+    /// Submit an envelope to every node of the cluster file (or one). It must be the
+    /// pinned manifest or a later version approved by K of the pinned operators; the pin
+    /// moves to it once every node runs it.
     Submit {
         envelope: PathBuf,
         #[arg(long)]
@@ -390,38 +393,90 @@ fn manifest_command(cli: &Cli, command: &ManifestCmd) -> Result<(), Failed> {
             Ok(())
         }
         ManifestCmd::Submit { envelope, node } => {
-            let (file, _) = cluster(cli)?;
+            let (mut file, path) = cluster(cli)?;
             let bytes = read_limited(envelope, manifest::MAX_ENVELOPE_LEN)?;
             let targets: Vec<String> = match node {
                 Some(n) => vec![n.clone()],
                 None => file.nodes.iter().map(|n| n.id.clone()).collect(),
             };
-            let mut results = Vec::new();
-            let mut failed = false;
-            for id in targets {
-                let outcome = ops::submit_manifest(&file, &id, &bytes);
-                failed |= outcome.is_err();
-                results.push(match outcome {
-                    Ok(answer) => json!({"id": id, "accepted": true, "answer": answer}),
-                    Err(e) => json!({"id": id, "accepted": false, "error": e.to_string()}),
-                });
+            match ops::submit(&mut file, &path, &bytes, &targets) {
+                Ok(report) => {
+                    print_submission(cli, &report);
+                    if report.success {
+                        Ok(())
+                    } else {
+                        Err(Failed(1))
+                    }
+                }
+                // Refused before anything was sent: every node is named as not asked.
+                Err(e) => {
+                    let results: Vec<Value> = targets
+                        .iter()
+                        .map(|id| json!({"id": id, "accepted": false, "error": format!("not sent: {e}")}))
+                        .collect();
+                    print(
+                        cli.json,
+                        &json!({"nodes": results, "refused": e.to_string()}),
+                        &format!("nothing sent: {e}"),
+                    );
+                    Err(fail("manifest submit", e))
+                }
             }
-            let text = results
-                .iter()
-                .map(|r| match r.get("error") {
-                    Some(e) => format!(
-                        "{}: refused: {}",
-                        r["id"].as_str().unwrap_or("?"),
-                        e.as_str().unwrap_or("")
-                    ),
-                    None => format!("{}: accepted", r["id"].as_str().unwrap_or("?")),
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(cli.json, &json!({"nodes": results}), &text);
-            if failed { Err(Failed(1)) } else { Ok(()) }
         }
     }
+}
+
+fn print_submission(cli: &Cli, report: &ops::SubmitReport) {
+    use client::pin::Submitted;
+    let results: Vec<Value> = report
+        .outcomes
+        .iter()
+        .map(|(id, outcome)| match outcome {
+            Submitted::Accepted => json!({"id": id, "accepted": true}),
+            Submitted::AlreadyRuns { reason } => {
+                json!({"id": id, "accepted": false, "already_runs": true, "error": reason})
+            }
+            Submitted::NotAccepted { reason } => {
+                json!({"id": id, "accepted": false, "error": reason})
+            }
+        })
+        .collect();
+    let mut text: Vec<String> = report
+        .outcomes
+        .iter()
+        .map(|(id, outcome)| match outcome {
+            Submitted::Accepted => format!("{id}: accepted"),
+            Submitted::AlreadyRuns { reason } => {
+                format!("{id}: refused: {reason} (it already runs this manifest)")
+            }
+            Submitted::NotAccepted { reason } => format!("{id}: refused: {reason}"),
+        })
+        .collect();
+    let pin = report.pin.entry();
+    text.push(if report.pin_moved {
+        format!(
+            "pin moved to manifest version {} ({})",
+            pin.version, pin.hash
+        )
+    } else if report.behind.is_empty() {
+        format!("pin kept: manifest version {} ({})", pin.version, pin.hash)
+    } else {
+        format!(
+            "pin kept at manifest version {} ({}): {} did not accept it",
+            pin.version,
+            pin.hash,
+            report.behind.join(", ")
+        )
+    });
+    print(
+        cli.json,
+        &json!({
+            "nodes": results,
+            "pin": {"version": pin.version, "hash": pin.hash, "moved": report.pin_moved},
+            "behind": report.behind,
+        }),
+        &text.join("\n"),
+    );
 }
 
 fn status(cli: &Cli) -> Result<(), Failed> {
@@ -443,6 +498,16 @@ fn status(cli: &Cli) -> Result<(), Failed> {
                 .as_deref()
                 .map_or(String::new(), |e| format!("\n             {e}")),
         ));
+        for k in &r.keys {
+            text.push_str(&format!(
+                "             key {}: {}-of-{} ({}) {}\n",
+                k.key_id,
+                k.threshold,
+                k.parties.len(),
+                k.parties.join(","),
+                k.public_key
+            ));
+        }
     }
     print(cli.json, &value, text.trim_end());
     Ok(())
@@ -465,9 +530,9 @@ fn create_key(
         parties: parties.to_vec(),
         renew_aux: false,
     };
-    let (answer, _) = progress::step(
+    let (created, _) = progress::step(
         &format!(
-            "creating a {threshold}-of-{} key through {coordinator} (auxiliary info, then key generation)",
+            "creating a {threshold}-of-{} key through {coordinator} (auxiliary info, then key generation), then confirming it with every party",
             if parties.is_empty() {
                 file.nodes.len()
             } else {
@@ -475,15 +540,17 @@ fn create_key(
             }
         ),
         false,
-        || ops::command(file, &coordinator, &command),
+        || ops::create_key(file, &coordinator, &command),
     );
-    let answer = answer.map_err(|e| fail("key create", e))?;
-    let pick = |f: &str| answer.get(f).cloned().unwrap_or(Value::Null);
+    let created = created.map_err(|e| fail("key create", e))?;
     Ok(json!({
-        "key_id": pick("key_id"),
-        "public_key": pick("public_key"),
-        "eth_address": pick("eth_address"),
-        "btc_address": pick("btc_address"),
+        "key_id": created.key_id,
+        "public_key": created.public_key,
+        "eth_address": created.eth_address,
+        "btc_address": created.btc_address,
+        "parties": created.parties,
+        "threshold": created.threshold,
+        "confirmed_by": created.parties,
     }))
 }
 
@@ -525,10 +592,22 @@ fn describe_key(created: &Value) -> String {
             .unwrap_or("-")
             .to_owned()
     };
+    let parties = created
+        .get("parties")
+        .and_then(Value::as_array)
+        .map(|p| {
+            p.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let threshold = created.get("threshold").map(Value::to_string);
     format!(
-        "key id:      {}\npublic key:  {}\nEthereum:    {}\nBitcoin:     {}",
+        "key id:      {}\npublic key:  {}\nparties:     {parties} (threshold {}; each confirmed the key)\nEthereum:    {}\nBitcoin:     {}",
         f("key_id"),
         f("public_key"),
+        threshold.as_deref().unwrap_or("-"),
         f("eth_address"),
         f("btc_address")
     )

@@ -10,7 +10,14 @@
 //! 3. The client checks it ([`connect`]): the document verifies under a trusted root, its
 //!    measurements are one of the sets the client expects for that node id, it is fresh and
 //!    not from a debug-mode enclave, it carries this connection's exporter and binds the
-//!    key the node presented in TLS. Only then does the client send a request.
+//!    key the node presented in TLS, and the manifest it names is one the client pins
+//!    ([`ManifestRule`]). Only then does the client send a request.
+//!
+//! The manifest check is what keeps an operator out of a look-alike cluster: a hostile
+//! parent can start a genuine enclave of the same image on the same host (same
+//! measurements) under a manifest of its own that lists the operator's public key, and
+//! route the operator's connections to it. Its evidence verifies; only the manifest hash
+//! in it differs.
 
 use super::evidence::{Hello, MAX_HELLO_LEN};
 use super::{ChannelError, TLS_SERVER_NAME, TlsIdentity, peer_spki, verifier};
@@ -124,6 +131,65 @@ pub struct NodeExpectation {
     pub verifier: Verifier,
     pub max_evidence_age: Duration,
     pub allow_debug: bool,
+    /// The manifests the node may run for this request.
+    pub manifest: ManifestRule,
+}
+
+/// Which manifest (by the hash the node's attestation carries) a client accepts a node to
+/// run, decided before anything is sent to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestRule {
+    /// Exactly the pinned manifest: every command.
+    Pinned([u8; 32]),
+    /// The pinned manifest, or none yet: a status question, which carries nothing.
+    PinnedOrNone([u8; 32]),
+    /// Submitting the manifest `submitted` (the pinned one or an approved successor): the
+    /// node runs the pinned manifest, the submitted one, or none yet.
+    Submitting {
+        pinned: [u8; 32],
+        submitted: [u8; 32],
+    },
+    /// Simulator test instruments only, never the operator's client: any manifest, or
+    /// none.
+    #[cfg(feature = "sim")]
+    Unchecked,
+}
+
+/// A manifest hash in short form: its first 8 bytes, hex.
+pub fn short_hash(hash: &[u8; 32]) -> String {
+    hex::encode(hash.get(..8).unwrap_or_default())
+}
+
+impl ManifestRule {
+    /// Whether a node `peer` whose attestation names `runs` may be sent the request.
+    pub fn check(&self, peer: &str, runs: Option<&[u8; 32]>) -> Result<(), ChannelError> {
+        let (pinned, also, none_ok) = match self {
+            ManifestRule::Pinned(pinned) => (pinned, None, false),
+            ManifestRule::PinnedOrNone(pinned) => (pinned, None, true),
+            ManifestRule::Submitting { pinned, submitted } => (pinned, Some(submitted), true),
+            #[cfg(feature = "sim")]
+            ManifestRule::Unchecked => return Ok(()),
+        };
+        let accepted = match runs {
+            None => none_ok,
+            Some(hash) => hash == pinned || also == Some(hash),
+        };
+        if accepted {
+            return Ok(());
+        }
+        Err(ChannelError::ManifestNotPinned {
+            peer: peer.to_owned(),
+            runs: runs.map_or("none (no manifest yet)".to_owned(), short_hash),
+            pinned: match also {
+                Some(submitted) => format!(
+                    "{} (or the submitted {})",
+                    short_hash(pinned),
+                    short_hash(submitted)
+                ),
+                None => short_hash(pinned),
+            },
+        })
+    }
 }
 
 /// What the client learned from a node's verified hello.
@@ -223,6 +289,7 @@ pub(crate) fn check_node(
                 .map_err(|_| ChannelError::ManifestMismatch { peer: peer.clone() })?,
         ),
     };
+    expect.manifest.check(&peer, manifest_hash.as_ref())?;
     Ok(VerifiedNode {
         node_id: peer,
         module_id: accepted.module_id.to_owned(),
@@ -254,6 +321,7 @@ mod tests {
                 .unwrap(),
             max_evidence_age: Duration::from_secs(60),
             allow_debug: false,
+            manifest: ManifestRule::Pinned([7; 32]),
         }
     }
 
@@ -331,7 +399,8 @@ mod tests {
             node_id: "node-1".into(),
             document,
         };
-        let expect = expectation(&ca, "node-1");
+        let mut expect = expectation(&ca, "node-1");
+        expect.manifest = ManifestRule::PinnedOrNone([7; 32]);
         let node = check_node(&expect, &hello, &[1; 32], &spki, now).unwrap();
         assert_eq!(node.manifest_hash, None);
         let replayed = check_node(&expect, &hello, &[2; 32], &spki, now).unwrap_err();
@@ -344,5 +413,65 @@ mod tests {
             matches!(other_key, ChannelError::KeyBinding { .. }),
             "{other_key}"
         );
+    }
+
+    /// A genuine node of the right image under another manifest (what a hostile parent's
+    /// look-alike is): refused by every rule that does not name that manifest, and a node
+    /// without a manifest only where a rule allows it.
+    #[test]
+    fn only_the_pinned_manifest_is_accepted() {
+        let ca = SimCa::generate(SystemTime::now()).unwrap();
+        let now = SystemTime::now();
+        let nsm = SimNsm::new(&ca, &SimMeasurements::of_image(GOOD), now).unwrap();
+        let spki = b"the node's TLS key".to_vec();
+        let hello = |runs: Option<[u8; 32]>| Hello {
+            node_id: "node-1".into(),
+            document: nsm
+                .attest(&AttestationRequest {
+                    user_data: runs.map(|h| h.to_vec()),
+                    nonce: Some([1u8; 32].to_vec()),
+                    public_key: Some(spki.clone()),
+                })
+                .unwrap(),
+        };
+        let (pinned, other, submitted) = ([7u8; 32], [8u8; 32], [9u8; 32]);
+        let check = |rule: ManifestRule, runs: Option<[u8; 32]>| {
+            let mut expect = expectation(&ca, "node-1");
+            expect.manifest = rule;
+            check_node(&expect, &hello(runs), &[1; 32], &spki, now)
+        };
+        let refused = |result: Result<VerifiedNode, ChannelError>| match result {
+            Err(ChannelError::ManifestNotPinned { peer, runs, pinned }) => {
+                assert_eq!(peer, "node-1");
+                format!("{runs} / {pinned}")
+            }
+            other => panic!("expected a manifest refusal, got {other:?}"),
+        };
+
+        // Commands: exactly the pinned manifest.
+        let node = check(ManifestRule::Pinned(pinned), Some(pinned)).unwrap();
+        assert_eq!(node.manifest_hash, Some(pinned));
+        let reason = refused(check(ManifestRule::Pinned(pinned), Some(other)));
+        assert_eq!(
+            reason,
+            format!("{} / {}", short_hash(&other), short_hash(&pinned))
+        );
+        let reason = refused(check(ManifestRule::Pinned(pinned), None));
+        assert!(reason.starts_with("none"), "{reason}");
+        let err = check(ManifestRule::Pinned(pinned), Some(other)).unwrap_err();
+        assert!(err.to_string().contains("0808080808080808"), "{err}");
+
+        // Status: the pinned manifest or none, never another.
+        check(ManifestRule::PinnedOrNone(pinned), Some(pinned)).unwrap();
+        check(ManifestRule::PinnedOrNone(pinned), None).unwrap();
+        refused(check(ManifestRule::PinnedOrNone(pinned), Some(other)));
+
+        // Submitting: the pinned one, the submitted one, or none; never a third.
+        let rule = ManifestRule::Submitting { pinned, submitted };
+        check(rule.clone(), Some(pinned)).unwrap();
+        check(rule.clone(), Some(submitted)).unwrap();
+        check(rule.clone(), None).unwrap();
+        let reason = refused(check(rule, Some(other)));
+        assert!(reason.contains(&short_hash(&submitted)), "{reason}");
     }
 }

@@ -81,6 +81,14 @@ pub enum ChannelError {
     KeyBinding { peer: String },
     #[error("{peer}: runs under a different manifest")]
     ManifestMismatch { peer: String },
+    /// A client-port check: the node's attested hello names a manifest the client does
+    /// not pin (or none where one is required). Nothing was sent to the node.
+    #[error("{peer} runs manifest {runs}, not the pinned manifest {pinned}")]
+    ManifestNotPinned {
+        peer: String,
+        runs: String,
+        pinned: String,
+    },
     #[error("peer refused this node: {0}")]
     PeerRefused(String),
     #[error("channel is older than its lifetime of {0:?}; reconnect to attest again")]

@@ -236,7 +236,16 @@ impl Node {
             .keys
             .shares()
             .iter()
-            .map(|s| s.key_id().to_string())
+            .map(|s| operator_api::KeyStatus {
+                key_id: s.key_id().to_string(),
+                // Empty only if the share's key were invalid: no client confirms it then.
+                public_key: s
+                    .public_key()
+                    .map(|k| hex::encode(k.to_sec1_compressed()))
+                    .unwrap_or_default(),
+                parties: s.group().nodes().iter().map(|n| n.to_string()).collect(),
+                threshold: s.threshold().get(),
+            })
             .collect();
         let presignatures = self.keys.presignatures_ready();
         let state = self.state();
