@@ -355,6 +355,28 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
     assert_eq!(text(&created, "key_id"), "treasury", "{created}");
     let master_key = check_addresses(&created);
     let master = text(&created, "public_key").to_owned();
+    // The parties and threshold the nodes report, each of which confirmed the key; every
+    // node's status lists it the same way.
+    assert_eq!(created["threshold"], 2, "{created}");
+    assert_eq!(
+        created["parties"],
+        serde_json::json!(["node-1", "node-2", "node-3"]),
+        "{created}"
+    );
+    let status = json_ok(&["--cluster", cluster, "status", "--json"]);
+    for id in ["node-1", "node-2", "node-3"] {
+        let keys = node(&status, id)["keys"].as_array().unwrap().clone();
+        assert_eq!(
+            keys,
+            [serde_json::json!({
+                "key_id": "treasury",
+                "public_key": master,
+                "parties": ["node-1", "node-2", "node-3"],
+                "threshold": 2,
+            })],
+            "{id}: {status}"
+        );
+    }
 
     // A digest, signed by the default signing set.
     let digest: [u8; 32] = sha2::Sha256::digest(b"payment 1").into();
@@ -574,6 +596,13 @@ fn demo_creates_a_key_and_signs_with_a_signature_that_verifies() {
     assert!(answer["timings_ms"].is_object(), "{answer}");
 }
 
+/// The manifest version `cluster.toml` pins.
+fn pinned_version(sim: &Sim) -> i64 {
+    let text = std::fs::read_to_string(sim.cluster_toml()).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    table["manifest"]["version"].as_integer().unwrap()
+}
+
 /// Operators approve a new manifest version with `custody manifest`, and every node takes
 /// it; one approval short of the threshold, or the same version again, is refused.
 #[test]
@@ -645,6 +674,8 @@ fn operators_approve_and_submit_a_new_manifest() {
         "{answer}"
     );
 
+    // Refused before it was sent: the pin stays at version 1.
+    assert_eq!(pinned_version(&sim), 1);
     let full = sim.scratch("envelope.json");
     assert_eq!(
         assemble(&approvals, &full)["approved_by_its_own_operators"],
@@ -661,6 +692,9 @@ fn operators_approve_and_submit_a_new_manifest() {
     let nodes = submitted["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     assert!(nodes.iter().all(|n| n["accepted"] == true), "{submitted}");
+    // Every node took it: the pin follows.
+    assert_eq!(pinned_version(&sim), 2);
+    assert_eq!(submitted["pin"]["moved"], true, "{submitted}");
     // The same version again is not an update.
     let args = [
         "--cluster",
