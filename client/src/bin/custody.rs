@@ -29,6 +29,7 @@ struct Cli {
 enum Command {
     /// Start a simulated cluster, create a key, sign a sample message, verify the
     /// signature, stop everything. Exits 0 only if the signature verified.
+    #[cfg(feature = "sim")]
     Demo {
         #[arg(long, default_value_t = 3)]
         nodes: usize,
@@ -36,6 +37,7 @@ enum Command {
         threshold: u16,
     },
     /// Simulated clusters on this machine.
+    #[cfg(feature = "sim")]
     Sim {
         #[command(subcommand)]
         command: SimCommand,
@@ -117,6 +119,7 @@ enum ManifestCmd {
     },
 }
 
+#[cfg(feature = "sim")]
 #[derive(Subcommand, Debug)]
 enum SimCommand {
     /// Start a simulated cluster in the background; writes DIR/cluster.toml.
@@ -230,7 +233,9 @@ fn cluster(cli: &Cli) -> Result<(ClusterFile, PathBuf), Failed> {
 
 fn run(cli: &Cli) -> Result<(), Failed> {
     match &cli.command {
+        #[cfg(feature = "sim")]
         Command::Demo { nodes, threshold } => demo(cli, *nodes, *threshold),
+        #[cfg(feature = "sim")]
         Command::Sim { command } => sim(cli, command),
         Command::Status => status(cli),
         Command::Key {
@@ -629,12 +634,14 @@ fn describe_signature(signed: &Value) -> String {
     )
 }
 
+#[cfg(feature = "sim")]
 fn sim_file(dir: &Path) -> Result<(ClusterFile, PathBuf), Failed> {
     let path = dir.join("cluster.toml");
     let file = ClusterFile::load(&path).map_err(|e| fail("cluster file", e))?;
     Ok((file, path))
 }
 
+#[cfg(feature = "sim")]
 fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
     match command {
         SimCommand::Up { dir, nodes } => {
@@ -690,10 +697,12 @@ fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
 }
 
 /// Removes the demo's cluster and directory however the demo ends.
+#[cfg(feature = "sim")]
 struct DemoCluster {
     dir: PathBuf,
 }
 
+#[cfg(feature = "sim")]
 impl Drop for DemoCluster {
     fn drop(&mut self) {
         let path = self.dir.join("cluster.toml");
@@ -704,6 +713,7 @@ impl Drop for DemoCluster {
     }
 }
 
+#[cfg(feature = "sim")]
 fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
     let unique = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
