@@ -334,6 +334,7 @@ pub fn check_created(
         key_id,
         threshold,
         parties,
+        ..
     } = command
     {
         if key_id.as_ref().is_some_and(|k| *k != created.key_id) {
@@ -503,6 +504,7 @@ mod tests {
             key_id: Some("treasury".into()),
             threshold: 2,
             parties: parties.iter().map(|p| (*p).to_owned()).collect(),
+            renew_aux: false,
         }
     }
 
