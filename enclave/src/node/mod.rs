@@ -123,6 +123,10 @@ struct State {
     phase: Phase,
     manifest: Option<Arc<AcceptedManifest>>,
     channels: Option<Arc<ChannelContext>>,
+    /// The sealed store, published only together with a manifest checked against its
+    /// sealed copy ([`Node::confirm_manifest`]). While it is `None` the manifest came from
+    /// the parent (or an operator) and is only provisional: operators may replace it with
+    /// any manifest they approve, and no escrow is stored or released under it.
     store: Option<Arc<AsyncMutex<SealedStore<ParentBlobs>>>>,
     peers: BTreeMap<String, PeerStatus>,
     state_created_ms: Option<u64>,
@@ -130,10 +134,6 @@ struct State {
     escrow_pending: BTreeSet<String>,
     /// Kept only until every peer holds it; then only the sealed store has it.
     escrow_key: Option<Arc<DataKey>>,
-    /// Whether `manifest` was checked against the sealed copy (or accepted as a successor
-    /// of a checked one). Until then it came from the parent and is only provisional:
-    /// operators may replace it with any manifest they approve.
-    manifest_confirmed: bool,
 }
 
 /// A running node.
@@ -199,7 +199,6 @@ impl Node {
                 state_created_ms: None,
                 escrow_pending: BTreeSet::new(),
                 escrow_key: None,
-                manifest_confirmed: false,
             }),
             manifest_arrived: tokio::sync::Notify::new(),
             manifest_updates: tokio::sync::watch::Sender::new(0),
@@ -338,8 +337,8 @@ impl Node {
         while self.state().manifest.is_none() {
             self.manifest_arrived.notified().await;
         }
-        self.provision().await?;
-        self.confirm_manifest().await?;
+        let store = self.provision().await?;
+        self.confirm_manifest(store).await?;
         if let Err(e) = self.load_keys().await {
             return Err(self.fail(format!("sealed key shares refused: {e}")));
         }
@@ -412,17 +411,14 @@ impl Node {
     /// parent's plain copy, or one operators submitted meanwhile) against the sealed
     /// copy. The same manifest or an approved successor is kept (and sealed); an older
     /// or differently-rooted one is replaced by the sealed copy, which is also written
-    /// back to the parent.
-    async fn confirm_manifest(&self) -> Result<(), NodeError> {
+    /// back to the parent. Only then is the store published, with the confirmed manifest,
+    /// in one step: nothing reads or writes escrows under a provisional manifest, however
+    /// long the parent stalls these reads.
+    async fn confirm_manifest(&self, mut store: SealedStore<ParentBlobs>) -> Result<(), NodeError> {
         let _change = self.manifest_change.lock().await;
-        let (store, boot) = {
-            let state = self.state();
-            (state.store.clone(), state.manifest.clone())
+        let Some(boot) = self.state().manifest.clone() else {
+            return Err(self.fail("no manifest after provisioning".to_owned()));
         };
-        let (Some(store), Some(boot)) = (store, boot) else {
-            return Err(self.fail("no sealed store or manifest after provisioning".to_owned()));
-        };
-        let mut store = store.lock().await;
         let recorded = match store.get(SEALED_MANIFEST_BLOB).await {
             Ok(None) => None,
             Ok(Some(bytes)) => Some(
@@ -457,7 +453,7 @@ impl Node {
                 self.install_manifest(recorded)?;
             }
         }
-        self.state().manifest_confirmed = true;
+        self.state().store = Some(Arc::new(AsyncMutex::new(store)));
         Ok(())
     }
 
@@ -527,8 +523,9 @@ impl Node {
         self.state().channels.clone()
     }
 
-    /// Asks peers for the data key until it is recovered or created.
-    async fn provision(&self) -> Result<(), NodeError> {
+    /// Asks peers for the data key until it is recovered or created, and returns the
+    /// sealed store it opens (not yet published: see [`Self::confirm_manifest`]).
+    async fn provision(&self) -> Result<SealedStore<ParentBlobs>, NodeError> {
         loop {
             let names = match self.blobs.list("").await {
                 Ok(names) => names,
@@ -553,7 +550,7 @@ impl Node {
             match provisioning::decide(has_state, &answers) {
                 Decision::TryKeys { peers } => {
                     match self.try_released_keys(&peers, &mut released).await {
-                        Ok(from) => {
+                        Ok((from, store)) => {
                             let opened = released_fingerprint(&answers, &from);
                             for liar in opened
                                 .map(|f| provisioning::mismatched(&answers, &f))
@@ -562,7 +559,7 @@ impl Node {
                                 tracing::warn!(peer = %liar, "peer released a key that is not this node's; not used");
                             }
                             tracing::info!(peer = %from, "data key recovered: it opened the sealed state");
-                            return Ok(());
+                            return Ok(store);
                         }
                         Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
                         Err(StoreOpen::Retry(reason) | StoreOpen::WrongKey(reason)) => {
@@ -577,13 +574,13 @@ impl Node {
                     let key = Arc::new(key);
                     let copy = DataKey::from_bytes(key.expose_secret());
                     match self.open_store(copy, false).await {
-                        Ok(()) => {
+                        Ok(store) => {
                             tracing::warn!(
                                 peers = %from.join(", "),
                                 "no sealed state at the parent; every peer released the same key: new store under it"
                             );
                             self.escrow_with_every_peer(key);
-                            return Ok(());
+                            return Ok(store);
                         }
                         Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
                         Err(StoreOpen::Retry(reason) | StoreOpen::WrongKey(reason)) => {
@@ -595,10 +592,10 @@ impl Node {
                     let key = DataKey::generate().map_err(|e| self.fail(e.to_string()))?;
                     let key = Arc::new(key);
                     match self.open_store_new(key.clone()).await {
-                        Ok(()) => {
+                        Ok(store) => {
                             self.escrow_with_every_peer(key);
                             tracing::info!("first start: data key created");
-                            return Ok(());
+                            return Ok(store);
                         }
                         Err(reason) => self.wait(reason)?,
                     }
@@ -610,7 +607,7 @@ impl Node {
     }
 
     /// Tries the keys `peers` released, in order, on the existing sealed state. The first
-    /// that opens the sealed index is used (`Ok(peer)`); a key that does not is logged
+    /// that opens the sealed index is used (`Ok((peer, store))`); a key that does not is logged
     /// with the peer that released it and dropped. When none opened it the error says
     /// why, per peer: the node waits and asks again (an honest peer may answer on a
     /// later round).
@@ -618,14 +615,14 @@ impl Node {
         &self,
         peers: &[String],
         released: &mut BTreeMap<String, DataKey>,
-    ) -> Result<String, StoreOpen> {
+    ) -> Result<(String, SealedStore<ParentBlobs>), StoreOpen> {
         let mut failures = Vec::new();
         for peer in peers {
             let Some(key) = released.remove(peer) else {
                 continue;
             };
             match self.open_store(key, true).await {
-                Ok(()) => return Ok(peer.clone()),
+                Ok(store) => return Ok((peer.clone(), store)),
                 Err(StoreOpen::WrongKey(reason)) => {
                     tracing::warn!(%peer, %reason, "key released by peer does not open the sealed state; not used");
                     failures.push(format!("{peer}'s key does not open the sealed state"));
@@ -656,7 +653,11 @@ impl Node {
     /// Opens the sealed store with a key a peer released and reads the node's state.
     /// `expect_state`: the sealed index existed when the peers were asked; without it,
     /// an index that has gone since is not taken for a new store (the key is unproven).
-    async fn open_store(&self, key: DataKey, expect_state: bool) -> Result<(), StoreOpen> {
+    async fn open_store(
+        &self,
+        key: DataKey,
+        expect_state: bool,
+    ) -> Result<SealedStore<ParentBlobs>, StoreOpen> {
         let store = SealedStore::open(self.blobs.clone(), key, &self.config.node_id)
             .await
             .map_err(StoreOpen::classify)?;
@@ -686,13 +687,11 @@ impl Node {
                 )));
             }
         };
-        let mut state = self.state();
-        state.state_created_ms = Some(created);
-        state.store = Some(Arc::new(AsyncMutex::new(store)));
-        Ok(())
+        self.state().state_created_ms = Some(created);
+        Ok(store)
     }
 
-    async fn open_store_new(&self, key: Arc<DataKey>) -> Result<(), String> {
+    async fn open_store_new(&self, key: Arc<DataKey>) -> Result<SealedStore<ParentBlobs>, String> {
         let copy = DataKey::from_bytes(key.expose_secret());
         let store = SealedStore::open(self.blobs.clone(), copy, &self.config.node_id)
             .await
@@ -700,7 +699,10 @@ impl Node {
         self.finish_new_store(store).await
     }
 
-    async fn finish_new_store(&self, mut store: SealedStore<ParentBlobs>) -> Result<(), String> {
+    async fn finish_new_store(
+        &self,
+        mut store: SealedStore<ParentBlobs>,
+    ) -> Result<SealedStore<ParentBlobs>, String> {
         let created = now_ms();
         store
             .put(
@@ -709,10 +711,8 @@ impl Node {
             )
             .await
             .map_err(|e| e.to_string())?;
-        let mut state = self.state();
-        state.state_created_ms = Some(created);
-        state.store = Some(Arc::new(AsyncMutex::new(store)));
-        Ok(())
+        self.state().state_created_ms = Some(created);
+        Ok(store)
     }
 
     /// Opens an attested channel to `peer` through the parent.
@@ -827,8 +827,15 @@ impl Node {
 
     /// Sends the data key to every peer that does not yet hold it.
     async fn retry_escrows(&self) {
+        // Only peers of the manifest the node runs now: the list was taken while the
+        // manifest was still provisional.
+        let current: BTreeSet<String> = self.peer_ids().into_iter().collect();
         let (pending, key) = {
-            let state = self.state();
+            let mut state = self.state();
+            state.escrow_pending.retain(|peer| current.contains(peer));
+            if state.escrow_pending.is_empty() {
+                state.escrow_key = None;
+            }
             (state.escrow_pending.clone(), state.escrow_key.clone())
         };
         let Some(key) = key else { return };
@@ -1017,15 +1024,16 @@ impl Node {
         }
         let signed = SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
         let _change = self.manifest_change.lock().await;
-        let (current, confirmed, store) = {
+        // The manifest is confirmed exactly when the sealed store is published.
+        let (current, store) = {
             let state = self.state();
-            (
-                state.manifest.clone(),
-                state.manifest_confirmed,
-                state.store.clone(),
-            )
+            (state.manifest.clone(), state.store.clone())
         };
-        let base = if confirmed { current.as_deref() } else { None };
+        let base = if store.is_some() {
+            current.as_deref()
+        } else {
+            None
+        };
         let accepted = manifest::accept(base, signed).map_err(|e| {
             tracing::warn!(error = %e, "manifest refused");
             e.to_string()
@@ -1038,8 +1046,7 @@ impl Node {
             .put(MANIFEST_BLOB, accepted.envelope_bytes().to_vec())
             .await
             .map_err(|e| format!("storing the manifest at the parent: {e}"))?;
-        if confirmed {
-            let store = store.ok_or("confirmed manifest without a sealed store")?;
+        if let Some(store) = store {
             store
                 .lock()
                 .await
@@ -1078,11 +1085,13 @@ impl Node {
         };
         loop {
             let next = tokio::select! {
-                next = tokio::time::timeout(PEER_IDLE_TIMEOUT, channel.recv()) => next,
+                // An update wins over a message that is ready at the same time.
+                biased;
                 _ = updates.changed() => {
                     tracing::info!(%peer, "manifest updated: closing a channel attested under the previous one");
                     break;
                 }
+                next = tokio::time::timeout(PEER_IDLE_TIMEOUT, channel.recv()) => next,
             };
             let Ok(Ok(Some(bytes))) = next else { break };
             let reply = match PeerMessage::decode(&bytes) {
@@ -1116,9 +1125,28 @@ impl Node {
         }
     }
 
+    /// Whether `channels` is the trust of the manifest the node runs under, confirmed
+    /// against its sealed state. Escrows are stored and released only then: checked after
+    /// the store's lock is taken, so a manifest installed while a request waited for it
+    /// (a provisional one an attacker submitted, or any update) is seen.
+    fn serves_escrows(&self, channels: &Arc<ChannelContext>) -> Result<(), PeerMessage> {
+        let state = self.state();
+        let current = state
+            .channels
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, channels));
+        if state.store.is_some() && current {
+            Ok(())
+        } else {
+            Err(PeerMessage::Unavailable {
+                reason: "this channel was not attested under the manifest the node runs, confirmed by its sealed state".to_owned(),
+            })
+        }
+    }
+
     async fn handle_peer(
         &self,
-        channels: &ChannelContext,
+        channels: &Arc<ChannelContext>,
         peer: &str,
         exporter: &[u8; 32],
         message: PeerMessage,
@@ -1138,6 +1166,9 @@ impl Node {
                     };
                 };
                 let mut store = store.lock().await;
+                if let Err(refusal) = self.serves_escrows(channels) {
+                    return refusal;
+                }
                 let held = match store.get(&escrow_blob(peer)).await {
                     Ok(held) => held,
                     Err(e) => {
@@ -1182,7 +1213,7 @@ impl Node {
     /// Releases `peer`'s escrowed key, encrypted to the HPKE key in its fresh evidence.
     async fn release(
         &self,
-        channels: &ChannelContext,
+        channels: &Arc<ChannelContext>,
         store: Option<Arc<AsyncMutex<SealedStore<ParentBlobs>>>>,
         peer: &str,
         exporter: &[u8; 32],
@@ -1213,7 +1244,11 @@ impl Node {
                 },
             };
         };
-        let escrowed = match store.lock().await.get(&escrow_blob(peer)).await {
+        let store = store.lock().await;
+        if let Err(refusal) = self.serves_escrows(channels) {
+            return refusal;
+        }
+        let escrowed = match store.get(&escrow_blob(peer)).await {
             Ok(Some(key)) => key,
             Ok(None) => return PeerMessage::NotHeld,
             Err(e) => {
