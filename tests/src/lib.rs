@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod hostile_peer;
 pub mod impostor;
+pub mod stalling_parent;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
