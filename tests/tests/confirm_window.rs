@@ -157,16 +157,17 @@ async fn ask_for_node2_key(
     }
 }
 
-#[test]
-fn a_stalled_confirmation_releases_no_key_under_a_forged_manifest() {
-    let (mut c, _) = Cluster::running(3).unwrap();
+/// Steps 1 to 3 of the attack, common to the tests below: node-1's parent turns
+/// hostile, node-1 restarts, and while the read of its sealed node-info is stalled the
+/// forged manifest goes in; then node-info goes through and the read of the sealed
+/// manifest copy (which would revert the forgery) is stalled. Returns the proxy, still
+/// stalling, and the attacker's enclave.
+fn stalled_under_forged_manifest(c: &mut Cluster) -> (StallingParent, Arc<ChannelContext>) {
     // Everything that hashes the enclave binary is done before the clock starts: each
     // stall must end before the node's blob request times out.
-    let forged = forged_manifest(&c);
-    let attacker = Arc::new(attacker_enclave(&c, &forged));
+    let forged = forged_manifest(c);
+    let attacker = Arc::new(attacker_enclave(c, &forged));
     c.status("node-1").unwrap();
-    let node1_port = c.node("node-1").unwrap().peer_port;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
 
     // node-1's parent turns hostile: its blob store now answers through the proxy.
     let parent = StallingParent::start(&c.node("node-1").unwrap().vsock_dir, STARTUP).unwrap();
@@ -188,13 +189,64 @@ fn a_stalled_confirmation_releases_no_key_under_a_forged_manifest() {
         c.logs()
     );
 
-    // (3) node-info goes through; the read of the sealed manifest copy, which would
-    // revert the forgery, is stalled.
+    // (3) node-info goes through; the read of the sealed manifest copy is stalled.
     parent.hold("accepted-manifest");
     parent.release("node-info");
     parent
         .wait_stalled("accepted-manifest", Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+    (parent, attacker)
+}
+
+/// Fails the test when `key`, which node-1 released to the attacker, is node-2's.
+fn leaked(c: &Cluster, key: &[u8], how: &str) -> ! {
+    let index = std::fs::read(c.node("node-2").unwrap().blob_dir.join(INDEX_NAME)).unwrap();
+    let opens = <[u8; 32]>::try_from(key)
+        .is_ok_and(|key| SealedIndex::open(&DataKey::from_bytes(&key), "node-2", &index).is_ok());
+    panic!(
+        "node-1 released node-2's escrowed key under a forged manifest (version 99, \
+         approved only by the attacker's operators) {how}; the key {} node-2's sealed \
+         state\n{}",
+        if opens { "opens" } else { "does not open" },
+        c.logs()
+    );
+}
+
+/// After the attack: node-1 reverted to the sealed v1 and every node runs with every
+/// After the attack: node-1 reverted to the sealed v1 and every node runs with every
+/// peer attested.
+fn reverted_to_v1(c: &Cluster, parent: &StallingParent) {
+    parent.release("accepted-manifest");
+    assert!(
+        parent.overdue().is_empty(),
+        "a stall outlasted the node's blob timeout ({:?}): the test ran too slowly to \
+         show anything\n{}",
+        parent.overdue(),
+        c.logs()
+    );
+    c.wait_until(
+        "node-1 back under manifest v1, every node running with every peer attested",
+        STARTUP,
+        |s| {
+            all(s, |s| {
+                running_and_attested(s, 2) && s.manifest_version == Some(1)
+            })
+        },
+    )
+    .unwrap();
+    let log = c.enclave_log("node-1").unwrap();
+    assert!(
+        log.contains("parent's manifest refused; running under the sealed one"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_stalled_confirmation_releases_no_key_under_a_forged_manifest() {
+    let (mut c, _) = Cluster::running(3).unwrap();
+    let node1_port = c.node("node-1").unwrap().peer_port;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (parent, attacker) = stalled_under_forged_manifest(&mut c);
 
     // (4) The attacker's enclave, trusted as node-2 by the forged manifest, asks node-1
     // for node-2's escrowed key. A node that serves the request from its sealed store
@@ -217,47 +269,102 @@ fn a_stalled_confirmation_releases_no_key_under_a_forged_manifest() {
             .unwrap_or_else(|_| panic!("node-1 never answered\n{}", c.logs()))
             .unwrap()
     });
-    parent.release("accepted-manifest");
-    assert!(
-        parent.overdue().is_empty(),
-        "a stall outlasted the node's blob timeout ({:?}): the test ran too slowly to \
-         show anything\n{}",
-        parent.overdue(),
-        c.logs()
-    );
-
     let refusal = match answer {
-        Answer::Released(key) => {
-            // It is the real node-2's key: it opens node-2's sealed state.
-            let index = std::fs::read(c.node("node-2").unwrap().blob_dir.join(INDEX_NAME)).unwrap();
-            let opens = SealedIndex::open(&DataKey::from_bytes(&key), "node-2", &index).is_ok();
-            panic!(
-                "node-1 released node-2's escrowed key under a forged manifest (version 99, \
-             approved only by the attacker's operators) while a stalled read kept it from \
-             confirming its manifest; the key {} node-2's sealed state\n{}",
-                if opens { "opens" } else { "does not open" },
-                c.logs()
-            );
-        }
+        Answer::Released(key) => leaked(
+            &c,
+            &key,
+            "while a stalled read kept it from confirming its manifest",
+        ),
         Answer::Other(refusal) => refusal,
     };
     eprintln!("node-1 answered the attacker: {refusal}");
+    reverted_to_v1(&c, &parent);
+}
 
-    // Once the parent stops stalling, node-1 reverts to the sealed v1 and runs with every
-    // peer attested.
-    c.wait_until(
-        "node-1 back under manifest v1, every node running with every peer attested",
-        STARTUP,
-        |s| {
-            all(s, |s| {
-                running_and_attested(s, 2) && s.manifest_version == Some(1)
-            })
-        },
-    )
-    .unwrap();
-    let log = c.enclave_log("node-1").unwrap();
-    assert!(
-        log.contains("parent's manifest refused; running under the sealed one"),
-        "{log}"
-    );
+/// Requests the attacker keeps queued on its channel while the stalled read completes.
+const QUEUED: usize = 30;
+
+/// The same window, from the other side: the attacker's channel to node-1, attested
+/// under the forged manifest during the stall, stays busy with release requests while
+/// the stalled read completes and node-1 reverts to v1. No request on that channel may be
+/// served with the forged trust once the sealed store is in use.
+#[test]
+fn requests_queued_under_a_forged_manifest_are_not_served_after_the_revert() {
+    let (mut c, _) = Cluster::running(3).unwrap();
+    let node1_port = c.node("node-1").unwrap().peer_port;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (parent, attacker) = stalled_under_forged_manifest(&mut c);
+
+    let (answers, released) = runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", node1_port))
+            .await
+            .unwrap();
+        let mut channel = match attacker.connect(stream, "node-1").await {
+            Ok(channel) => channel,
+            // Refusing the forged trust outright also defeats the attack.
+            Err(e) => return (vec![format!("channel refused: {e}")], None),
+        };
+        let (secret, public) = hpke::generate_keypair().unwrap();
+        let exporter = *channel.exporter();
+        let document = attacker
+            .attest(&exporter, public.to_bytes().to_vec())
+            .await
+            .unwrap();
+        let request = PeerMessage::ReleaseRequest { document }.encode();
+        let mut answers = Vec::new();
+        let mut released = None;
+        let mut in_flight = 0;
+        let mut stalled = true;
+        // Keep QUEUED requests in flight; let the read through once they are queued,
+        // and go on until node-1 closes the channel.
+        loop {
+            while in_flight < QUEUED {
+                if channel.send(&request).await.is_err() {
+                    break;
+                }
+                in_flight += 1;
+            }
+            if stalled {
+                parent.release("accepted-manifest");
+                stalled = false;
+            }
+            let reply = match tokio::time::timeout(Duration::from_secs(30), channel.recv()).await {
+                Ok(Ok(Some(reply))) => reply,
+                end => {
+                    answers.push(format!("channel ended: {end:?}"));
+                    break;
+                }
+            };
+            in_flight -= 1;
+            match PeerMessage::decode(&reply) {
+                Ok(PeerMessage::Released { enc, ciphertext }) => {
+                    let key = hpke::open(
+                        &secret,
+                        &enc,
+                        &release_info("node-2"),
+                        &exporter,
+                        &ciphertext,
+                    )
+                    .unwrap();
+                    released = Some(key.to_vec());
+                    break;
+                }
+                other => answers.push(format!("{other:?}")),
+            }
+        }
+        (answers, released)
+    });
+    if let Some(key) = released {
+        leaked(
+            &c,
+            &key,
+            &format!(
+                "on a channel attested under it, to a request queued while the stalled read \
+                 completed and node-1 reverted to v1 (after {} other answers)",
+                answers.len()
+            ),
+        );
+    }
+    eprintln!("node-1 answered the attacker: {answers:?}");
+    reverted_to_v1(&c, &parent);
 }
