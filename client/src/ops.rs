@@ -5,7 +5,9 @@ use crate::cluster_file::{ClusterFile, ClusterFileError, Purpose};
 use crate::connection::{RequestError, request_blocking};
 use crate::operator;
 use crate::pin::{self, Pin, PinError, Submitted};
-use enclave::operator_api::{KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand};
+use enclave::operator_api::{
+    self, KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -58,8 +60,10 @@ pub struct NodeReport {
     pub pcr0: Option<String>,
     /// Why it is not attested or not reachable.
     pub error: Option<String>,
-    /// The keys it holds a share of, as it reports them.
+    /// The keys it holds a share of, as it reports them: the first ones by id.
     pub keys: Vec<KeyStatus>,
+    /// How many keys it holds a share of, listed or not.
+    pub key_count: usize,
     /// The node's full status, when it answered.
     #[serde(skip)]
     pub status: Option<NodeStatus>,
@@ -77,6 +81,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                 pcr0: None,
                 error: Some(error),
                 keys: Vec::new(),
+                key_count: 0,
                 status: None,
             };
             let expect = match file.expectation(&node.id, Purpose::Status) {
@@ -101,6 +106,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                             pcr0: Some(answer.node.pcr0),
                             error: status.reason.clone(),
                             keys: status.keys.clone(),
+                            key_count: status.key_count.max(status.keys.len()),
                             status: Some(status),
                         },
                         Err(e) => NodeReport {
@@ -110,6 +116,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                             pcr0: Some(answer.node.pcr0),
                             error: Some(e),
                             keys: Vec::new(),
+                            key_count: 0,
                             status: None,
                         },
                     }
@@ -301,18 +308,29 @@ pub fn create_key(
     })?;
     check_created(file, coordinator, command, &created)?;
     for party in &created.parties {
-        let status = ask(
-            file,
-            party,
-            Purpose::Command,
-            |_| OperatorRequest::Status,
-            STATUS_PATIENCE,
-        )?;
-        let status: NodeStatus = serde_json::from_value(status).map_err(|e| OpError::Answer {
-            node: party.clone(),
-            reason: e.to_string(),
-        })?;
-        confirm_key(&created, party, &status)?;
+        let key_id = created.key_id.clone();
+        let held =
+            match ask(
+                file,
+                party,
+                Purpose::Command,
+                move |_| OperatorRequest::Key { key_id },
+                STATUS_PATIENCE,
+            ) {
+                Ok(held) => Some(serde_json::from_value::<KeyStatus>(held).map_err(|e| {
+                    OpError::Answer {
+                        node: party.clone(),
+                        reason: e.to_string(),
+                    }
+                })?),
+                Err(OpError::Refused { reason, .. })
+                    if reason == operator_api::no_key(&created.key_id) =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+        confirm_key(&created, party, held.as_ref())?;
     }
     Ok(created)
 }
@@ -389,21 +407,22 @@ pub fn check_created(
     Ok(())
 }
 
-/// Whether `party`'s status shows the key exactly as `created` reports it.
-pub fn confirm_key(created: &CreatedKey, party: &str, status: &NodeStatus) -> Result<(), OpError> {
+/// Whether `party` (over a connection attested as that node) holds the key exactly as
+/// `created` reports it: `held` is its record of the key, `None` when it has none.
+pub fn confirm_key(
+    created: &CreatedKey,
+    party: &str,
+    held: Option<&KeyStatus>,
+) -> Result<(), OpError> {
     let refuse = |reason: String| OpError::KeyNotConfirmed {
         key_id: created.key_id.clone(),
         node: party.to_owned(),
         reason,
     };
-    if status.node_id != party {
-        return Err(refuse(format!("answered as {}", status.node_id)));
+    let held = held.ok_or_else(|| refuse("holds no share of it".to_owned()))?;
+    if held.key_id != created.key_id {
+        return Err(refuse(format!("answered for key {}", held.key_id)));
     }
-    let held = status
-        .keys
-        .iter()
-        .find(|k| k.key_id == created.key_id)
-        .ok_or_else(|| refuse("holds no share of it".to_owned()))?;
     if !held.public_key.eq_ignore_ascii_case(&created.public_key) {
         return Err(refuse(format!(
             "holds public key {}, the coordinator reported {}",
@@ -508,21 +527,6 @@ mod tests {
         }
     }
 
-    fn status(node: &str, keys: Vec<KeyStatus>) -> NodeStatus {
-        NodeStatus {
-            node_id: node.into(),
-            phase: "running".into(),
-            reason: None,
-            manifest_version: Some(1),
-            manifest_hash: None,
-            state_created_ms: None,
-            peers: Default::default(),
-            escrow_pending: Vec::new(),
-            keys,
-            presignatures: 0,
-        }
-    }
-
     fn held(c: &CreatedKey) -> KeyStatus {
         KeyStatus {
             key_id: c.key_id.clone(),
@@ -591,12 +595,12 @@ mod tests {
     #[test]
     fn every_party_must_hold_the_key_as_reported() {
         let c = created();
-        confirm_key(&c, "node-2", &status("node-2", vec![held(&c)])).unwrap();
+        confirm_key(&c, "node-2", Some(&held(&c))).unwrap();
 
         let differs = |edit: &dyn Fn(&mut KeyStatus)| {
             let mut k = held(&c);
             edit(&mut k);
-            refused_by(confirm_key(&c, "node-2", &status("node-2", vec![k])))
+            refused_by(confirm_key(&c, "node-2", Some(&k)))
         };
         assert_eq!(
             differs(&|k| k.public_key = hex::encode(key(4).to_sec1_compressed())),
@@ -605,13 +609,6 @@ mod tests {
         assert_eq!(differs(&|k| k.threshold = 1), "node-2");
         assert_eq!(differs(&|k| k.parties.push("node-3".into())), "node-2");
         assert_eq!(differs(&|k| k.key_id = "other".into()), "node-2");
-        assert_eq!(
-            refused_by(confirm_key(&c, "node-2", &status("node-2", Vec::new()))),
-            "node-2"
-        );
-        assert_eq!(
-            refused_by(confirm_key(&c, "node-2", &status("node-1", vec![held(&c)]))),
-            "node-2"
-        );
+        assert_eq!(refused_by(confirm_key(&c, "node-2", None)), "node-2");
     }
 }

@@ -264,8 +264,7 @@ mod tests {
                 "id": format!("operator-{i}"), "public_key": k.public_key_hex(),
             })).collect::<Vec<_>>(),
             "nodes": [{"id": "node-1", "provider": "sim", "address": "127.0.0.1:1",
-                "measurements": [{"0": "00".repeat(48), "1": "00".repeat(48),
-                    "2": "00".repeat(48)}]}],
+                "measurements": [{"8": "00".repeat(48)}]}],
         }))
         .unwrap()
     }

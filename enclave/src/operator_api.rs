@@ -4,7 +4,9 @@
 //! `[1][1][signed manifest envelope]` submits a manifest; `[1][2]` asks for the node's
 //! status; `[1][4][operator-signed command]` is a [`KeyCommand`] (create a key, sign) with
 //! its operator's signature ([`SignedCommand`]); `[1][5][nonce]` asks for a fresh
-//! attestation document. Answers: `[1][0][JSON]` or `[1][1][reason]`. A manifest needs no
+//! attestation document; `[1][6][key id]` asks for one key's record ([`KeyStatus`]).
+//! Answers: `[1][0][JSON]` or `[1][1][reason]`; an answer never exceeds
+//! [`MAX_RESPONSE_LEN`], and JSON that would is refused whole, never cut. A manifest needs no
 //! channel security to be safe: the node accepts it only with enough valid operator
 //! signatures. (Operator-signed requests over attested TLS, for key operations, come with
 //! the `custody` client.)
@@ -26,6 +28,10 @@ pub enum OperatorRequest {
     /// A fresh attestation document with this nonce, for auditors.
     Attest {
         nonce: Vec<u8>,
+    },
+    /// The record of one key this node holds a share of.
+    Key {
+        key_id: String,
     },
 }
 
@@ -190,6 +196,7 @@ impl OperatorRequest {
                 [&[VERSION, 4][..], command.encode().as_slice()].concat()
             }
             OperatorRequest::Attest { nonce } => [&[VERSION, 5][..], nonce.as_slice()].concat(),
+            OperatorRequest::Key { key_id } => [&[VERSION, 6][..], key_id.as_bytes()].concat(),
         }
     }
 
@@ -210,26 +217,50 @@ impl OperatorRequest {
                     nonce: nonce.to_vec(),
                 })
             }
+            [VERSION, 6, key_id @ ..] => {
+                let key_id = std::str::from_utf8(key_id)
+                    .map_err(|_| ApiError::Malformed("key id is not UTF-8".to_owned()))?;
+                mpc::KeyId::new(key_id).map_err(|e| ApiError::Malformed(e.to_string()))?;
+                Ok(OperatorRequest::Key {
+                    key_id: key_id.to_owned(),
+                })
+            }
             _ => Err(ApiError::Unknown),
         }
     }
 }
 
-/// Encodes an answer: JSON on success, a reason otherwise.
+/// Encodes an answer: JSON on success, a reason otherwise. JSON longer than an answer may
+/// be is never cut (a client would read something else than was meant, or nothing): the
+/// answer is then a refusal that says so. A reason is cut to fit.
 pub fn encode_answer(answer: &Result<String, String>) -> Vec<u8> {
+    let too_large;
     let (code, text) = match answer {
+        Ok(json) if json.len() > MAX_RESPONSE_LEN - 2 => {
+            too_large = format!(
+                "the answer ({} bytes) is larger than the {} bytes an answer may be",
+                json.len(),
+                MAX_RESPONSE_LEN - 2
+            );
+            (1, too_large.as_str())
+        }
         Ok(json) => (0, json.as_str()),
         Err(reason) => (1, reason.as_str()),
     };
-    let mut end = text.len().min(MAX_RESPONSE_LEN - 2);
+    [
+        &[VERSION, code][..],
+        cut(text, MAX_RESPONSE_LEN - 2).as_bytes(),
+    ]
+    .concat()
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    [
-        &[VERSION, code][..],
-        text.as_bytes().get(..end).unwrap_or_default(),
-    ]
-    .concat()
+    text.get(..end).unwrap_or_default()
 }
 
 pub fn decode_answer(bytes: &[u8]) -> Result<Result<String, String>, ApiError> {
@@ -256,13 +287,89 @@ pub struct NodeStatus {
     /// Peers that do not yet hold this node's escrowed data key. Until this is empty, a
     /// restart of this node could not be recovered by every peer.
     pub escrow_pending: Vec<String>,
-    /// The keys this node holds a share of. A client confirms a new key with every
-    /// party through this list, each over its own attested connection.
+    /// The keys this node holds a share of, in id order. In an operator's answer, only
+    /// the first ones that fit ([`NodeStatus::into_answer`]); `key_count` says how many
+    /// there are. A client confirms a new key with each party by [`OperatorRequest::Key`].
     #[serde(default)]
     pub keys: Vec<KeyStatus>,
+    /// How many keys this node holds a share of, listed or not.
+    #[serde(default)]
+    pub key_count: usize,
     /// Presignatures ready in this node's pools.
     #[serde(default)]
     pub presignatures: usize,
+}
+
+/// Most keys a status answer lists; with more, the first by id (as many as fit).
+pub const MAX_STATUS_KEYS: usize = 100;
+/// Longest reason, peer error or PCR0 in a status answer, in bytes.
+pub const MAX_STATUS_TEXT: usize = 128;
+/// Most peers and pending escrows a status answer lists (a manifest's node limit).
+pub const MAX_STATUS_PEERS: usize = manifest::MAX_NODES;
+
+impl NodeStatus {
+    /// The status as an operator's answer, which fits [`MAX_RESPONSE_LEN`] by
+    /// construction: texts cut to [`MAX_STATUS_TEXT`] bytes and ids to a node id's length,
+    /// with control characters, quotes and backslashes replaced by `?` (so JSON escapes
+    /// nothing in them), at most [`MAX_STATUS_PEERS`] peers and pending escrows, and the keys in id order, at most [`MAX_STATUS_KEYS`] and only
+    /// as many as fit what is left. `key_count` counts them all.
+    pub fn into_answer(mut self) -> Result<String, String> {
+        let plain = |t: &str, max: usize| {
+            cut(t, max)
+                .chars()
+                .map(|c| {
+                    if c.is_control() || c == '"' || c == '\\' {
+                        '?'
+                    } else {
+                        c
+                    }
+                })
+                .collect::<String>()
+        };
+        let text = |t: &str| plain(t, MAX_STATUS_TEXT);
+        let id = |t: &str| plain(t, transport::connect::MAX_NODE_ID_LEN);
+        self.reason = self.reason.as_deref().map(text);
+        self.peers = std::mem::take(&mut self.peers)
+            .into_iter()
+            .take(MAX_STATUS_PEERS)
+            .map(|(peer_id, mut peer)| {
+                peer.error = peer.error.as_deref().map(text);
+                peer.pcr0 = peer.pcr0.as_deref().map(text);
+                (id(&peer_id), peer)
+            })
+            .collect();
+        self.escrow_pending.truncate(MAX_STATUS_PEERS);
+        self.escrow_pending = self.escrow_pending.iter().map(|p| id(p)).collect();
+        self.node_id = id(&self.node_id);
+        self.phase = text(&self.phase);
+        self.manifest_hash = self.manifest_hash.as_deref().map(text);
+        let mut keys = std::mem::take(&mut self.keys);
+        self.key_count = self.key_count.max(keys.len());
+        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        let json = |s: &NodeStatus| serde_json::to_string(s).map_err(|e| e.to_string());
+        let mut room = (MAX_RESPONSE_LEN - 2).saturating_sub(json(&self)?.len());
+        for key in keys.into_iter().take(MAX_STATUS_KEYS) {
+            // The record and the comma before it.
+            let len = json_len(&key)? + 1;
+            if len > room {
+                break;
+            }
+            room -= len;
+            self.keys.push(key);
+        }
+        json(&self)
+    }
+}
+
+fn json_len(value: &impl Serialize) -> Result<usize, String> {
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .map_err(|e| e.to_string())
+}
+
+/// The refusal of [`OperatorRequest::Key`] by a node that holds no share of `key_id`.
+pub fn no_key(key_id: &str) -> String {
+    format!("no key {key_id}")
 }
 
 /// One key as a party reports it: what it holds a share of.
@@ -334,6 +441,9 @@ mod tests {
                 nonce: vec![1; 512],
             },
             OperatorRequest::Attest { nonce: Vec::new() },
+            OperatorRequest::Key {
+                key_id: "k".repeat(64),
+            },
         ] {
             assert_eq!(OperatorRequest::decode(&r.encode()).unwrap(), r);
         }
@@ -357,6 +467,18 @@ mod tests {
             OperatorRequest::decode(&[&[1u8, 5][..], &[0; MAX_ATTEST_NONCE_LEN + 1]].concat()),
             Err(ApiError::Unknown)
         );
+        // A key id by the key id rule: 1 to 64 characters of a small alphabet.
+        for bad in [
+            &[1u8, 6][..],
+            &[&[1u8, 6][..], &[b'k'; 65]].concat(),
+            b"\x01\x06a b",
+            &[1, 6, 0xff],
+        ] {
+            assert!(
+                matches!(OperatorRequest::decode(bad), Err(ApiError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
         for bad in [
             &[1u8, 4][..],
             &[1, 4, 0],
@@ -453,9 +575,125 @@ mod tests {
             peers: BTreeMap::new(),
             escrow_pending: Vec::new(),
             keys: Vec::new(),
+            key_count: 0,
             presignatures: 0,
         };
         let line = serde_json::to_vec(&HealthLine::of(&status)).unwrap();
         assert!(line.len() < 1024, "{}", line.len());
+    }
+
+    /// JSON that does not fit an answer is refused whole, never cut.
+    #[test]
+    fn answers_are_whole_or_refused() {
+        let json = |len: usize| format!("\"{}\"", "x".repeat(len - 2));
+        let fits = json(MAX_RESPONSE_LEN - 2);
+        let encoded = encode_answer(&Ok(fits.clone()));
+        assert_eq!(encoded.len(), MAX_RESPONSE_LEN);
+        assert_eq!(decode_answer(&encoded).unwrap(), Ok(fits));
+        let encoded = encode_answer(&Ok(json(MAX_RESPONSE_LEN - 1)));
+        assert!(encoded.len() <= MAX_RESPONSE_LEN);
+        let reason = decode_answer(&encoded).unwrap().unwrap_err();
+        assert!(reason.contains("larger than"), "{reason}");
+        // A reason is text: cut to fit, at a character boundary.
+        let encoded = encode_answer(&Err("é".repeat(MAX_RESPONSE_LEN)));
+        assert!(encoded.len() <= MAX_RESPONSE_LEN);
+        assert!(
+            decode_answer(&encoded)
+                .unwrap()
+                .unwrap_err()
+                .starts_with("éé")
+        );
+    }
+
+    fn key(i: usize, parties: usize) -> KeyStatus {
+        KeyStatus {
+            key_id: format!("{i:0>64}"),
+            public_key: "02".repeat(33),
+            parties: (0..parties).map(|p| format!("{p:n>64}")).collect(),
+            threshold: u16::MAX,
+        }
+    }
+
+    /// A status as large as anything outside may make it: every text at its longest and
+    /// full of characters JSON escapes, a peer for every node a manifest may list.
+    fn largest(keys: Vec<KeyStatus>) -> NodeStatus {
+        let hostile = "\"\\\u{1}".repeat(10_000);
+        NodeStatus {
+            node_id: hostile.clone(),
+            phase: hostile.clone(),
+            reason: Some(hostile.clone()),
+            manifest_version: Some(u64::MAX),
+            manifest_hash: Some(hostile.clone()),
+            state_created_ms: Some(u64::MAX),
+            peers: (0..MAX_STATUS_PEERS + 10)
+                .map(|i| {
+                    (
+                        format!("{i:0>64}{hostile}"),
+                        PeerStatus {
+                            attested: false,
+                            pcr0: Some(hostile.clone()),
+                            error: Some(hostile.clone()),
+                            checked_ms: u64::MAX,
+                        },
+                    )
+                })
+                .collect(),
+            escrow_pending: (0..MAX_STATUS_PEERS + 10)
+                .map(|i| format!("{i}{hostile}"))
+                .collect(),
+            key_count: keys.len(),
+            keys,
+            presignatures: usize::MAX,
+        }
+    }
+
+    fn answer(status: NodeStatus) -> NodeStatus {
+        let json = status.into_answer().unwrap();
+        let encoded = encode_answer(&Ok(json));
+        assert!(encoded.len() <= MAX_RESPONSE_LEN, "{}", encoded.len());
+        serde_json::from_str(&decode_answer(&encoded).unwrap().unwrap()).unwrap()
+    }
+
+    /// The status answer fits by construction: up to MAX_STATUS_KEYS keys, the first
+    /// by id, and how many there are.
+    #[test]
+    fn status_answers_fit_and_list_the_first_keys_by_id() {
+        let small = |n: usize| {
+            let mut status = largest(Vec::new());
+            status.peers.clear();
+            status.escrow_pending.clear();
+            // Out of order: the answer lists them by id.
+            status.keys = (0..n).rev().map(|i| key(i, 3)).collect();
+            status.key_count = n;
+            status
+        };
+        let all = answer(small(MAX_STATUS_KEYS));
+        assert_eq!(all.keys.len(), MAX_STATUS_KEYS);
+        assert_eq!(all.key_count, MAX_STATUS_KEYS);
+        assert_eq!(all.keys.first().unwrap(), &key(0, 3));
+        let more = answer(small(MAX_STATUS_KEYS + 1));
+        assert_eq!(more.keys.len(), MAX_STATUS_KEYS);
+        assert_eq!(more.key_count, MAX_STATUS_KEYS + 1);
+        assert_eq!(more.keys, all.keys);
+
+        // The largest records and every other field at its worst: it still fits, lists
+        // keys in order as far as they fit, and counts them all.
+        let keys: Vec<_> = (0..4096).map(|i| key(i, mpc::party::MAX_PARTIES)).collect();
+        let worst = answer(largest(keys.clone()));
+        assert_eq!(worst.key_count, 4096);
+        assert!(!worst.keys.is_empty());
+        assert_eq!(worst.keys.as_slice(), keys.get(..worst.keys.len()).unwrap());
+        assert_eq!(worst.peers.len(), MAX_STATUS_PEERS);
+        assert_eq!(worst.escrow_pending.len(), MAX_STATUS_PEERS);
+        assert!(worst.reason.unwrap().len() <= MAX_STATUS_TEXT);
+    }
+
+    /// One key's record, the largest there is, fits an answer with room to spare.
+    #[test]
+    fn the_largest_key_record_fits() {
+        let json = serde_json::to_string(&key(0, mpc::party::MAX_PARTIES)).unwrap();
+        let encoded = encode_answer(&Ok(json.clone()));
+        assert_eq!(decode_answer(&encoded).unwrap(), Ok(json));
+        assert!(encoded.len() < MAX_RESPONSE_LEN / 8);
     }
 }

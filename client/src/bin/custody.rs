@@ -161,6 +161,10 @@ enum KeyCmd {
         /// Key id (default: chosen by the node).
         #[arg(long)]
         key_id: Option<String>,
+        /// Generate the parties' auxiliary info afresh, even where they already hold it
+        /// for this party set (a party refuses to run it again unless asked).
+        #[arg(long)]
+        renew_aux: bool,
     },
 }
 
@@ -244,10 +248,11 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                     threshold,
                     parties,
                     key_id,
+                    renew_aux,
                 },
         } => {
             let (file, _) = cluster(cli)?;
-            let created = create_key(&file, *threshold, parties, key_id.clone())?;
+            let created = create_key(&file, *threshold, parties, key_id.clone(), *renew_aux)?;
             print(cli.json, &created, &describe_key(&created));
             Ok(())
         }
@@ -513,6 +518,13 @@ fn status(cli: &Cli) -> Result<(), Failed> {
                 k.public_key
             ));
         }
+        if r.key_count > r.keys.len() {
+            text.push_str(&format!(
+                "             ... {} keys in all; the first {} by id are listed\n",
+                r.key_count,
+                r.keys.len()
+            ));
+        }
     }
     print(cli.json, &value, text.trim_end());
     Ok(())
@@ -523,6 +535,7 @@ fn create_key(
     threshold: u16,
     parties: &[String],
     key_id: Option<String>,
+    renew_aux: bool,
 ) -> Result<Value, Failed> {
     let coordinator = parties
         .first()
@@ -533,7 +546,7 @@ fn create_key(
         key_id,
         threshold,
         parties: parties.to_vec(),
-        renew_aux: false,
+        renew_aux,
     };
     let (created, _) = progress::step(
         &format!(
@@ -737,7 +750,7 @@ fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
     time("cluster_up", elapsed);
 
     let created_at = std::time::Instant::now();
-    let created = create_key(&file, threshold, &[], Some("demo".to_owned()))?;
+    let created = create_key(&file, threshold, &[], Some("demo".to_owned()), false)?;
     time("key_create", created_at.elapsed());
 
     let message = b"tee-custody demo: pay 1 ETH to 0x000000000000000000000000000000000000dEaD";

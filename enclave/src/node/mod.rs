@@ -231,7 +231,7 @@ impl Node {
 
     pub fn status(&self) -> NodeStatus {
         // Read before the state lock: no other lock is ever taken while it is held.
-        let keys = self
+        let keys: Vec<_> = self
             .keys
             .shares()
             .iter()
@@ -257,6 +257,7 @@ impl Node {
             state_created_ms: state.state_created_ms,
             peers: state.peers.clone(),
             escrow_pending: state.escrow_pending.iter().cloned().collect(),
+            key_count: keys.len(),
             keys,
             presignatures,
         }
@@ -1002,8 +1003,15 @@ impl Node {
                     .map_err(|e| format!("attestation: {e}"))?;
                 Ok(serde_json::json!({ "document": hex::encode(document) }).to_string())
             }
-            OperatorRequest::Status => {
-                serde_json::to_string(&self.status()).map_err(|e| e.to_string())
+            OperatorRequest::Status => self.status().into_answer(),
+            OperatorRequest::Key { key_id } => {
+                let key = self
+                    .status()
+                    .keys
+                    .into_iter()
+                    .find(|k| k.key_id == key_id)
+                    .ok_or_else(|| operator_api::no_key(&key_id))?;
+                serde_json::to_string(&key).map_err(|e| e.to_string())
             }
             OperatorRequest::SubmitManifest(envelope) => self.submit_manifest(&envelope).await,
         }
