@@ -151,7 +151,48 @@ impl ClusterFile {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
+        file.check_identities()
+            .map_err(|reason| ClusterFileError::Invalid {
+                path: path.to_owned(),
+                reason,
+            })?;
         Ok(file)
+    }
+
+    /// The manifest's identity rule, for the measurements this file expects: a client
+    /// knows a node by what its document proves, so each entry must pin the code (PCR0,
+    /// PCR1 and PCR2, or PCR8) and no document may match two entries (every two nodes
+    /// differ at some PCR both pin). Otherwise a node of a shared image, compromised,
+    /// could answer a connection meant for another.
+    pub fn check_identities(&self) -> Result<(), String> {
+        let sets = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let pcrs = pcrs(node).map_err(|reason| format!("node {}: {reason}", node.id))?;
+                if !manifest::pins_code(&pcrs) {
+                    return Err(format!(
+                        "node {}: its measurements do not pin the code it runs (PCR0, PCR1 \
+                         and PCR2, or PCR8); pinned: {:?}",
+                        node.id,
+                        pcrs.keys().collect::<Vec<_>>()
+                    ));
+                }
+                Ok((node.id.as_str(), pcrs))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for (i, (first, a)) in sets.iter().enumerate() {
+            for (second, b) in sets.iter().skip(i + 1) {
+                if let Err(shared) = manifest::distinguishable(a, b) {
+                    return Err(format!(
+                        "nodes {first} and {second}: one attestation document could match \
+                         both (they pin alike PCRs {shared:?} and differ at none both pin); \
+                         pin what tells them apart, such as PCR4"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The pinned manifest.
@@ -226,15 +267,7 @@ impl ClusterFile {
             node: id.to_owned(),
             reason,
         };
-        let mut pcrs = BTreeMap::new();
-        for (index, value) in &node.measurements {
-            let index: u8 = index
-                .parse()
-                .map_err(|_| bad(format!("PCR index {index:?} is not a number")))?;
-            let value = hex::decode(value).map_err(|e| bad(format!("PCR{index}: {e}")))?;
-            pcrs.insert(index, value);
-        }
-        let set = MeasurementSet::new(pcrs).map_err(|e| bad(e.to_string()))?;
+        let set = MeasurementSet::new(pcrs(node).map_err(bad)?).map_err(|e| bad(e.to_string()))?;
         Ok(NodeExpectation {
             node_id: node.id.clone(),
             measurements: vec![set],
@@ -244,6 +277,22 @@ impl ClusterFile {
             manifest,
         })
     }
+}
+
+/// A node entry's expected PCRs: each index in its one spelling (`"0"` to `"31"`), each
+/// value hex.
+fn pcrs(node: &NodeEntry) -> Result<BTreeMap<u8, Vec<u8>>, String> {
+    let mut pcrs = BTreeMap::new();
+    for (index, value) in &node.measurements {
+        let i = index
+            .parse::<u8>()
+            .ok()
+            .filter(|i| *i <= manifest::MAX_PCR_INDEX && i.to_string() == *index)
+            .ok_or_else(|| format!("PCR index {index:?} is not a number from 0 to 31"))?;
+        let value = hex::decode(value).map_err(|e| format!("PCR{i}: {e}"))?;
+        pcrs.insert(i, value);
+    }
+    Ok(pcrs)
 }
 
 #[cfg(feature = "sim")]
@@ -270,6 +319,22 @@ fn sim_verifier(_: &str) -> Result<Verifier, ClusterFileError> {
 mod tests {
     use super::*;
 
+    /// PCR0, PCR1 and PCR2 of one image.
+    fn image() -> BTreeMap<String, String> {
+        ["0", "1", "2"]
+            .into_iter()
+            .map(|i| (i.to_owned(), "ab".repeat(48)))
+            .collect()
+    }
+
+    fn with(pcrs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut m = image();
+        for (i, v) in pcrs {
+            m.insert((*i).to_owned(), (*v).repeat(48));
+        }
+        m
+    }
+
     fn sample() -> ClusterFile {
         ClusterFile {
             max_evidence_age_secs: 300,
@@ -293,7 +358,7 @@ mod tests {
             nodes: vec![NodeEntry {
                 id: "node-1".into(),
                 client: "10.0.0.1:9001".into(),
-                measurements: [("0".to_owned(), "ab".repeat(48))].into_iter().collect(),
+                measurements: image(),
             }],
             sim: None,
         }
@@ -376,5 +441,93 @@ mod tests {
             .insert("x".into(), "00".into());
         assert!(bad_pcr.expectation("node-1", Purpose::Command).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Why loading a file with these nodes' measurements is refused, if it is.
+    fn refusal(nodes: &[(&str, BTreeMap<String, String>)]) -> Option<String> {
+        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cluster-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{n}.toml"));
+        let mut file = sample();
+        file.nodes = nodes
+            .iter()
+            .map(|(id, m)| NodeEntry {
+                id: (*id).to_owned(),
+                client: "10.0.0.1:9001".into(),
+                measurements: m.clone(),
+            })
+            .collect();
+        file.save(&path).unwrap();
+        let loaded = ClusterFile::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        match loaded {
+            Ok(_) => None,
+            Err(ClusterFileError::Invalid { reason, .. }) => Some(reason),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    /// A file that pins only a shared image's PCR0-2 for two nodes would let either
+    /// node, compromised, answer a connection meant for the other: refused on load, as
+    /// are entries that do not pin the code. The manifest's rule, applied here too.
+    #[test]
+    fn entries_one_document_could_match_are_refused() {
+        let shared = refusal(&[("node-1", image()), ("node-2", image())]).unwrap();
+        assert!(
+            shared.contains("node-1 and node-2") && shared.contains("could match both"),
+            "{shared}"
+        );
+        // Their own PCR4 tells them apart.
+        assert_eq!(
+            refusal(&[
+                ("node-1", with(&[("4", "01")])),
+                ("node-2", with(&[("4", "02")]))
+            ]),
+            None
+        );
+        // node-2 does not pin PCR4: node-1's document matches node-2's entry too.
+        assert!(
+            refusal(&[("node-1", with(&[("4", "01")])), ("node-2", image())])
+                .unwrap()
+                .contains("could match both")
+        );
+        // Apart only at a PCR one of them pins: still one document for both.
+        assert!(
+            refusal(&[
+                ("node-1", with(&[("4", "01")])),
+                ("node-2", with(&[("3", "02")]))
+            ])
+            .unwrap()
+            .contains("could match both")
+        );
+        // Different images: apart at PCR0.
+        assert_eq!(
+            refusal(&[("node-1", image()), ("node-2", with(&[("0", "cd")]))]),
+            None
+        );
+        // The code must be pinned: PCR0-2 together, or PCR8.
+        let code = |m: BTreeMap<String, String>| refusal(&[("node-1", m)]);
+        assert_eq!(code(image()), None);
+        let only_8: BTreeMap<String, String> =
+            [("8".to_owned(), "ef".repeat(48))].into_iter().collect();
+        assert_eq!(code(only_8), None);
+        for drop in ["0", "1", "2"] {
+            let mut m = with(&[("4", "01")]);
+            m.remove(drop);
+            let reason = code(m).unwrap();
+            assert!(reason.contains("do not pin the code"), "{reason}");
+        }
+        // One spelling per PCR index, within 0 to 31.
+        for bad in ["04", "+4", "32", "x"] {
+            let mut m = image();
+            m.insert(bad.to_owned(), "01".repeat(48));
+            let reason = code(m).unwrap();
+            assert!(
+                reason.contains("not a number from 0 to 31"),
+                "{bad}: {reason}"
+            );
+        }
     }
 }

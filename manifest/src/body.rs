@@ -346,8 +346,12 @@ fn check_identities(nodes: &[Node]) -> Result<(), ManifestError> {
 }
 
 /// `Ok` when no document can match both sets: some index is pinned by both with
-/// different values. Otherwise the indices both pin (all alike).
-fn distinguishable(a: &BTreeMap<u8, Vec<u8>>, b: &BTreeMap<u8, Vec<u8>>) -> Result<(), Vec<u8>> {
+/// different values. Otherwise the indices both pin (all alike). Two nodes are told apart
+/// only if every set of one is distinguishable from every set of the other.
+pub fn distinguishable(
+    a: &BTreeMap<u8, Vec<u8>>,
+    b: &BTreeMap<u8, Vec<u8>>,
+) -> Result<(), Vec<u8>> {
     let mut shared = Vec::new();
     for (index, value) in a {
         match b.get(index) {
@@ -360,7 +364,7 @@ fn distinguishable(a: &BTreeMap<u8, Vec<u8>>, b: &BTreeMap<u8, Vec<u8>>) -> Resu
 }
 
 /// A set must say which code it accepts: PCR0, PCR1 and PCR2 together, or PCR8.
-fn pins_code(pcrs: &BTreeMap<u8, Vec<u8>>) -> bool {
+pub fn pins_code(pcrs: &BTreeMap<u8, Vec<u8>>) -> bool {
     CODE_PCRS.iter().all(|i| pcrs.contains_key(i)) || pcrs.contains_key(&SIGNING_CERT_PCR)
 }
 

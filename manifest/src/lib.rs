@@ -27,6 +27,7 @@ pub use accept::{AcceptedManifest, accept};
 pub use body::{
     CODE_PCRS, MAX_ADDRESS_LEN, MAX_BODY_LEN, MAX_MEASUREMENT_SETS, MAX_NODES, MAX_OPERATORS,
     MAX_PCR_INDEX, Manifest, Node, Operator, PCR_LENGTHS, Provider, SIGNING_CERT_PCR,
+    distinguishable, pins_code,
 };
 pub use command::{COMMAND_CONTEXT, command_message, verify_command};
 pub use envelope::{
