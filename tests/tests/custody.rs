@@ -376,6 +376,7 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
             })],
             "{id}: {status}"
         );
+        assert_eq!(node(&status, id)["key_count"], 1, "{id}: {status}");
     }
 
     // A digest, signed by the default signing set.
@@ -565,6 +566,34 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
         "--json",
     ]);
     assert!(err.contains("node-1"), "stderr: {err}");
+
+    // A file that pins only the image every node runs (PCR0-2, no PCR4): one node's
+    // document would match every entry, so a compromised node could answer for another.
+    // custody refuses the file before it reaches any node.
+    let shared = sim.edited_copy("shared-image.toml", |t| {
+        for n in t["nodes"].as_array_mut().unwrap() {
+            let measurements = n["measurements"].as_table_mut().unwrap();
+            assert!(measurements.remove("4").is_some(), "{measurements}");
+        }
+    });
+    for args in [
+        &["status", "--json"][..],
+        &[
+            "key",
+            "create",
+            "--threshold",
+            "2",
+            "--key-id",
+            "spare",
+            "--json",
+        ],
+    ] {
+        let err = refused(&[&["--cluster", utf8(&shared)][..], args].concat());
+        assert!(
+            err.contains("node-1 and node-2") && err.contains("could match both"),
+            "stderr: {err}"
+        );
+    }
 
     // Stopping twice is fine; a stopped cluster's status still answers, naming every node
     // as unreachable.
