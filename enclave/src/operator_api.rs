@@ -681,7 +681,8 @@ mod tests {
         let keys: Vec<_> = (0..4096).map(|i| key(i, mpc::party::MAX_PARTIES)).collect();
         let worst = answer(largest(keys.clone()));
         assert_eq!(worst.key_count, 4096);
-        assert!(!worst.keys.is_empty());
+        // What the README promises whatever the status holds.
+        assert!(worst.keys.len() >= 7, "{}", worst.keys.len());
         assert_eq!(worst.keys.as_slice(), keys.get(..worst.keys.len()).unwrap());
         assert_eq!(worst.peers.len(), MAX_STATUS_PEERS);
         assert_eq!(worst.escrow_pending.len(), MAX_STATUS_PEERS);
