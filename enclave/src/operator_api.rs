@@ -302,14 +302,18 @@ pub struct NodeStatus {
 
 /// Most keys a status answer lists; with more, the first by id (as many as fit).
 pub const MAX_STATUS_KEYS: usize = 100;
-/// Longest reason, peer error or PCR0 in a status answer, in bytes.
+/// Longest peer error or PCR0 in a status answer, in bytes.
 pub const MAX_STATUS_TEXT: usize = 128;
+/// Longest reason in a status answer, in bytes: it names every peer's answer while the
+/// node waits, which operators need whole.
+pub const MAX_STATUS_REASON: usize = 2048;
 /// Most peers and pending escrows a status answer lists (a manifest's node limit).
 pub const MAX_STATUS_PEERS: usize = manifest::MAX_NODES;
 
 impl NodeStatus {
     /// The status as an operator's answer, which fits [`MAX_RESPONSE_LEN`] by
-    /// construction: texts cut to [`MAX_STATUS_TEXT`] bytes and ids to a node id's length,
+    /// construction: the reason cut to [`MAX_STATUS_REASON`] bytes, other texts to
+    /// [`MAX_STATUS_TEXT`] and ids to a node id's length,
     /// with control characters, quotes and backslashes replaced by `?` (so JSON escapes
     /// nothing in them), at most [`MAX_STATUS_PEERS`] peers and pending escrows, and the keys in id order, at most [`MAX_STATUS_KEYS`] and only
     /// as many as fit what is left. `key_count` counts them all.
@@ -328,7 +332,7 @@ impl NodeStatus {
         };
         let text = |t: &str| plain(t, MAX_STATUS_TEXT);
         let id = |t: &str| plain(t, transport::connect::MAX_NODE_ID_LEN);
-        self.reason = self.reason.as_deref().map(text);
+        self.reason = self.reason.as_deref().map(|t| plain(t, MAX_STATUS_REASON));
         self.peers = std::mem::take(&mut self.peers)
             .into_iter()
             .take(MAX_STATUS_PEERS)
@@ -686,7 +690,7 @@ mod tests {
         assert_eq!(worst.keys.as_slice(), keys.get(..worst.keys.len()).unwrap());
         assert_eq!(worst.peers.len(), MAX_STATUS_PEERS);
         assert_eq!(worst.escrow_pending.len(), MAX_STATUS_PEERS);
-        assert!(worst.reason.unwrap().len() <= MAX_STATUS_TEXT);
+        assert!(worst.reason.unwrap().len() <= MAX_STATUS_REASON);
     }
 
     /// One key's record, the largest there is, fits an answer with room to spare.
