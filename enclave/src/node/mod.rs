@@ -338,8 +338,8 @@ impl Node {
         while self.state().manifest.is_none() {
             self.manifest_arrived.notified().await;
         }
-        let store = self.provision().await?;
-        self.confirm_manifest(store).await?;
+        let provisioned = self.provision().await?;
+        self.confirm_manifest(provisioned).await?;
         if let Err(e) = self.load_keys().await {
             return Err(self.fail(format!("sealed key shares refused: {e}")));
         }
@@ -408,19 +408,26 @@ impl Node {
         }
     }
 
-    /// Once the sealed store is open: checks the manifest the node booted with (the
-    /// parent's plain copy, or one operators submitted meanwhile) against the sealed
-    /// copy. The same manifest or an approved successor is kept (and sealed); an older
-    /// or differently-rooted one is replaced by the sealed copy, which is also written
-    /// back to the parent. Only then is the store published, with the confirmed manifest,
-    /// in one step: nothing reads or writes escrows under a provisional manifest, however
-    /// long the parent stalls these reads.
-    async fn confirm_manifest(&self, mut store: SealedStore<ParentBlobs>) -> Result<(), NodeError> {
+    /// Once the sealed store is open: checks the manifest the node now has (the parent's
+    /// plain copy, or one submitted meanwhile) against the sealed copy or, in a store that
+    /// has none yet (a new one), against the manifest under which the peers were asked
+    /// for the key. The same manifest or an approved successor is kept (and sealed); an
+    /// older or unrelated one is replaced by that reference, which is also written back to
+    /// the parent. Only then is the store published with the confirmed manifest, in one
+    /// step, and the data key handed to the escrow loop for the confirmed manifest's peers:
+    /// nothing reads, writes or sends an escrow under a provisional manifest, however long
+    /// the parent stalls these reads.
+    async fn confirm_manifest(&self, provisioned: Provisioned) -> Result<(), NodeError> {
+        let Provisioned {
+            mut store,
+            basis,
+            escrow,
+        } = provisioned;
         let _change = self.manifest_change.lock().await;
-        let Some(boot) = self.state().manifest.clone() else {
+        let Some(current) = self.state().manifest.clone() else {
             return Err(self.fail("no manifest after provisioning".to_owned()));
         };
-        let recorded = match store.get(SEALED_MANIFEST_BLOB).await {
+        let sealed = match store.get(SEALED_MANIFEST_BLOB).await {
             Ok(None) => None,
             Ok(Some(bytes)) => Some(
                 SignedManifest::parse(&bytes)
@@ -430,31 +437,42 @@ impl Node {
             ),
             Err(e) => return Err(self.fail(format!("sealed manifest unreadable: {e}"))),
         };
-        match provisioning::check_boot_manifest(&boot, recorded.as_ref()) {
-            provisioning::BootManifest::Same => {}
-            provisioning::BootManifest::Unrecorded | provisioning::BootManifest::Successor => {
+        let is_sealed = sealed.is_some();
+        let reference = sealed.unwrap_or_else(|| (*basis).clone());
+        match provisioning::check_boot_manifest(&current, Some(&reference)) {
+            provisioning::BootManifest::Same if is_sealed => {}
+            provisioning::BootManifest::Same
+            | provisioning::BootManifest::Unrecorded
+            | provisioning::BootManifest::Successor => {
                 store
-                    .put(SEALED_MANIFEST_BLOB, boot.envelope_bytes())
+                    .put(SEALED_MANIFEST_BLOB, current.envelope_bytes())
                     .await
                     .map_err(|e| self.fail(format!("sealing the manifest: {e}")))?;
-                tracing::info!(version = boot.version(), hash = %boot.hash(), "manifest confirmed and sealed");
+                tracing::info!(version = current.version(), hash = %current.hash(), "manifest confirmed and sealed");
             }
             provisioning::BootManifest::Refused(reason) => {
-                let Some(recorded) = recorded else {
-                    return Err(self.fail(reason));
-                };
-                tracing::warn!(%reason, version = recorded.version(), "parent's manifest refused; running under the sealed one");
+                tracing::warn!(%reason, version = reference.version(), sealed = is_sealed,
+                    "parent's manifest refused; running under the sealed one (in a new store: the one the peers were asked under)");
+                if !is_sealed {
+                    store
+                        .put(SEALED_MANIFEST_BLOB, reference.envelope_bytes())
+                        .await
+                        .map_err(|e| self.fail(format!("sealing the manifest: {e}")))?;
+                }
                 if let Err(e) = self
                     .blobs
-                    .put(MANIFEST_BLOB, recorded.envelope_bytes().to_vec())
+                    .put(MANIFEST_BLOB, reference.envelope_bytes().to_vec())
                     .await
                 {
                     tracing::warn!(error = %e, "could not rewrite the parent's manifest copy");
                 }
-                self.install_manifest(recorded)?;
+                self.install_manifest(reference)?;
             }
         }
         self.state().store = Some(Arc::new(AsyncMutex::new(store)));
+        if let Some(key) = escrow {
+            self.escrow_with_every_peer(key);
+        }
         Ok(())
     }
 
@@ -526,8 +544,13 @@ impl Node {
 
     /// Asks peers for the data key until it is recovered or created, and returns the
     /// sealed store it opens (not yet published: see [`Self::confirm_manifest`]).
-    async fn provision(&self) -> Result<SealedStore<ParentBlobs>, NodeError> {
+    async fn provision(&self) -> Result<Provisioned, NodeError> {
         loop {
+            // The manifest whose peers are asked this round: the reference the manifest
+            // is confirmed against when the store holds no sealed copy.
+            let Some(basis) = self.state().manifest.clone() else {
+                return Err(self.fail("provisioning without a manifest".to_owned()));
+            };
             let names = match self.blobs.list("").await {
                 Ok(names) => names,
                 Err(e) => {
@@ -548,6 +571,15 @@ impl Node {
                 }
                 answers.insert(peer, answer);
             }
+            let unchanged = self
+                .state()
+                .manifest
+                .as_ref()
+                .is_some_and(|m| Arc::ptr_eq(m, &basis));
+            if !unchanged {
+                tracing::info!("the manifest changed while peers were asked; asking again");
+                continue;
+            }
             match provisioning::decide(has_state, &answers) {
                 Decision::TryKeys { peers } => {
                     match self.try_released_keys(&peers, &mut released).await {
@@ -560,7 +592,11 @@ impl Node {
                                 tracing::warn!(peer = %liar, "peer released a key that is not this node's; not used");
                             }
                             tracing::info!(peer = %from, "data key recovered: it opened the sealed state");
-                            return Ok(store);
+                            return Ok(Provisioned {
+                                store,
+                                basis,
+                                escrow: None,
+                            });
                         }
                         Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
                         Err(StoreOpen::Retry(reason) | StoreOpen::WrongKey(reason)) => {
@@ -580,8 +616,11 @@ impl Node {
                                 peers = %from.join(", "),
                                 "no sealed state at the parent; every peer released the same key: new store under it"
                             );
-                            self.escrow_with_every_peer(key);
-                            return Ok(store);
+                            return Ok(Provisioned {
+                                store,
+                                basis,
+                                escrow: Some(key),
+                            });
                         }
                         Err(StoreOpen::Tampered(reason)) => return Err(self.fail(reason)),
                         Err(StoreOpen::Retry(reason) | StoreOpen::WrongKey(reason)) => {
@@ -594,9 +633,12 @@ impl Node {
                     let key = Arc::new(key);
                     match self.open_store_new(key.clone()).await {
                         Ok(store) => {
-                            self.escrow_with_every_peer(key);
                             tracing::info!("first start: data key created");
-                            return Ok(store);
+                            return Ok(Provisioned {
+                                store,
+                                basis,
+                                escrow: Some(key),
+                            });
                         }
                         Err(reason) => self.wait(reason)?,
                     }
@@ -1276,6 +1318,17 @@ impl Node {
             Err(e) => refuse(e.to_string()),
         }
     }
+}
+
+/// What provisioning hands to the manifest's confirmation.
+struct Provisioned {
+    /// Open, not yet published.
+    store: SealedStore<ParentBlobs>,
+    /// The manifest under which the peers were asked for the key.
+    basis: Arc<AcceptedManifest>,
+    /// A key to escrow with every peer of the confirmed manifest (a new one, or one
+    /// recovered into a new store).
+    escrow: Option<Arc<DataKey>>,
 }
 
 /// Why a released key could not open the sealed state.
