@@ -47,11 +47,23 @@ pub struct Args {
     /// TCP address for GET /healthz and /metrics.
     #[arg(long, default_value = "127.0.0.1:9100")]
     pub admin_listen: SocketAddr,
-    /// Relayed connections (peer, client and outbound together) open at once.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_connections: u32,
-    /// Connections one source (an IPv4 address, or an IPv6 /64) may have open at once on
-    /// the peer listener, and as many on the client listener; more are closed at once.
+    /// The enclave's outbound connections (to other nodes) relayed at once. Inbound
+    /// connections never draw from this budget.
+    #[arg(long, default_value_t = crate::sources::DEFAULT_MAX_OUTBOUND, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_outbound: u32,
+    /// Peer-listener connections kept for the hosts of the manifest's nodes (each host
+    /// at most an equal share). With --peer-shared at most the enclave's 64 peer slots.
+    #[arg(long, default_value_t = crate::sources::DEFAULT_PEER_RESERVED, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub peer_reserved: u32,
+    /// Peer-listener connections that all sources not in the manifest share.
+    #[arg(long, default_value_t = crate::sources::DEFAULT_PEER_SHARED, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub peer_shared: u32,
+    /// Client-listener connections relayed at once (at most the enclave's 32 client slots).
+    #[arg(long, default_value_t = crate::sources::DEFAULT_CLIENT_MAX, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub client_max: u32,
+    /// Connections one source (an IPv4 address, or an IPv6 /64) may have open at once in
+    /// the peer listener's shared pool, and as many on the client listener; more are
+    /// closed at once.
     #[arg(long, default_value_t = crate::sources::DEFAULT_MAX_PER_SOURCE, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_per_source: u32,
     /// Seconds without a byte in either direction after which a relayed connection closes.
@@ -83,11 +95,18 @@ impl Args {
             peer_listen: self.peer_listen,
             client_listen: self.client_listen,
             admin_listen: self.admin_listen,
-            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-            max_per_source: usize::try_from(self.max_per_source).unwrap_or(usize::MAX),
+            max_outbound: count(self.max_outbound),
+            peer_reserved: count(self.peer_reserved),
+            peer_shared: count(self.peer_shared),
+            client_max: count(self.client_max),
+            max_per_source: count(self.max_per_source),
             idle_timeout: Duration::from_secs(self.idle_timeout),
         }
     }
+}
+
+fn count(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -131,8 +150,11 @@ mod tests {
     fn defaults_and_simulator_mode() {
         let config = parse(&[]).unwrap().into_config();
         assert_eq!(config.backend, Backend::Vsock);
-        assert_eq!(config.max_connections, 256);
-        assert_eq!(config.max_per_source, 16);
+        assert_eq!(config.max_outbound, 64);
+        assert_eq!(config.peer_reserved, 48);
+        assert_eq!(config.peer_shared, 16);
+        assert_eq!(config.client_max, 24);
+        assert_eq!(config.max_per_source, 4);
         assert_eq!(
             parse(&["--max-per-source", "1"])
                 .unwrap()
@@ -153,7 +175,11 @@ mod tests {
 
     #[test]
     fn refuses_bad_values() {
-        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-outbound", "0"]).is_err());
+        assert!(parse(&["--peer-reserved", "65"]).is_err());
+        assert!(parse(&["--peer-shared", "0"]).is_err());
+        assert!(parse(&["--client-max", "33"]).is_err());
+        assert!(parse(&["--client-max", "32"]).is_ok());
         assert!(parse(&["--max-per-source", "0"]).is_err());
         assert!(parse(&["--idle-timeout", "0"]).is_err());
         assert!(parse(&["--peer-listen", "nowhere"]).is_err());

@@ -6,7 +6,8 @@
 //!   nodes the manifest lists.
 //! - [`blobs`]: the blob store for the node's sealed state (atomic writes).
 //! - [`admin`] and [`http`]: `/healthz` and `/metrics`.
-//! - [`sources`]: concurrent connections per source on the inbound listeners.
+//! - [`sources`]: who may take the enclave's slots: a reserved budget for the manifest's
+//!   nodes on the peer listener, a small shared pool and a cap per source for others.
 //! - [`server`]: binds everything, handles signals and graceful shutdown.
 //!
 //! The decisions (routing a CONNECT header, parsing HTTP, rendering metrics, naming

@@ -29,7 +29,7 @@ impl Kind {
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// `--max-connections` relayed connections were already open.
+    /// `--max-outbound` outbound connections were already open.
     Limit = 0,
     /// The enclave did not accept the relayed connection.
     EnclaveUnreachable = 1,
@@ -43,10 +43,16 @@ pub enum Refused {
     DialFailed = 5,
     /// `--max-per-source` connections from the same source were already open.
     SourceLimit = 6,
+    /// The shared pool (`--peer-shared`, or `--client-max`) was full.
+    SharedFull = 7,
+    /// Known peers held the whole reserved budget (`--peer-reserved`).
+    ReservedFull = 8,
+    /// This known peer's host held its share of the reserved budget.
+    KnownSourceLimit = 9,
 }
 
 impl Refused {
-    pub const ALL: [Refused; 7] = [
+    pub const ALL: [Refused; 10] = [
         Refused::Limit,
         Refused::EnclaveUnreachable,
         Refused::BadHeader,
@@ -54,6 +60,9 @@ impl Refused {
         Refused::OwnNode,
         Refused::DialFailed,
         Refused::SourceLimit,
+        Refused::SharedFull,
+        Refused::ReservedFull,
+        Refused::KnownSourceLimit,
     ];
 
     pub fn label(self) -> &'static str {
@@ -65,6 +74,9 @@ impl Refused {
             Refused::OwnNode => "own_node",
             Refused::DialFailed => "dial_failed",
             Refused::SourceLimit => "source_limit",
+            Refused::SharedFull => "shared_full",
+            Refused::ReservedFull => "reserved_full",
+            Refused::KnownSourceLimit => "known_source_limit",
         }
     }
 }
@@ -136,7 +148,7 @@ struct KindCounters {
 #[derive(Debug, Default)]
 pub struct Metrics {
     kinds: [KindCounters; 3],
-    refused: [AtomicU64; 7],
+    refused: [AtomicU64; 10],
     to_enclave: AtomicU64,
     from_enclave: AtomicU64,
     blob_ops: [[AtomicU64; 4]; 5],
@@ -329,7 +341,13 @@ mod tests {
         }
         assert!(text.contains("parent_connections_total{kind=\"outbound\"} 0\n"));
         assert!(text.contains("parent_connections_refused_total{reason=\"own_node\"} 0\n"));
-        assert!(text.contains("parent_connections_refused_total{reason=\"source_limit\"} 0\n"));
+        for reason in Refused::ALL {
+            let line = format!(
+                "parent_connections_refused_total{{reason=\"{}\"}} 0\n",
+                reason.label()
+            );
+            assert!(text.contains(&line), "{line}");
+        }
         assert!(text.contains("parent_blob_operations_total{op=\"invalid\",result=\"error\"} 0\n"));
         assert!(text.contains("parent_enclave_reachable 0\n"));
         // Every sample line is `name{labels} value` or `name value`.

@@ -94,7 +94,7 @@ pub async fn serve(listener: Listener, shared: Arc<Shared>) {
             }
         };
         let tracked = shared.tracker.enter();
-        match Arc::clone(&shared.permits).try_acquire_owned() {
+        match Arc::clone(&shared.outbound_permits).try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(outbound(stream, Arc::clone(&shared), permit, tracked));
             }

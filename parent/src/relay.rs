@@ -3,7 +3,7 @@
 
 use crate::metrics::{Kind, Metrics, Refused};
 use crate::server::{Shared, Tracked};
-use crate::sources::{SourceGuard, SourceLimit};
+use crate::sources::{Admission, Admitted, Denied};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{info, warn};
 use transport::VsockAddr;
@@ -172,14 +171,24 @@ where
     }
 }
 
-/// Accepts TCP connections on `listener` and relays each to the enclave's `port`, at
-/// most `per_source`'s limit from one source at once.
+/// Why a connection `admission` turned away is counted as refused.
+pub fn refused(denied: Denied) -> Refused {
+    match denied {
+        Denied::SourceLimit => Refused::SourceLimit,
+        Denied::SharedFull => Refused::SharedFull,
+        Denied::ReservedFull => Refused::ReservedFull,
+        Denied::KnownSourceLimit => Refused::KnownSourceLimit,
+    }
+}
+
+/// Accepts TCP connections on `listener` and relays each to the enclave's `port`
+/// when `admission` has room for its source; the others are closed at once.
 pub async fn serve_inbound(
     kind: Kind,
     listener: TcpListener,
     port: u32,
     shared: Arc<Shared>,
-    per_source: Arc<SourceLimit>,
+    admission: Arc<Admission>,
 ) {
     let mut shutdown = shared.shutdown.clone();
     loop {
@@ -195,19 +204,15 @@ pub async fn serve_inbound(
                 continue;
             }
         };
-        // Per source first: a flooding source is turned away without touching the
-        // global budget.
-        let Some(source) = per_source.try_enter(peer.ip()) else {
-            drop(shared.metrics.open(kind));
-            shared.metrics.refused(Refused::SourceLimit);
-            warn!(kind = kind.label(), %peer, "connection refused: too many from this source");
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-            drop(shared.metrics.open(kind));
-            shared.metrics.refused(Refused::Limit);
-            warn!(kind = kind.label(), %peer, "connection refused: too many connections");
-            continue;
+        let admitted = match admission.try_enter(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(denied) => {
+                drop(shared.metrics.open(kind));
+                let reason = refused(denied);
+                shared.metrics.refused(reason);
+                warn!(kind = kind.label(), %peer, reason = reason.label(), "connection refused");
+                continue;
+            }
         };
         let tracked = shared.tracker.enter();
         tokio::spawn(inbound(
@@ -217,20 +222,18 @@ pub async fn serve_inbound(
             port,
             Arc::clone(&shared),
             Slots {
-                _global: permit,
                 _tracked: tracked,
-                _source: source,
+                _admitted: admitted,
             },
         ));
     }
 }
 
-/// What a relayed connection holds until it ends: a global slot, its place in the
-/// shutdown count, and its source's slot.
+/// What a relayed connection holds until it ends: its place in the shutdown count
+/// and its slot in the listener's budget.
 struct Slots {
-    _global: OwnedSemaphorePermit,
     _tracked: Tracked,
-    _source: SourceGuard,
+    _admitted: Admitted,
 }
 
 async fn inbound(

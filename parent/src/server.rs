@@ -3,10 +3,11 @@
 use crate::blobs::{self, BlobError, BlobStore};
 use crate::metrics::{BlobOp, BlobResult, Kind, Metrics};
 use crate::outbound::AddressBook;
-use crate::sources::SourceLimit;
+use crate::sources::{Admission, Budget, BudgetError};
 use crate::{admin, outbound, relay};
+use std::collections::BTreeSet;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const MAX_MANIFEST_LEN: u64 = manifest::MAX_ENVELOPE_LEN as u64;
 /// Blob-store connections served at once.
 pub const MAX_BLOB_CONNECTIONS: usize = 16;
+/// How long resolving one node's address may take.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a blob-store frame may take to arrive once it has started.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,8 +43,17 @@ pub struct Config {
     pub peer_listen: SocketAddr,
     pub client_listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub max_connections: usize,
-    /// Connections one source may have open at once on each inbound listener.
+    /// The enclave's outbound dials relayed at once; inbound connections never draw
+    /// from this budget.
+    pub max_outbound: usize,
+    /// Peer connections kept for the hosts of the manifest's nodes.
+    pub peer_reserved: usize,
+    /// Peer connections every other source shares.
+    pub peer_shared: usize,
+    /// Client connections relayed at once.
+    pub client_max: usize,
+    /// Connections one source may have open at once in the peer listener's shared pool,
+    /// and as many on the client listener.
     pub max_per_source: usize,
     pub idle_timeout: Duration,
 }
@@ -67,6 +79,8 @@ pub enum StartupError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
+    #[error("connection budget: {0}")]
+    Budget(#[from] BudgetError),
     #[error("startup task failed: {0}")]
     Task(String),
 }
@@ -79,8 +93,9 @@ pub struct Shared {
     pub backend: Backend,
     pub idle_timeout: Duration,
     pub metrics: Metrics,
-    /// One permit per relayed connection (`--max-connections`).
-    pub permits: Arc<Semaphore>,
+    /// One permit per outbound connection (`--max-outbound`), apart from the inbound
+    /// listeners' budgets so that an inbound flood cannot stop the node dialling.
+    pub outbound_permits: Arc<Semaphore>,
     pub book: watch::Receiver<Arc<AddressBook>>,
     pub tracker: Tracker,
     /// Becomes `true` when the process stops accepting connections.
@@ -144,6 +159,26 @@ pub async fn load_address_book(path: &Path) -> Result<AddressBook, StartupError>
     manifest::addresses(&bytes).map_err(|e| fail(e.to_string()))
 }
 
+/// The addresses of the manifest's nodes other than `own_id`, resolved once: their
+/// connections on the peer listener draw from the reserved budget. Addresses that do
+/// not resolve are logged and left out (their connections share the unknown pool).
+pub async fn known_peers(book: &AddressBook, own_id: &str) -> BTreeSet<IpAddr> {
+    let mut known = BTreeSet::new();
+    for (node, address) in book.iter().filter(|(node, _)| node.as_str() != own_id) {
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(address.as_str())).await
+        {
+            Ok(Ok(addrs)) => known.extend(addrs.map(|a| crate::sources::canonical(a.ip()))),
+            Ok(Err(e)) => {
+                warn!(node = %node, address = %address, error = %e, "cannot resolve a node's address; its connections get no reserved slot")
+            }
+            Err(_) => {
+                warn!(node = %node, address = %address, "resolving a node's address timed out; its connections get no reserved slot")
+            }
+        }
+    }
+    known
+}
+
 async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -180,8 +215,18 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     if config.backend == Backend::Vsock && !cfg!(feature = "vsock") {
         return Err(StartupError::NoVsock);
     }
+    let peer_budget = Budget::peer(
+        config.peer_reserved,
+        config.peer_shared,
+        config.max_per_source,
+    )?;
+    let client_budget = Budget::client(config.client_max, config.max_per_source)?;
     let book = load_address_book(&config.manifest).await?;
     info!(manifest = %config.manifest.display(), nodes = book.len(), "manifest loaded");
+    let known = known_peers(&book, &config.node_id).await;
+    info!(known_peer_addresses = known.len(), "known peers resolved");
+    let peer_admission = Admission::new(peer_budget, known);
+    let client_admission = Admission::new(client_budget, []);
     let (book_tx, book_rx) = watch::channel(Arc::new(book));
 
     let blob_dir = config.blob_dir.clone();
@@ -221,27 +266,26 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         backend: config.backend.clone(),
         idle_timeout: config.idle_timeout,
         metrics: Metrics::default(),
-        permits: Arc::new(Semaphore::new(config.max_connections)),
+        outbound_permits: Arc::new(Semaphore::new(config.max_outbound)),
         book: book_rx,
         tracker: Tracker::default(),
         shutdown: shutdown_rx,
     });
     let mut listeners = JoinSet::new();
     let s = || Arc::clone(&shared);
-    let per_source = || SourceLimit::new(config.max_per_source);
     listeners.spawn(relay::serve_inbound(
         Kind::Peer,
         peer,
         NODE_PEER,
         s(),
-        per_source(),
+        Arc::clone(&peer_admission),
     ));
     listeners.spawn(relay::serve_inbound(
         Kind::Client,
         client,
         NODE_CLIENT,
         s(),
-        per_source(),
+        client_admission,
     ));
     listeners.spawn(outbound::serve(outbound, s()));
     listeners.spawn(serve_blobs(blobs, Arc::new(store), s()));
@@ -249,7 +293,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     info!(
         node_id = %config.node_id,
         enclave_cid = config.enclave_cid,
-        max_connections = config.max_connections,
+        max_outbound = config.max_outbound,
+        peer_reserved = config.peer_reserved,
+        peer_shared = config.peer_shared,
+        client_max = config.client_max,
         max_per_source = config.max_per_source,
         idle_timeout_s = config.idle_timeout.as_secs(),
         "ready"
@@ -261,8 +308,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             _ = int.recv() => break "SIGINT",
             _ = hup.recv() => match load_address_book(&config.manifest).await {
                 Ok(book) => {
-                    info!(nodes = book.len(), "manifest reloaded");
+                    let known = known_peers(&book, &config.node_id).await;
+                    let (nodes, known_peer_addresses) = (book.len(), known.len());
+                    // In force before it is logged: the log line is the signal that it is.
                     book_tx.send_replace(Arc::new(book));
+                    peer_admission.set_known(known);
+                    info!(nodes, known_peer_addresses, "manifest reloaded");
                 }
                 Err(e) => error!(error = %e, "manifest reload failed; keeping the previous one"),
             },
@@ -414,8 +465,40 @@ async fn send(stream: &mut BufReader<Stream>, response: &Response) -> Result<(),
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn known_peers_are_the_other_nodes_resolved_addresses() {
+        let book: AddressBook = [
+            ("node-1", "127.0.0.1:9000"),
+            ("node-2", "127.0.0.5:9000"),
+            ("node-3", "[::ffff:127.0.0.6]:9000"),
+            ("node-4", "localhost:9000"),
+            ("node-5", "no port here"),
+            ("node-6", "name.invalid:9000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let known = known_peers(&book, "node-1").await;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(known.contains(&ip("127.0.0.5")));
+        // Mapped addresses are kept as IPv4, as sources are compared.
+        assert!(known.contains(&ip("127.0.0.6")));
+        // A name is resolved; the own node's address is not a peer's (unless a peer
+        // shares it, as `localhost` may here).
+        assert!(known.iter().any(|a| a.is_loopback()));
+        let without_localhost: AddressBook = book
+            .iter()
+            .filter(|(k, _)| k.as_str() != "node-4")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let known = known_peers(&without_localhost, "node-1").await;
+        assert_eq!(known.len(), 2, "{known:?}");
+        assert!(!known.contains(&ip("127.0.0.1")));
+    }
 
     #[tokio::test]
     async fn tracker_waits_for_the_last_connection() {

@@ -746,52 +746,20 @@ async fn healthz_follows_the_enclave_status() {
     assert_eq!(http(admin, huge.as_bytes()).await.0, 431);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn connections_over_the_limit_are_refused() {
-    let env = Env::new("limit", &[("node-1", "127.0.0.1:1".into())]);
-    let _enclave = echo_enclave(&env.backend(), NODE_PEER).await;
-    let mut parent = env.start(&["--max-connections", "2"]);
-    let (peer, _, admin) = parent.ready().await;
-
-    let mut first = TcpStream::connect(peer).await.unwrap();
-    let mut second = TcpStream::connect(peer).await.unwrap();
-    ping(&mut first, 1).await;
-    ping(&mut second, 2).await;
-
-    let mut third = TcpStream::connect(peer).await.unwrap();
-    let mut buf = [0u8; 1];
-    let _ = third.write_all(b"x").await;
-    assert_eq!(third.read(&mut buf).await.unwrap_or(0), 0, "closed at once");
-    wait_metric(
-        admin,
-        "parent_connections_refused_total{reason=\"limit\"}",
-        1,
-    )
-    .await;
-
-    // The enclave's outbound requests share the limit.
-    let mut s = env
-        .backend()
-        .connect(VsockAddr::new(PARENT_CID, PARENT_OUTBOUND))
-        .await
-        .unwrap();
-    assert_eq!(
-        request(&mut s, "node-2").await,
-        Err(HeaderError::Refused("too many connections".into()))
-    );
-
-    drop(first);
-    wait_metric(admin, "parent_connections_active{kind=\"peer\"}", 1).await;
-    let mut fourth = TcpStream::connect(peer).await.unwrap();
-    ping(&mut fourth, 4).await;
-    ping(&mut second, 5).await;
-}
-
 /// A TCP connection to `to` from the local address `from` (any port).
 async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
     socket.connect(to).await.unwrap()
+}
+
+/// `n` connections to `to` from `from` that send nothing, as a flood would.
+async fn flood(from: &str, n: usize, to: SocketAddr) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(connect_from(from, to).await);
+    }
+    held
 }
 
 /// Whether the parent closed `stream` at once instead of relaying it.
@@ -804,47 +772,257 @@ async fn closed_at_once(stream: &mut TcpStream) -> bool {
     )
 }
 
+/// The enclave's side of a port as the node serves it: at most `slots` connections at
+/// once, each echoing; one past that is closed at once. `held` counts those open.
+async fn slotted_enclave(backend: &Backend, port: u32, slots: usize) -> (Service, Arc<AtomicU64>) {
+    let listener = backend
+        .bind(VsockAddr::new(ENCLAVE_CID, port))
+        .await
+        .unwrap();
+    let held = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&held);
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(slots));
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(permit) = Arc::clone(&semaphore).try_acquire_owned() else {
+                continue;
+            };
+            let count = Arc::clone(&count);
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                echo(stream).await;
+                count.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
+            });
+        }
+    });
+    (Service(task), held)
+}
+
+async fn wait_held(held: &AtomicU64, expected: u64) {
+    let deadline = Instant::now() + WAIT;
+    while held.load(Ordering::SeqCst) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "the enclave holds {} connections, not {expected}",
+            held.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The attack: unknown sources open as many silent connections to the peer port as the
+/// parent lets through, to take the enclave's 64 peer slots from the real peers. With
+/// the default budgets they get exactly the shared pool (16), one past it is refused,
+/// and the known peer (listed in the manifest at 127.0.0.5) still gets its 48.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_from_unknown_sources_leaves_the_known_peers_their_slots() {
+    let env = Env::new(
+        "reserve",
+        &[
+            ("node-1", "127.0.0.1:1".into()),
+            ("node-2", "127.0.0.5:9000".into()),
+        ],
+    );
+    let (_enclave, held) = slotted_enclave(&env.backend(), NODE_PEER, 64).await;
+    let mut parent = env.start(&[]);
+    let (peer, _, admin) = parent.ready().await;
+    let refused = |reason: &str| format!("parent_connections_refused_total{{reason=\"{reason}\"}}");
+
+    // Four sources, 16 silent connections each: 4 each are relayed (the shared pool,
+    // exactly), the rest closed at once.
+    let mut flooding = Vec::new();
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"] {
+        flooding.extend(flood(source, 16, peer).await);
+    }
+    wait_metric(admin, "parent_connections_total{kind=\"peer\"}", 64).await;
+    let relayed = metric(admin, "parent_connections_active{kind=\"peer\"}").await;
+    wait_held(&held, relayed).await;
+    // One past the shared pool, from a source that has nothing open yet.
+    let mut past = connect_from("127.0.0.7", peer).await;
+    assert!(closed_at_once(&mut past).await);
+
+    // The known peer gets every reserved slot, and the enclave serves them all.
+    let mut peers = flood("127.0.0.5", 48, peer).await;
+    for (i, stream) in peers.iter_mut().enumerate() {
+        ping(stream, u8::try_from(i).unwrap()).await;
+    }
+    assert_eq!(relayed, 16);
+    wait_metric(admin, &refused("source_limit"), 48).await;
+    wait_metric(admin, &refused("shared_full"), 1).await;
+    wait_held(&held, 64).await;
+    let mut one_more = connect_from("127.0.0.5", peer).await;
+    assert!(closed_at_once(&mut one_more).await);
+    wait_metric(admin, &refused("reserved_full"), 1).await;
+    assert_eq!(
+        metric(admin, "parent_connections_active{kind=\"peer\"}").await,
+        64
+    );
+
+    // A peer's closed connection frees a reserved slot for the peer, not the flood.
+    drop(peers.pop());
+    wait_held(&held, 63).await;
+    let mut again = connect_from("127.0.0.7", peer).await;
+    assert!(closed_at_once(&mut again).await);
+    wait_metric(admin, &refused("shared_full"), 2).await;
+    let mut back = connect_from("127.0.0.5", peer).await;
+    ping(&mut back, 200).await;
+    drop(flooding);
+}
+
+/// Two sources cannot fill the enclave's 32 client slots: each gets `--max-per-source`
+/// (4 by default, one past is refused), and an operator elsewhere still gets in. The
+/// client pool as a whole stops at `--client-max` (24), below the enclave's slots.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sources_cannot_fill_the_client_slots() {
+    let env = Env::new("clients", &[("node-1", "127.0.0.1:1".into())]);
+    let (_enclave, held) = slotted_enclave(&env.backend(), NODE_CLIENT, 32).await;
+    let mut parent = env.start(&[]);
+    let (_, client, admin) = parent.ready().await;
+    let refused = |reason: &str| format!("parent_connections_refused_total{{reason=\"{reason}\"}}");
+
+    let mut flooding = flood("127.0.0.2", 16, client).await;
+    flooding.extend(flood("127.0.0.3", 16, client).await);
+    wait_metric(admin, "parent_connections_total{kind=\"client\"}", 32).await;
+    let relayed = metric(admin, "parent_connections_active{kind=\"client\"}").await;
+    wait_held(&held, relayed).await;
+    let mut operator = connect_from("127.0.0.4", client).await;
+    ping(&mut operator, 1).await;
+    assert_eq!(relayed, 8);
+    assert_eq!(metric(admin, &refused("source_limit")).await, 24);
+
+    // More sources fill the pool to exactly 24; the next source is refused.
+    flooding.extend(flood("127.0.0.5", 4, client).await);
+    flooding.extend(flood("127.0.0.6", 4, client).await);
+    flooding.extend(flood("127.0.0.7", 4, client).await);
+    flooding.extend(flood("127.0.0.8", 3, client).await);
+    wait_held(&held, 24).await;
+    let mut past = connect_from("127.0.0.9", client).await;
+    assert!(closed_at_once(&mut past).await);
+    wait_metric(admin, &refused("shared_full"), 1).await;
+    ping(&mut operator, 2).await;
+    assert_eq!(metric(admin, &refused("source_limit")).await, 24);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_source_cannot_take_every_slot() {
     let env = Env::new("source", &[("node-1", "127.0.0.1:1".into())]);
     let _peer_port = echo_enclave(&env.backend(), NODE_PEER).await;
     let _client_port = echo_enclave(&env.backend(), NODE_CLIENT).await;
-    let mut parent = env.start(&["--max-per-source", "2", "--max-connections", "100"]);
+    let mut parent = env.start(&["--max-per-source", "2"]);
     let (peer, client, admin) = parent.ready().await;
     let refused = "parent_connections_refused_total{reason=\"source_limit\"}";
 
     // Exactly the limit from one source is relayed; one past it is closed at once.
-    let mut first = connect_from("127.0.0.1", peer).await;
-    let mut second = connect_from("127.0.0.1", peer).await;
+    let mut first = connect_from("127.0.0.2", peer).await;
+    let mut second = connect_from("127.0.0.2", peer).await;
     ping(&mut first, 1).await;
     ping(&mut second, 2).await;
-    let mut third = connect_from("127.0.0.1", peer).await;
+    let mut third = connect_from("127.0.0.2", peer).await;
     assert!(closed_at_once(&mut third).await);
     wait_metric(admin, refused, 1).await;
 
     // Another source still gets in, and so does the same source on the client listener,
     // which counts apart.
-    let mut elsewhere = connect_from("127.0.0.2", peer).await;
+    let mut elsewhere = connect_from("127.0.0.3", peer).await;
     ping(&mut elsewhere, 3).await;
-    let mut operator = connect_from("127.0.0.1", client).await;
-    let mut operator2 = connect_from("127.0.0.1", client).await;
+    let mut operator = connect_from("127.0.0.2", client).await;
+    let mut operator2 = connect_from("127.0.0.2", client).await;
     ping(&mut operator, 4).await;
     ping(&mut operator2, 5).await;
-    let mut operator3 = connect_from("127.0.0.1", client).await;
+    let mut operator3 = connect_from("127.0.0.2", client).await;
     assert!(closed_at_once(&mut operator3).await);
     wait_metric(admin, refused, 2).await;
-    // The global limit was not involved.
+    // The pools were not involved.
     assert_eq!(
-        metric(admin, "parent_connections_refused_total{reason=\"limit\"}").await,
+        metric(
+            admin,
+            "parent_connections_refused_total{reason=\"shared_full\"}"
+        )
+        .await,
         0
     );
 
     // A closed connection frees its source's slot.
     drop(first);
     wait_metric(admin, "parent_connections_active{kind=\"peer\"}", 2).await;
-    let mut fourth = connect_from("127.0.0.1", peer).await;
+    let mut fourth = connect_from("127.0.0.2", peer).await;
     ping(&mut fourth, 6).await;
     ping(&mut second, 7).await;
+}
+
+/// The enclave dials other nodes from a budget of its own: with every inbound budget
+/// full, `--max-outbound` dials still go through, and one past it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn outbound_dials_keep_their_budget_while_inbound_is_flooded() {
+    let (echo_addr, _echo) = tcp_echo_server().await;
+    let env = Env::new(
+        "outlimit",
+        &[
+            ("node-1", "127.0.0.9:1".into()),
+            ("node-2", echo_addr.to_string()),
+        ],
+    );
+    let _peer_port = echo_enclave(&env.backend(), NODE_PEER).await;
+    let _client_port = echo_enclave(&env.backend(), NODE_CLIENT).await;
+    let mut parent = env.start(&[
+        "--max-outbound",
+        "2",
+        "--peer-reserved",
+        "2",
+        "--peer-shared",
+        "2",
+        "--client-max",
+        "2",
+        "--max-per-source",
+        "1",
+    ]);
+    let (peer, client, admin) = parent.ready().await;
+
+    // Every inbound budget full: the known peer's (node-2 is on 127.0.0.1), the shared
+    // pool and the client pool, each with one more refused.
+    let mut inbound = flood("127.0.0.1", 3, peer).await;
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        inbound.extend(flood(source, 1, peer).await);
+        inbound.extend(flood(source, 1, client).await);
+    }
+    wait_metric(admin, "parent_connections_total{kind=\"peer\"}", 6).await;
+    wait_metric(admin, "parent_connections_total{kind=\"client\"}", 3).await;
+
+    // The enclave's dials still go through, up to their own budget.
+    let outbound = VsockAddr::new(PARENT_CID, PARENT_OUTBOUND);
+    let mut dials = Vec::new();
+    for i in 0..2u8 {
+        let mut s = env.backend().connect(outbound).await.unwrap();
+        request(&mut s, "node-2").await.unwrap();
+        s.write_all(&[i]).await.unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        assert_eq!(b, [i]);
+        dials.push(s);
+    }
+    let mut s = env.backend().connect(outbound).await.unwrap();
+    assert_eq!(
+        request(&mut s, "node-2").await,
+        Err(HeaderError::Refused("too many connections".into()))
+    );
+    wait_metric(admin, "parent_connections_active{kind=\"peer\"}", 4).await;
+    wait_metric(admin, "parent_connections_active{kind=\"client\"}", 2).await;
+    for (reason, count) in [("reserved_full", 1), ("shared_full", 2)] {
+        let series = format!("parent_connections_refused_total{{reason=\"{reason}\"}}");
+        wait_metric(admin, &series, count).await;
+    }
+    wait_metric(
+        admin,
+        "parent_connections_refused_total{reason=\"limit\"}",
+        1,
+    )
+    .await;
+    drop(dials.pop());
+    wait_metric(admin, "parent_connections_active{kind=\"outbound\"}", 1).await;
+    let mut s = env.backend().connect(outbound).await.unwrap();
+    request(&mut s, "node-2").await.unwrap();
+    drop(inbound);
 }
 
 #[tokio::test(flavor = "multi_thread")]
