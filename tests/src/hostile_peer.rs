@@ -70,6 +70,40 @@ impl HostilePeer {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .map_err(|e| format!("hostile peer cannot listen on {port}: {e}"))?;
+        Ok(Self::serve_on(runtime, listener, context, answers))
+    }
+
+    /// Like [`start`](Self::start), on a listener the test bound (an address a forged
+    /// manifest lists, say), attesting with `measurements` instead of those of a
+    /// look-alike of `as_id`.
+    pub fn start_on(
+        cluster: &Cluster,
+        as_id: &str,
+        envelope: &[u8],
+        measurements: &SimMeasurements,
+        listener: std::net::TcpListener,
+        answers: BTreeMap<String, ReleaseAnswer>,
+    ) -> Result<Self, String> {
+        let context = endpoint(cluster, as_id, envelope, measurements)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?
+        };
+        Ok(Self::serve_on(runtime, listener, context, answers))
+    }
+
+    fn serve_on(
+        runtime: tokio::runtime::Runtime,
+        listener: tokio::net::TcpListener,
+        context: Arc<ChannelContext>,
+        answers: BTreeMap<String, ReleaseAnswer>,
+    ) -> Self {
         let events = Arc::new(Mutex::new(Vec::new()));
         let answers = Arc::new(answers);
         runtime.spawn({
@@ -85,10 +119,10 @@ impl HostilePeer {
                 }
             }
         });
-        Ok(HostilePeer {
+        HostilePeer {
             events,
             runtime: Some(runtime),
-        })
+        }
     }
 
     /// Everything that happened so far.
@@ -108,6 +142,17 @@ pub fn look_alike(
     as_id: &str,
     envelope: &[u8],
 ) -> Result<Arc<ChannelContext>, String> {
+    endpoint(cluster, as_id, envelope, &measurements_of(cluster, as_id)?)
+}
+
+/// The channel endpoint of an enclave with `measurements` calling itself `as_id`, under
+/// the manifest `envelope`.
+fn endpoint(
+    cluster: &Cluster,
+    as_id: &str,
+    envelope: &[u8],
+    measurements: &SimMeasurements,
+) -> Result<Arc<ChannelContext>, String> {
     let now = SystemTime::now();
     let signed = SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
     let accepted = manifest::accept(None, signed).map_err(|e| e.to_string())?;
@@ -118,9 +163,7 @@ pub fn look_alike(
     }
     let ca = SimCa::load_or_create(&cluster.dir.path().join("sim-ca"), now)
         .map_err(|e| e.to_string())?;
-    let nsm = Arc::new(
-        SimNsm::new(&ca, &measurements_of(cluster, as_id)?, now).map_err(|e| e.to_string())?,
-    );
+    let nsm = Arc::new(SimNsm::new(&ca, measurements, now).map_err(|e| e.to_string())?);
     let trust = PeerTrust {
         manifest_hash: *accepted.hash().as_bytes(),
         peers,

@@ -12,14 +12,24 @@
 //! [`enclave::blobs::DEFAULT_TIMEOUT`], and a test that overran that would see the node
 //! fail on a timeout rather than the behaviour it means to test. Replies released by that
 //! limit are recorded ([`StallingParent::overdue`]).
+//!
+//! The proxy can also hide chosen names from the parent's listings
+//! ([`StallingParent::hide_from_listing`]) and answer `get`s of them as absent
+//! ([`StallingParent::hide_from_gets`]) while every blob stays on disk (until the node
+//! writes that name again: from then on its new blob is served as usual), hold the
+//! reply to a `put` ([`StallingParent::hold_put`]), and take over the parent's outbound
+//! relay ([`StallingParent::intercept_outbound`]) to route chosen node ids to addresses
+//! of the test's choosing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
-use transport::blob::{MAX_FRAME_LEN, Request};
+use transport::blob::{MAX_FRAME_LEN, Request, Response};
+use transport::connect::{parse_connect, read_line};
 use transport::frame::{read_frame, write_frame};
 use transport::{Backend, PARENT_CID, VsockAddr, ports};
 
@@ -35,6 +45,17 @@ struct Seen {
     stalled: Vec<String>,
     /// Names of `get`s whose replies were released by [`MAX_HOLD`], not by the test.
     overdue: Vec<String>,
+    /// Names left out of every listing.
+    unlisted: BTreeSet<String>,
+    /// Names whose `get`s are answered as absent.
+    absent: BTreeSet<String>,
+    /// Outbound routes the proxy decides: node id to the address it dials instead.
+    routes: BTreeMap<String, String>,
+}
+
+/// Hold key of the reply to `put name` (blob names never contain a space).
+fn put_key(name: &str) -> String {
+    format!("put {name}")
 }
 
 /// A running proxy; on drop it stops and puts the parent's socket back in place.
@@ -44,6 +65,9 @@ pub struct StallingParent {
     seen: Arc<Mutex<Seen>>,
     path: PathBuf,
     real: PathBuf,
+    /// The outbound relay's socket and where the parent's was moved, once taken over.
+    outbound: Option<(PathBuf, PathBuf)>,
+    sim_dir: PathBuf,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -92,8 +116,75 @@ impl StallingParent {
             seen,
             path,
             real,
+            outbound: None,
+            sim_dir: sim_dir.to_owned(),
             runtime: Some(runtime),
         })
+    }
+
+    /// From now on, replies to `put name` (the parent has stored the blob) are held until
+    /// [`release_put`](Self::release_put); [`wait_stalled`](Self::wait_stalled) and
+    /// [`overdue`](Self::overdue) name them `put <name>`.
+    pub fn hold_put(&self, name: &str) {
+        self.hold(&put_key(name));
+    }
+
+    /// Sends the held replies to `put name`, and stops holding new ones.
+    pub fn release_put(&self, name: &str) {
+        self.release(&put_key(name));
+    }
+
+    /// From now on, `name` is left out of every listing the parent answers. The blob
+    /// stays on disk and a `get` of it is served as usual.
+    pub fn hide_from_listing(&self, name: &str) {
+        self.lock().unlisted.insert(name.to_owned());
+    }
+
+    /// From now on, a `get name` is answered as if the parent held no such blob (it stays
+    /// on disk).
+    pub fn hide_from_gets(&self, name: &str) {
+        self.lock().absent.insert(name.to_owned());
+    }
+
+    /// Takes the place of the parent's outbound relay: every `CONNECT <id>` is passed to
+    /// the parent unchanged unless [`route`](Self::route) chose an address for `id`.
+    pub fn intercept_outbound(&mut self) -> Result<(), String> {
+        if self.outbound.is_some() {
+            return Ok(());
+        }
+        let path = Backend::unix_path(
+            &self.sim_dir,
+            VsockAddr::new(PARENT_CID, ports::PARENT_OUTBOUND),
+        );
+        let real = self.sim_dir.join("parent-outbound-behind-proxy.sock");
+        let runtime = self.runtime.as_ref().ok_or("the proxy has stopped")?;
+        std::fs::rename(&path, &real).map_err(|e| format!("move {} aside: {e}", path.display()))?;
+        let listener = match runtime.block_on(async { UnixListener::bind(&path) }) {
+            Ok(listener) => listener,
+            Err(e) => {
+                let _ = std::fs::rename(&real, &path);
+                return Err(format!("listen on {}: {e}", path.display()));
+            }
+        };
+        runtime.spawn({
+            let seen = self.seen.clone();
+            let real = real.clone();
+            async move {
+                while let Ok((node, _)) = listener.accept().await {
+                    tokio::spawn(outbound(node, real.clone(), seen.clone()));
+                }
+            }
+        });
+        self.outbound = Some((path, real));
+        Ok(())
+    }
+
+    /// From now on, the node's connections to `node_id` go to `address` (needs
+    /// [`intercept_outbound`](Self::intercept_outbound)).
+    pub fn route(&self, node_id: &str, address: &str) {
+        self.lock()
+            .routes
+            .insert(node_id.to_owned(), address.to_owned());
     }
 
     /// From now on, replies to `get name` are held until [`release`](Self::release).
@@ -151,6 +242,50 @@ impl Drop for StallingParent {
         }
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::rename(&self.real, &self.path);
+        if let Some((path, real)) = self.outbound.take() {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::rename(&real, &path);
+        }
+    }
+}
+
+/// Relays one outbound connection of the node: to the address the test routed its
+/// node id to, or else to the parent's own relay.
+async fn outbound(mut node: UnixStream, real: PathBuf, seen: Arc<Mutex<Seen>>) {
+    let Ok(line) = read_line(&mut node).await else {
+        return;
+    };
+    let routed = parse_connect(&line).ok().and_then(|id| {
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .routes
+            .get(id)
+            .cloned()
+    });
+    match routed {
+        Some(address) => {
+            let Ok(mut remote) = TcpStream::connect(&address).await else {
+                let _ = node.write_all(b"ERR dial failed\n").await;
+                return;
+            };
+            if node.write_all(b"OK\n").await.is_err() {
+                return;
+            }
+            let _ = tokio::io::copy_bidirectional(&mut node, &mut remote).await;
+        }
+        None => {
+            let Ok(mut parent) = UnixStream::connect(&real).await else {
+                return;
+            };
+            if parent
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let _ = tokio::io::copy_bidirectional(&mut node, &mut parent).await;
+        }
     }
 }
 
@@ -179,10 +314,55 @@ async fn relay(
         {
             return;
         }
-        let Ok(Some(response)) = read_frame(&mut parent, MAX_FRAME_LEN).await else {
+        let Ok(Some(mut response)) = read_frame(&mut parent, MAX_FRAME_LEN).await else {
             return;
         };
-        if let Ok(Request::Get { name }) = decoded {
+        if let Ok(Request::List { .. }) = decoded {
+            // Unchanged bytes unless a name is hidden.
+            let unlisted = seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unlisted
+                .clone();
+            if !unlisted.is_empty()
+                && let Ok(Response::Names(names)) = Response::decode(&response)
+            {
+                let kept = names
+                    .into_iter()
+                    .filter(|n| !unlisted.contains(n))
+                    .collect();
+                match Response::Names(kept).encode() {
+                    Ok(filtered) => response = filtered,
+                    Err(_) => return,
+                }
+            }
+        }
+        if let Ok(Request::Get { name }) = &decoded {
+            let absent = seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .absent
+                .contains(name);
+            if absent {
+                match Response::NotFound.encode() {
+                    Ok(not_found) => response = not_found,
+                    Err(_) => return,
+                }
+            }
+        }
+        if let Ok(Request::Put { name, .. }) = &decoded {
+            // The node wrote it: its new blob is what the parent holds now.
+            record(&|s| {
+                s.unlisted.remove(name);
+                s.absent.remove(name);
+            });
+        }
+        let held = match decoded {
+            Ok(Request::Get { name }) => Some(name),
+            Ok(Request::Put { name, .. }) => Some(put_key(&name)),
+            _ => None,
+        };
+        if let Some(name) = held {
             let mut hold = hold.clone();
             if hold.borrow().contains(&name) {
                 record(&|s| s.stalled.push(name.clone()));
