@@ -187,6 +187,11 @@ impl StallingParent {
             .insert(node_id.to_owned(), address.to_owned());
     }
 
+    /// From now on, the node's connections to `node_id` go to the parent's relay again.
+    pub fn unroute(&self, node_id: &str) {
+        self.lock().routes.remove(node_id);
+    }
+
     /// From now on, replies to `get name` are held until [`release`](Self::release).
     pub fn hold(&self, name: &str) {
         self.hold.send_modify(|names| {

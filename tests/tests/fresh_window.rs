@@ -214,7 +214,12 @@ fn a_recovery_without_sealed_state_escrows_no_key_under_a_forged_manifest() {
         );
     }
 
-    // node-1 runs under the real manifest, whatever became of the forged one.
+    // The parent routes the node's connections honestly again (a node that asks its
+    // peers before it runs may do so now); node-1 runs under the real manifest,
+    // whatever became of the forged one.
+    for id in addresses.keys() {
+        parent.unroute(id);
+    }
     c.wait_until("node-1 running under manifest v1", STARTUP, |statuses| {
         statuses.iter().any(|(id, s)| {
             id == "node-1"
