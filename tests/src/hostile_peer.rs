@@ -145,9 +145,40 @@ pub fn look_alike(
     endpoint(cluster, as_id, envelope, &measurements_of(cluster, as_id)?)
 }
 
+/// A manifest forged by an attacker: `version`, approved by two of three operator keys of
+/// its own (none of the cluster's), listing `nodes` (manifest body entries).
+pub fn forged_manifest(version: u64, nodes: Vec<serde_json::Value>) -> Result<Vec<u8>, String> {
+    let operators = (0..3)
+        .map(|_| manifest::OperatorKey::generate().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": version,
+        "threshold": 2,
+        "operators": operators
+            .iter()
+            .enumerate()
+            .map(|(i, k)| serde_json::json!({"id": format!("mallory-{i}"), "public_key": k.public_key_hex()}))
+            .collect::<Vec<_>>(),
+        "nodes": nodes,
+    }))
+    .map_err(|e| e.to_string())?;
+    let signatures: Vec<manifest::OperatorSignature> = operators
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, k)| manifest::OperatorSignature {
+            operator: format!("mallory-{i}"),
+            signature: manifest::sign(&body, k),
+        })
+        .collect();
+    SignedManifest::assemble(&body, &signatures)
+        .map(|signed| signed.envelope_bytes().to_vec())
+        .map_err(|e| e.to_string())
+}
+
 /// The channel endpoint of an enclave with `measurements` calling itself `as_id`, under
 /// the manifest `envelope`.
-fn endpoint(
+pub(crate) fn endpoint(
     cluster: &Cluster,
     as_id: &str,
     envelope: &[u8],

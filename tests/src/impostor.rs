@@ -8,15 +8,11 @@
 //! the node it claims to be.
 
 use crate::cluster::Cluster;
-use attestation::Verifier;
-use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
-use enclave::channel::{AttestedChannel, ChannelContext, ChannelError, PeerTrust, TlsIdentity};
+use attestation::nsm::sim::SimMeasurements;
+use enclave::channel::{AttestedChannel, ChannelContext, ChannelError};
 use enclave::hpke;
 use enclave::provisioning::{PeerMessage, release_info};
-use manifest::SignedManifest;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -24,7 +20,7 @@ use tokio::net::TcpStream;
 #[derive(Debug)]
 pub struct Impostor {
     claimed: String,
-    context: ChannelContext,
+    context: Arc<ChannelContext>,
 }
 
 /// What a node answered a request for the claimed node's escrowed key.
@@ -46,33 +42,10 @@ impl Impostor {
         own: &str,
         claimed: &str,
     ) -> Result<Self, String> {
-        let now = SystemTime::now();
-        let signed = SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
-        let mut peers = BTreeMap::new();
-        for node in signed.manifest().nodes() {
-            peers.insert(
-                node.id().to_owned(),
-                node.measurement_sets().map_err(|e| e.to_string())?,
-            );
-        }
-        let ca = SimCa::load_or_create(&cluster.dir.path().join("sim-ca"), now)
-            .map_err(|e| e.to_string())?;
         let measurements = SimMeasurements::of_file(&cluster.node(own)?.enclave_binary)
             .map_err(|e| e.to_string())?
             .with_pcr4(own.as_bytes().to_vec());
-        let nsm = SimNsm::new(&ca, &measurements, now).map_err(|e| e.to_string())?;
-        let trust = PeerTrust {
-            manifest_hash: *signed.hash().as_bytes(),
-            peers,
-            verifier: Verifier::aws_nitro()
-                .trust_simulated_root(ca.root_der(), now)
-                .map_err(|e| e.to_string())?,
-            max_evidence_age: Duration::from_secs(60),
-            allow_debug: false,
-        };
-        let identity = Arc::new(TlsIdentity::generate(claimed, now).map_err(|e| e.to_string())?);
-        let context = ChannelContext::new(claimed.to_owned(), identity, Arc::new(nsm), trust)
-            .map_err(|e| e.to_string())?;
+        let context = crate::hostile_peer::endpoint(cluster, claimed, envelope, &measurements)?;
         Ok(Impostor {
             claimed: claimed.to_owned(),
             context,

@@ -18,8 +18,9 @@ use enclave::hpke;
 use enclave::provisioning::{PeerMessage, release_info};
 use enclave::sealed::{DataKey, INDEX_NAME, SealedIndex};
 use integration_tests::cluster::{Cluster, STARTUP, all, measurements_json, running_and_attested};
+use integration_tests::hostile_peer::forged_manifest;
 use integration_tests::stalling_parent::StallingParent;
-use manifest::{OperatorKey, OperatorSignature, SignedManifest};
+use manifest::SignedManifest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -30,9 +31,8 @@ const ATTACKER_INSTANCE: &str = "attacker";
 /// The forged manifest: version 99, its own three operators (two sign), node-1 as it
 /// really is and a "node-2" at the real node-2's address but pinned to the attacker's
 /// enclave.
-fn forged_manifest(c: &Cluster) -> Vec<u8> {
+fn forged(c: &Cluster) -> Vec<u8> {
     let enclave = c.node("node-1").unwrap().enclave_binary.clone();
-    let operators: Vec<OperatorKey> = (0..3).map(|_| OperatorKey::generate().unwrap()).collect();
     let node = |id: &str, instance: &str| {
         serde_json::json!({
             "id": id,
@@ -41,30 +41,11 @@ fn forged_manifest(c: &Cluster) -> Vec<u8> {
             "measurements": [measurements_json(&enclave, instance).unwrap()],
         })
     };
-    let body = serde_json::to_vec(&serde_json::json!({
-        "version": 99,
-        "threshold": 2,
-        "operators": operators
-            .iter()
-            .enumerate()
-            .map(|(i, k)| serde_json::json!({"id": format!("mallory-{i}"), "public_key": k.public_key_hex()}))
-            .collect::<Vec<_>>(),
-        "nodes": [node("node-1", "node-1"), node("node-2", ATTACKER_INSTANCE)],
-    }))
-    .unwrap();
-    let signatures: Vec<OperatorSignature> = operators
-        .iter()
-        .take(2)
-        .enumerate()
-        .map(|(i, k)| OperatorSignature {
-            operator: format!("mallory-{i}"),
-            signature: manifest::sign(&body, k),
-        })
-        .collect();
-    SignedManifest::assemble(&body, &signatures)
-        .unwrap()
-        .envelope_bytes()
-        .to_vec()
+    forged_manifest(
+        99,
+        vec![node("node-1", "node-1"), node("node-2", ATTACKER_INSTANCE)],
+    )
+    .unwrap()
 }
 
 /// The attacker's enclave: the genuine code with its own instance's PCR4 and the
@@ -165,7 +146,7 @@ async fn ask_for_node2_key(
 fn stalled_under_forged_manifest(c: &mut Cluster) -> (StallingParent, Arc<ChannelContext>) {
     // Everything that hashes the enclave binary is done before the clock starts: each
     // stall must end before the node's blob request times out.
-    let forged = forged_manifest(c);
+    let forged = forged(c);
     let attacker = Arc::new(attacker_enclave(c, &forged));
     c.status("node-1").unwrap();
 

@@ -16,9 +16,9 @@
 use attestation::nsm::sim::SimMeasurements;
 use enclave::sealed::{DataKey, INDEX_NAME, SealedIndex};
 use integration_tests::cluster::{Cluster, STARTUP, measurements_json};
+use integration_tests::hostile_peer::forged_manifest;
 use integration_tests::hostile_peer::{Event, HostilePeer};
 use integration_tests::stalling_parent::StallingParent;
-use manifest::{OperatorKey, OperatorSignature, SignedManifest};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -40,10 +40,9 @@ fn attacker_instance(id: &str) -> String {
 /// The forged manifest: version 99, three operators of the attacker's (two sign),
 /// node-1 as it really is, and "node-2"/"node-3" pinned to the attacker's enclaves at
 /// `addresses`.
-fn forged_manifest(c: &Cluster, addresses: &BTreeMap<&str, String>) -> Vec<u8> {
+fn forged(c: &Cluster, addresses: &BTreeMap<&str, String>) -> Vec<u8> {
     let node1 = c.node("node-1").unwrap();
     let binary = &node1.enclave_binary;
-    let operators: Vec<OperatorKey> = (0..3).map(|_| OperatorKey::generate().unwrap()).collect();
     let mut nodes = vec![serde_json::json!({
         "id": "node-1",
         "provider": "sim",
@@ -58,30 +57,7 @@ fn forged_manifest(c: &Cluster, addresses: &BTreeMap<&str, String>) -> Vec<u8> {
             "measurements": [measurements_json(binary, &attacker_instance(id)).unwrap()],
         }));
     }
-    let body = serde_json::to_vec(&serde_json::json!({
-        "version": 99,
-        "threshold": 2,
-        "operators": operators
-            .iter()
-            .enumerate()
-            .map(|(i, k)| serde_json::json!({"id": format!("mallory-{i}"), "public_key": k.public_key_hex()}))
-            .collect::<Vec<_>>(),
-        "nodes": nodes,
-    }))
-    .unwrap();
-    let signatures: Vec<OperatorSignature> = operators
-        .iter()
-        .take(2)
-        .enumerate()
-        .map(|(i, k)| OperatorSignature {
-            operator: format!("mallory-{i}"),
-            signature: manifest::sign(&body, k),
-        })
-        .collect();
-    SignedManifest::assemble(&body, &signatures)
-        .unwrap()
-        .envelope_bytes()
-        .to_vec()
+    forged_manifest(99, nodes).unwrap()
 }
 
 /// The blobs node-1's parent holds, but for its plain copy of the manifest: the node's
@@ -122,7 +98,7 @@ fn a_recovery_without_sealed_state_escrows_no_key_under_a_forged_manifest() {
         .iter()
         .map(|(id, l)| (*id, l.local_addr().unwrap().to_string()))
         .collect();
-    let forged = forged_manifest(&c, &addresses);
+    let forged = forged(&c, &addresses);
     let binary = c.node("node-1").unwrap().enclave_binary.clone();
     let attackers: BTreeMap<&str, HostilePeer> = listeners
         .into_iter()
