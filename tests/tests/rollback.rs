@@ -63,6 +63,21 @@ fn watch(
     None
 }
 
+/// Watches `id` for 8 s: it must never run, and must then be waiting for provisioning.
+fn never_runs(c: &Cluster, id: &str) -> NodeStatus {
+    let ran = watch(
+        c,
+        id,
+        Duration::from_secs(8),
+        |s| s.phase == "running",
+        |_| false,
+    );
+    assert!(ran.is_none());
+    let s = c.status(id).unwrap();
+    assert_eq!(s.phase, "waiting_for_provisioning", "{s:#?}");
+    s
+}
+
 fn copy_blobs(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -150,16 +165,7 @@ fn a_forged_manifest_from_the_parent_is_undone_by_the_operators() {
     c.start_enclave("node-1").unwrap();
 
     // Peers refuse evidence that binds the forged manifest: node-1 never runs under it.
-    let ran = watch(
-        &c,
-        "node-1",
-        Duration::from_secs(8),
-        |s| s.phase == "running",
-        |_| false,
-    );
-    assert!(ran.is_none());
-    let s = c.status("node-1").unwrap();
-    assert_eq!(s.phase, "waiting_for_provisioning", "{s:#?}");
+    never_runs(&c, "node-1");
 
     // The real operators undo it: v1 replaces the provisional forged manifest, although
     // the forged one's operators never approved it.
@@ -198,16 +204,7 @@ fn a_whole_older_state_replayed_by_the_parent_is_not_run() {
     copy_blobs(&snapshot, &blob_dir);
     c.start_enclave("node-1").unwrap();
 
-    let ran = watch(
-        &c,
-        "node-1",
-        Duration::from_secs(8),
-        |s| s.phase == "running",
-        |_| false,
-    );
-    assert!(ran.is_none());
-    let s = c.status("node-1").unwrap();
-    assert_eq!(s.phase, "waiting_for_provisioning", "{s:#?}");
+    let s = never_runs(&c, "node-1");
     let reason = s.reason.unwrap_or_default();
     assert!(
         reason.contains("node-2") && reason.contains("node-3") && reason.contains("manifest"),

@@ -121,7 +121,9 @@ pub(crate) fn decode_verdict(bytes: &[u8]) -> Result<Result<(), String>, Channel
 /// - the claimed node id is in the manifest, is not this node, and is the one dialled;
 /// - the document verifies (signature, chain to a trusted root, at `now`);
 /// - its PCRs match one of the measurement sets the manifest accepts for that node, it
-///   is not from a debug-mode enclave unless allowed, and it is fresh;
+///   is not from a debug-mode enclave unless allowed, and it is fresh (the manifest
+///   refuses nodes whose sets one document could match, so this also proves that the
+///   sender IS that node, not merely another node of the same image claiming its id);
 /// - its nonce is this connection's exporter value (a document from another
 ///   connection cannot be replayed);
 /// - its public key is the key of the TLS certificate the peer presented (a genuine
