@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use manifest::{Manifest, ManifestHash, SignedManifest, addresses};
+use manifest::{Manifest, SignedManifest, addresses, hash_of};
 
 fn check_manifest(manifest: &Manifest) {
     assert!((1..=manifest.operators().len()).contains(&manifest.threshold()));
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         for node in manifest.nodes() {
             assert_eq!(map.get(node.id()).map(String::as_str), Some(node.address()));
         }
-        assert_eq!(signed.hash(), ManifestHash::of(signed.body()));
+        assert_eq!(signed.hash(), hash_of(signed.body()));
         assert_eq!(signed.envelope_bytes(), data);
         assert_eq!(Manifest::parse(signed.body()).ok().as_ref(), Some(manifest));
         let again = SignedManifest::assemble(signed.body(), signed.signatures())

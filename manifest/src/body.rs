@@ -6,7 +6,6 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use transport::connect::validate_node_id;
 
 /// Largest manifest body, checked before parsing.
 pub const MAX_BODY_LEN: usize = 48 * 1024;
@@ -45,7 +44,7 @@ impl Operator {
     /// An operator known from elsewhere than a manifest body (a client's pin of the
     /// manifest it trusts), with the same id rule as a body's operators.
     pub fn new(id: &str, public_key: [u8; 32]) -> Result<Self, ManifestError> {
-        validate_node_id(id).map_err(|source| ManifestError::OperatorId {
+        ids::check(id).map_err(|source| ManifestError::OperatorId {
             id: id.to_owned(),
             source,
         })?;
@@ -235,7 +234,7 @@ fn operators(wire: Vec<OperatorWire>) -> Result<Vec<Operator>, ManifestError> {
     }
     let mut operators: Vec<Operator> = Vec::with_capacity(wire.len());
     for OperatorWire { id, public_key } in wire {
-        if let Err(source) = validate_node_id(&id) {
+        if let Err(source) = ids::check(&id) {
             return Err(ManifestError::OperatorId { id, source });
         }
         let mut key = [0u8; 32];
@@ -278,7 +277,7 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
         measurements,
     } in wire
     {
-        if let Err(source) = validate_node_id(&id) {
+        if let Err(source) = ids::check(&id) {
             return Err(ManifestError::NodeId { id, source });
         }
         if !seen.insert(id.clone()) {

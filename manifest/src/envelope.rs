@@ -6,10 +6,10 @@ use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+pub use ids::ManifestHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
-use transport::connect::validate_node_id;
 
 /// Largest envelope, checked before parsing: room for a body of [`MAX_BODY_LEN`] in
 /// base64 (4/3 larger) and a signature from each of the most operators allowed.
@@ -18,30 +18,10 @@ pub const MAX_ENVELOPE_LEN: usize = 96 * 1024;
 /// `SIGNING_CONTEXT || body`.
 pub const SIGNING_CONTEXT: &[u8] = b"tee-custody manifest v1\0";
 
-/// SHA-256 of the exact body bytes; goes into the `user_data` of every attestation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ManifestHash(pub [u8; 32]);
-
-impl ManifestHash {
-    pub fn of(body: &[u8]) -> Self {
-        ManifestHash(to_array(digest(&SHA256, body).as_ref()))
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Display for ManifestHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for ManifestHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ManifestHash({self})")
-    }
+/// SHA-256 of the exact body bytes: the [`ManifestHash`] that goes into the `user_data`
+/// of every attestation.
+pub fn hash_of(body: &[u8]) -> ManifestHash {
+    ManifestHash(to_array(digest(&SHA256, body).as_ref()))
 }
 
 /// An Ed25519 signature over `SIGNING_CONTEXT || body`.
@@ -127,7 +107,7 @@ impl SignedManifest {
                         signature,
                     },
                 )| {
-                    if let Err(source) = validate_node_id(&operator) {
+                    if let Err(source) = ids::check(&operator) {
                         return Err(ManifestError::SignatureOperator {
                             index,
                             operator,
@@ -149,7 +129,7 @@ impl SignedManifest {
             .collect::<Result<_, _>>()?;
         Ok(SignedManifest {
             envelope: envelope.to_vec(),
-            hash: ManifestHash::of(&body),
+            hash: hash_of(&body),
             body,
             manifest,
             signatures,

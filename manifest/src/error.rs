@@ -1,7 +1,7 @@
 //! Errors: each names the node, operator or field at fault.
 
 use attestation::PolicyError;
-use transport::connect::HeaderError;
+use ids::SyntaxError;
 
 /// Why a manifest or envelope was refused.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum ManifestError {
     OperatorId {
         id: String,
         #[source]
-        source: HeaderError,
+        source: SyntaxError,
     },
     #[error("operator {id:?} is listed twice")]
     DuplicateOperator { id: String },
@@ -41,7 +41,7 @@ pub enum ManifestError {
     NodeId {
         id: String,
         #[source]
-        source: HeaderError,
+        source: SyntaxError,
     },
     #[error("node {id:?} is listed twice")]
     DuplicateNode { id: String },
@@ -102,7 +102,7 @@ pub enum ManifestError {
         index: usize,
         operator: String,
         #[source]
-        source: HeaderError,
+        source: SyntaxError,
     },
     #[error("signature {index} (operator {operator:?}) must be 128 hex characters (64 bytes)")]
     SignatureEncoding { index: usize, operator: String },

@@ -9,7 +9,8 @@
 //! - envelope (what travels and is stored): JSON, `{"manifest": "<base64 of the exact
 //!   body bytes>", "signatures": [{"operator", "signature": "<hex>"}]}`, each signature
 //!   over [`SIGNING_CONTEXT`] followed by the body bytes, so no canonicalization is needed;
-//! - hash: SHA-256 of the body bytes ([`ManifestHash`]), bound into every attestation.
+//! - hash: SHA-256 of the body bytes ([`ManifestHash`], computed by [`hash_of`]), bound
+//!   into every attestation.
 //!
 //! [`SignedManifest::parse`] checks structure only; [`accept`] checks signatures and
 //! versions and is the only way to obtain an [`AcceptedManifest`].
@@ -32,7 +33,7 @@ pub use body::{
 pub use command::{COMMAND_CONTEXT, command_message, verify_command};
 pub use envelope::{
     Approval, MAX_ENVELOPE_LEN, ManifestHash, OperatorSignature, SIGNING_CONTEXT, Signature,
-    SignedManifest, signed_message,
+    SignedManifest, hash_of, signed_message,
 };
 pub use error::{KeyError, ManifestError};
 pub use key::{OperatorKey, sign};

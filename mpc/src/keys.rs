@@ -17,6 +17,8 @@ use zeroize::Zeroizing;
 
 use crate::party::{NodeId, PartyError, PartySet, SigningSet, Threshold};
 use crate::{Curve, Level};
+use ids::IdError;
+pub use ids::KeyId;
 
 /// Deepest derivation path accepted.
 pub const MAX_DERIVATION_DEPTH: usize = 32;
@@ -28,8 +30,8 @@ const SEALED_AUX_INFO_VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    #[error("key id {id:?}: {reason}")]
-    KeyId { id: String, reason: &'static str },
+    #[error(transparent)]
+    Id(#[from] IdError),
     #[error("derivation index {0} is hardened; only non-hardened derivation is possible")]
     HardenedIndex(u32),
     #[error("derivation path of depth {0}, at most {max} is allowed", max = MAX_DERIVATION_DEPTH)]
@@ -52,40 +54,6 @@ pub enum KeyError {
     Inconsistent(&'static str),
     #[error("the library refused the key material: {0}")]
     Invalid(String),
-}
-
-/// A key's name as the operators chose it: 1 to 64 characters out of `A-Z a-z 0-9 . _ -`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyId(String);
-
-impl KeyId {
-    pub fn new(id: impl Into<String>) -> Result<Self, KeyError> {
-        let id = id.into();
-        match NodeId::new(id.as_str()) {
-            Ok(_) => Ok(Self(id)),
-            Err(PartyError::NodeId { reason, .. }) => Err(KeyError::KeyId { id, reason }),
-            Err(_) => Err(KeyError::KeyId {
-                id,
-                reason: "invalid",
-            }),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
 }
 
 /// A non-hardened BIP32/SLIP-10 derivation path; empty is the master key.

@@ -5,8 +5,8 @@
 //! to send, so the node decides how bytes travel and the protocols can be tested with every
 //! party simulated in one process.
 //!
-//! - [`party`]: node ids, the party set of a key (sorted ids give the library's indices), the
-//!   threshold and the signing set.
+//! - [`party`] (from the `ids` crate): node ids, the party set of a key (sorted ids give the
+//!   library's indices), the threshold and the signing set.
 //! - [`session_id`]: session ids derived from the request every participant verified.
 //! - [`envelope`]: the versioned wire frame of one protocol message, parsed with size limits.
 //! - [`session`]: [`Session`] drives auxiliary-info generation, threshold key generation,
@@ -32,7 +32,8 @@ pub mod address;
 mod blame;
 pub mod envelope;
 pub mod keys;
-pub mod party;
+/// Node ids, party sets, thresholds and signing sets, shared with the wire types.
+pub use ids::party;
 mod payload;
 pub mod presign;
 pub mod primes;
@@ -44,7 +45,8 @@ pub mod sim;
 
 pub use address::keccak256;
 pub use envelope::{Envelope, EnvelopeError, Recipient};
-pub use keys::{AuxInfo, DerivationPath, KeyError, KeyId, KeyShare, PublicKey};
+pub use ids::KeyId;
+pub use keys::{AuxInfo, DerivationPath, KeyError, KeyShare, PublicKey};
 pub use party::{NodeId, PartyError, PartySet, SigningSet, Threshold};
 pub use presign::{PoolKey, PresignRefusal, Presignature, PresignaturePool};
 pub use primes::{PrimePool, PrimePoolError, SafePrimes};

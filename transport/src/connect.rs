@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Longest header line accepted, newline included.
 pub const MAX_HEADER_LEN: usize = 128;
 /// Longest node id.
-pub const MAX_NODE_ID_LEN: usize = 64;
+pub const MAX_NODE_ID_LEN: usize = ids::MAX_ID_LEN;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -34,21 +34,10 @@ impl From<io::Error> for HeaderError {
     }
 }
 
-/// Checks the node-id syntax shared by manifests, headers and blob names.
+/// Checks the node-id syntax shared by manifests, headers and blob names: the one
+/// identifier rule of [`ids::check`].
 pub fn validate_node_id(id: &str) -> Result<(), HeaderError> {
-    if id.is_empty() {
-        return Err(HeaderError::NodeId("empty"));
-    }
-    if id.len() > MAX_NODE_ID_LEN {
-        return Err(HeaderError::NodeId("longer than 64 characters"));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(HeaderError::NodeId("only A-Z a-z 0-9 . _ - are allowed"));
-    }
-    Ok(())
+    ids::check(id).map_err(|e| HeaderError::NodeId(e.reason()))
 }
 
 /// Reads one `\n`-terminated line of at most `MAX_HEADER_LEN` bytes, byte by byte so

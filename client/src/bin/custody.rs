@@ -338,7 +338,7 @@ fn manifest_command(cli: &Cli, command: &ManifestCmd) -> Result<(), Failed> {
             let approval = json!({"operator": id, "signature": hex::encode(signature.as_bytes())});
             std::fs::write(out, approval.to_string())
                 .map_err(|e| fail(&out.display().to_string(), e))?;
-            let hash = manifest::ManifestHash::of(&bytes);
+            let hash = manifest::hash_of(&bytes);
             print(
                 cli.json,
                 &json!({"operator": id, "version": parsed.version(), "hash": hash.to_string(), "out": out}),

@@ -3,18 +3,18 @@
 //! The library identifies parties by index. Indices come from sorting node ids byte-wise, so
 //! every participant derives the same mapping from the same set without exchanging anything.
 
-use std::fmt;
+use crate::syntax::IdError;
 
 /// Longest node id, the manifest's limit.
-pub const MAX_NODE_ID_LEN: usize = 64;
+pub const MAX_NODE_ID_LEN: usize = crate::syntax::MAX_ID_LEN;
 /// Most parties in one key, the manifest's limit on nodes.
 pub const MAX_PARTIES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PartyError {
-    #[error("node id {id:?}: {reason}")]
-    NodeId { id: String, reason: &'static str },
+    #[error(transparent)]
+    NodeId(#[from] IdError),
     #[error("{count} parties, between 2 and {max} are allowed", max = MAX_PARTIES)]
     PartyCount { count: usize },
     #[error("node {0} is listed twice")]
@@ -27,47 +27,11 @@ pub enum PartyError {
     SignerCount { threshold: u16, got: usize },
 }
 
-/// A node id as the manifest spells it: 1 to 64 characters out of `A-Z a-z 0-9 . _ -`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(String);
-
-impl NodeId {
-    pub fn new(id: impl Into<String>) -> Result<Self, PartyError> {
-        let id = id.into();
-        let reason = if id.is_empty() {
-            Some("empty")
-        } else if id.len() > MAX_NODE_ID_LEN {
-            Some("longer than 64 characters")
-        } else if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            Some("only A-Z a-z 0-9 . _ - are allowed")
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(PartyError::NodeId { id, reason }),
-            None => Ok(Self(id)),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
+crate::syntax::identifier!(
+    /// A node id as the manifest spells it: 1 to 64 characters out of `A-Z a-z 0-9 . _ -`.
+    NodeId,
+    Node
+);
 
 /// The parties sharing a key, sorted; a party's position is its index at key generation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
