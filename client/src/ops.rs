@@ -396,8 +396,8 @@ pub fn check_created(
         .ok()
         .and_then(|bytes| mpc::PublicKey::from_sec1(&bytes).ok())
         .ok_or_else(|| refuse(coordinator, "reports an invalid public key".to_owned()))?;
-    if mpc::address::eth_address(&key) != created.eth_address
-        || mpc::address::btc_p2wpkh_address(&key) != created.btc_address
+    if chains::eth_address(key.as_k256()) != created.eth_address
+        || chains::btc_p2wpkh_address(key.as_k256()) != created.btc_address
     {
         return Err(refuse(
             coordinator,
@@ -511,8 +511,8 @@ mod tests {
         CreatedKey {
             key_id: "treasury".into(),
             public_key: hex::encode(k.to_sec1_compressed()),
-            eth_address: mpc::address::eth_address(&k),
-            btc_address: mpc::address::btc_p2wpkh_address(&k),
+            eth_address: chains::eth_address(k.as_k256()),
+            btc_address: chains::btc_p2wpkh_address(k.as_k256()),
             parties: vec!["node-1".into(), "node-2".into()],
             threshold: 2,
         }
@@ -579,12 +579,15 @@ mod tests {
         // Addresses of another key than the one reported.
         let other = key(4);
         assert_eq!(
-            lie(&|c| c.eth_address = mpc::address::eth_address(&other), &any),
+            lie(
+                &|c| c.eth_address = chains::eth_address(other.as_k256()),
+                &any
+            ),
             "node-1"
         );
         assert_eq!(
             lie(
-                &|c| c.btc_address = mpc::address::btc_p2wpkh_address(&other),
+                &|c| c.btc_address = chains::btc_p2wpkh_address(other.as_k256()),
                 &any
             ),
             "node-1"

@@ -15,8 +15,6 @@
 //!   session, and surfaces the parties the library blames when it aborts.
 //! - [`primes`]: a pool of safe primes filled by background threads.
 //! - [`presign`]: presignatures, which are used at most once and never serialized, and their pool.
-//! - [`address`]: Keccak-256, and the Ethereum (EIP-55) and Bitcoin P2WPKH (BIP-173) addresses
-//!   of a public key.
 //! - [`keys`] and [`signature`]: key shares, public keys, derivation paths, and signatures checked
 //!   with `k256` independently of the library.
 //! - `sim` (feature `sim`, off in production builds): pre-generated primes and auxiliary info
@@ -28,7 +26,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod address;
 mod blame;
 pub mod envelope;
 pub mod keys;
@@ -43,7 +40,7 @@ pub mod signature;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use address::keccak256;
+pub use chains::keccak256;
 pub use envelope::{Envelope, EnvelopeError, Recipient};
 pub use ids::KeyId;
 pub use keys::{AuxInfo, DerivationPath, KeyError, KeyShare, PublicKey};

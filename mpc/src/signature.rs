@@ -4,7 +4,8 @@ use std::fmt;
 
 use k256::ecdsa::{self, RecoveryId, VerifyingKey, signature::hazmat::PrehashVerifier};
 
-use crate::{Curve, address::keccak256, keys::PublicKey};
+use crate::{Curve, keys::PublicKey};
+use chains::keccak256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -775,7 +775,7 @@ fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
 
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let digest = text(&signed, "digest");
-    let expected_digest = hex::encode(mpc::keccak256(message));
+    let expected_digest = hex::encode(chains::keccak256(message));
     let verify_at = std::time::Instant::now();
     let verified = if digest != expected_digest {
         Err(format!(

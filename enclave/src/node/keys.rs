@@ -973,8 +973,8 @@ impl Node {
             return Ok(CreatedKey {
                 key_id: key_id.to_string(),
                 public_key: public,
-                eth_address: mpc::address::eth_address(&key),
-                btc_address: mpc::address::btc_p2wpkh_address(&key),
+                eth_address: chains::eth_address(key.as_k256()),
+                btc_address: chains::btc_p2wpkh_address(key.as_k256()),
                 parties: ids(&group),
                 threshold,
             });

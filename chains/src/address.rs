@@ -5,13 +5,11 @@
 //! - Bitcoin mainnet P2WPKH: the witness version 0 program `RIPEMD-160(SHA-256(compressed
 //!   SEC1 key))`, encoded as bech32 (BIP-173, not the bech32m of BIP-350) with the prefix `bc`.
 
+use k256::PublicKey;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use ripemd::Ripemd160;
 use sha2::{Digest, Sha256};
 use sha3::Keccak256;
-
-use crate::keys::PublicKey;
-use crate::signature::hex;
 
 /// Keccak-256 as Ethereum uses it (the original Keccak padding, not the SHA3-256 of FIPS 202).
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
@@ -20,7 +18,7 @@ pub fn keccak256(data: &[u8]) -> [u8; 32] {
 
 /// The Ethereum address of `key`: `0x` and 40 hex digits with the EIP-55 checksum casing.
 pub fn eth_address(key: &PublicKey) -> String {
-    let encoded = key.as_k256().to_encoded_point(false);
+    let encoded = key.to_encoded_point(false);
     let mut uncompressed = [0u8; 65];
     uncompressed.copy_from_slice(encoded.as_bytes());
     let [_prefix, xy @ ..] = uncompressed;
@@ -57,11 +55,15 @@ fn hex_digit(nibble: u8, upper: bool) -> char {
 
 /// The Bitcoin mainnet P2WPKH address of `key` (`bc1q...`, 42 characters).
 pub fn btc_p2wpkh_address(key: &PublicKey) -> String {
-    let program = Ripemd160::digest(Sha256::digest(key.to_sec1_compressed()));
+    let program = Ripemd160::digest(Sha256::digest(key.to_encoded_point(true)));
     let mut data = Vec::with_capacity(33);
     data.push(0); // witness version 0
     data.extend(to_5bit(&program));
     bech32("bc", &data)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
@@ -149,7 +151,7 @@ mod tests {
     }
 
     fn key(sec1_hex: &str) -> PublicKey {
-        PublicKey::from_sec1(&unhex(sec1_hex)).unwrap()
+        PublicKey::from_sec1_bytes(&unhex(sec1_hex)).unwrap()
     }
 
     /// Whether a bech32 string's checksum verifies (the polymod of everything is 1).
@@ -227,7 +229,7 @@ mod tests {
         // The P2WPKH example of BIP-173.
         let address = btc_p2wpkh_address(&key(G));
         assert_eq!(address, "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
-        let program = Ripemd160::digest(Sha256::digest(key(G).to_sec1_compressed()));
+        let program = Ripemd160::digest(Sha256::digest(key(G).to_encoded_point(true)));
         assert_eq!(hex(&program), "751e76e8199196d454941c45d1b3a323f1433bd6");
     }
 
