@@ -8,7 +8,7 @@ use crate::pin::{self, Pin, PinError, Submitted};
 use enclave::operator_api::{
     self, KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -278,17 +278,7 @@ fn submit_one(file: &ClusterFile, id: &str, hash: [u8; 32], envelope: &[u8]) -> 
     }
 }
 
-/// What the coordinator reports of a new key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreatedKey {
-    pub key_id: String,
-    /// Compressed SEC1, hex.
-    pub public_key: String,
-    pub eth_address: String,
-    pub btc_address: String,
-    pub parties: Vec<String>,
-    pub threshold: u16,
-}
+pub use enclave::operator_api::CreatedKey;
 
 /// Creates a key through `coordinator` and confirms it with every party, each over its
 /// own attested connection to a node running the pinned manifest: each must hold the key

@@ -5,7 +5,8 @@ pub mod blobs;
 pub mod channel;
 pub mod hpke;
 pub mod node;
-pub mod operator_api;
+/// The operator API lives with the other wire types.
+pub use protocol::operator_api;
 pub mod phase;
 pub mod provisioning;
 pub mod sealed;

@@ -19,9 +19,8 @@ use crate::party::{NodeId, PartyError, PartySet, SigningSet, Threshold};
 use crate::{Curve, Level};
 use ids::IdError;
 pub use ids::KeyId;
+pub use protocol::path::{DerivationPath, MAX_DERIVATION_DEPTH, PathError};
 
-/// Deepest derivation path accepted.
-pub const MAX_DERIVATION_DEPTH: usize = 32;
 /// Largest sealed key share or auxiliary info accepted back from storage.
 pub const MAX_SEALED_LEN: usize = 1024 * 1024;
 const SEALED_KEY_SHARE_VERSION: u8 = 1;
@@ -32,12 +31,8 @@ const SEALED_AUX_INFO_VERSION: u8 = 1;
 pub enum KeyError {
     #[error(transparent)]
     Id(#[from] IdError),
-    #[error("derivation index {0} is hardened; only non-hardened derivation is possible")]
-    HardenedIndex(u32),
-    #[error("derivation path of depth {0}, at most {max} is allowed", max = MAX_DERIVATION_DEPTH)]
-    PathTooDeep(usize),
-    #[error("derivation path {text:?}: {reason}")]
-    PathSyntax { text: String, reason: &'static str },
+    #[error(transparent)]
+    Path(#[from] PathError),
     #[error("the key was not generated for HD derivation")]
     NotHd,
     #[error("invalid public key")]
@@ -54,88 +49,6 @@ pub enum KeyError {
     Inconsistent(&'static str),
     #[error("the library refused the key material: {0}")]
     Invalid(String),
-}
-
-/// A non-hardened BIP32/SLIP-10 derivation path; empty is the master key.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DerivationPath(Vec<u32>);
-
-impl DerivationPath {
-    pub fn new(indices: impl IntoIterator<Item = u32>) -> Result<Self, KeyError> {
-        let indices: Vec<u32> = indices.into_iter().take(MAX_DERIVATION_DEPTH + 1).collect();
-        if indices.len() > MAX_DERIVATION_DEPTH {
-            return Err(KeyError::PathTooDeep(indices.len()));
-        }
-        if let Some(hardened) = indices
-            .iter()
-            .find(|i| NonHardenedIndex::try_from(**i).is_err())
-        {
-            return Err(KeyError::HardenedIndex(*hardened));
-        }
-        Ok(Self(indices))
-    }
-
-    /// Parses the one spelling of a path that [`Display`](fmt::Display) writes: `m`, or
-    /// `m` followed by `/index` components, each index in decimal without sign, leading
-    /// zeros (`0` itself is fine), or hardened marker, below 2^31, and at most
-    /// [`MAX_DERIVATION_DEPTH`] of them. Aliases such as `m/+1`, `m/007` or `m/1/` are
-    /// refused, so that one path has exactly one text, whatever compares or logs it.
-    pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let syntax = |reason| KeyError::PathSyntax {
-            text: text.chars().take(64).collect(),
-            reason,
-        };
-        // Longest canonical text: "m" and MAX_DERIVATION_DEPTH times "/2147483647".
-        if text.len() > 1 + MAX_DERIVATION_DEPTH * 11 {
-            return Err(KeyError::PathTooDeep(
-                text.split('/').count().saturating_sub(1),
-            ));
-        }
-        let mut parts = text.split('/');
-        if parts.next() != Some("m") {
-            return Err(syntax("must start with m"));
-        }
-        let mut indices = Vec::new();
-        for part in parts {
-            if indices.len() == MAX_DERIVATION_DEPTH {
-                return Err(KeyError::PathTooDeep(MAX_DERIVATION_DEPTH + 1));
-            }
-            indices.push(parse_index(part).map_err(syntax)?);
-        }
-        Self::new(indices)
-    }
-
-    pub fn master() -> Self {
-        Self::default()
-    }
-
-    pub fn is_master(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn indices(&self) -> &[u32] {
-        &self.0
-    }
-
-    pub(crate) fn non_hardened(&self) -> Result<Vec<NonHardenedIndex>, KeyError> {
-        self.0
-            .iter()
-            .map(|i| NonHardenedIndex::try_from(*i).map_err(|_| KeyError::HardenedIndex(*i)))
-            .collect()
-    }
-}
-
-impl fmt::Display for DerivationPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("m")?;
-        self.0.iter().try_for_each(|i| write!(f, "/{i}"))
-    }
-}
-
-impl fmt::Debug for DerivationPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DerivationPath({self})")
-    }
 }
 
 /// A secp256k1 public key.
@@ -323,7 +236,7 @@ impl KeyShare {
         let child = self
             .inner
             .core
-            .derive_child_public_key::<hd_wallet::Slip10, _>(path.non_hardened()?)
+            .derive_child_public_key::<hd_wallet::Slip10, _>(non_hardened(path)?)
             .map_err(|_| KeyError::NotHd)?;
         PublicKey::from_point(&child.public_key)
     }
@@ -437,34 +350,15 @@ impl std::io::Write for SecretBuffer {
 }
 
 /// The party set named by ids read back from sealed storage, validated again.
-/// One canonical decimal index: digits only, no leading zero unless it is `0`, not
-/// hardened.
-fn parse_index(part: &str) -> Result<u32, &'static str> {
-    if part.is_empty() {
-        return Err("empty component");
-    }
-    if part.ends_with(['\'', 'h', 'H']) {
-        return Err("hardened indices cannot be derived");
-    }
-    if !part.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("an index is decimal digits only");
-    }
-    if part.len() > 1 && part.starts_with('0') {
-        return Err("an index has no leading zeros");
-    }
-    let index: u32 = part.parse().map_err(|_| "index out of range")?;
-    if NonHardenedIndex::try_from(index).is_err() {
-        return Err("index is in the hardened range");
-    }
-    Ok(index)
-}
-
-impl std::str::FromStr for DerivationPath {
-    type Err = KeyError;
-
-    fn from_str(text: &str) -> Result<Self, KeyError> {
-        Self::parse(text)
-    }
+/// The path's indices as the library takes them; a [`DerivationPath`] holds only
+/// non-hardened ones, so this fails only if that rule and the library's ever disagree.
+pub(crate) fn non_hardened(path: &DerivationPath) -> Result<Vec<NonHardenedIndex>, KeyError> {
+    path.indices()
+        .iter()
+        .map(|i| {
+            NonHardenedIndex::try_from(*i).map_err(|_| KeyError::Path(PathError::HardenedIndex(*i)))
+        })
+        .collect()
 }
 
 fn party_set_of(ids: Vec<String>) -> Result<PartySet, KeyError> {
@@ -478,70 +372,6 @@ fn party_set_of(ids: Vec<String>) -> Result<PartySet, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_non_hardened_and_bounded() {
-        assert_eq!(
-            DerivationPath::new([0, 1, 0x7fff_ffff])
-                .unwrap()
-                .to_string(),
-            "m/0/1/2147483647"
-        );
-        assert_eq!(
-            DerivationPath::new([1, 0x8000_0000]),
-            Err(KeyError::HardenedIndex(0x8000_0000))
-        );
-        assert!(DerivationPath::new(vec![1; MAX_DERIVATION_DEPTH]).is_ok());
-        assert_eq!(
-            DerivationPath::new(vec![1; MAX_DERIVATION_DEPTH + 1]),
-            Err(KeyError::PathTooDeep(MAX_DERIVATION_DEPTH + 1))
-        );
-        assert!(DerivationPath::master().is_master());
-    }
-
-    #[test]
-    fn paths_have_one_spelling() {
-        let parse = DerivationPath::parse;
-        assert_eq!(parse("m").unwrap(), DerivationPath::master());
-        assert_eq!(parse("m/0/1").unwrap().indices(), &[0, 1]);
-        assert_eq!(parse("m/10/0").unwrap().indices(), &[10, 0]);
-        // The largest non-hardened index, and one past it.
-        assert_eq!(parse("m/2147483647").unwrap().indices(), &[0x7fff_ffff]);
-        assert!(matches!(
-            parse("m/2147483648"),
-            Err(KeyError::PathSyntax { .. })
-        ));
-        assert!(matches!(
-            parse("m/4294967296"),
-            Err(KeyError::PathSyntax { .. })
-        ));
-        // Every canonical text parses back to itself.
-        for text in ["m", "m/0", "m/44/0/7", "m/2147483647/0"] {
-            assert_eq!(parse(text).unwrap().to_string(), text);
-        }
-        for alias in [
-            "", "M", "m/", "/", "m//1", "m/1/", "m/+1", "m/-1", "m/007", "m/00", "m/01", "m/ 1",
-            "m/1 ", " m/1", "m/1'", "m/1h", "m/1H", "m/0x1", "m/1e3", "m/１", "0/1", "m/1/m",
-        ] {
-            assert!(
-                matches!(parse(alias), Err(KeyError::PathSyntax { .. })),
-                "{alias:?} accepted"
-            );
-        }
-        // Depth: exactly the limit, and one past it.
-        let deepest = format!("m{}", "/2147483647".repeat(MAX_DERIVATION_DEPTH));
-        assert_eq!(
-            parse(&deepest).unwrap().indices().len(),
-            MAX_DERIVATION_DEPTH
-        );
-        let deeper = format!("m{}", "/1".repeat(MAX_DERIVATION_DEPTH + 1));
-        assert_eq!(
-            parse(&deeper),
-            Err(KeyError::PathTooDeep(MAX_DERIVATION_DEPTH + 1))
-        );
-        let too_long = format!("m{}", "/2147483647".repeat(MAX_DERIVATION_DEPTH + 1));
-        assert!(matches!(parse(&too_long), Err(KeyError::PathTooDeep(_))));
-    }
 
     #[test]
     fn sealed_blobs_are_checked_before_decoding() {

@@ -7,8 +7,10 @@
 //!
 //! - [`party`] (from the `ids` crate): node ids, the party set of a key (sorted ids give the
 //!   library's indices), the threshold and the signing set.
-//! - [`session_id`]: session ids derived from the request every participant verified.
-//! - [`envelope`]: the versioned wire frame of one protocol message, parsed with size limits.
+//! - [`session_id`] (from the `protocol` crate): session ids derived from the request every
+//!   participant verified.
+//! - [`envelope`] (from the `protocol` crate): the versioned wire frame of one protocol
+//!   message, parsed with size limits.
 //! - [`session`]: [`Session`] drives auxiliary-info generation, threshold key generation,
 //!   presignature generation and signing (full, or from a presignature); it refuses messages for
 //!   another session, from a non-participant, duplicated or out of order without disturbing the
@@ -27,15 +29,15 @@
 #![forbid(unsafe_code)]
 
 mod blame;
-pub mod envelope;
 pub mod keys;
 /// Node ids, party sets, thresholds and signing sets, shared with the wire types.
 pub use ids::party;
+/// Protocol-message frames and session ids, shared with the wire types.
+pub use protocol::{envelope, session_id};
 mod payload;
 pub mod presign;
 pub mod primes;
 pub mod session;
-pub mod session_id;
 pub mod signature;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -535,7 +535,9 @@ impl Session<Signature> {
             let prehash = to_sign.prehash();
             let signature = match &to_sign {
                 ToSign::Digest(_) => {
-                    let data = PrehashedDataToSign::from_scalar(to_sign.scalar());
+                    let data = PrehashedDataToSign::from_scalar(
+                        generic_ec::Scalar::<Curve>::from_be_bytes_mod_order(to_sign.prehash()),
+                    );
                     builder.sign(&mut OsRng, party, &data).await
                 }
                 ToSign::Keccak256Message(message) => {
@@ -701,7 +703,7 @@ fn at_path<'r>(
         return Ok(builder);
     }
     builder
-        .set_derivation_path(path.non_hardened().map_err(internal)?)
+        .set_derivation_path(crate::keys::non_hardened(path).map_err(internal)?)
         .map_err(internal)
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 use k256::ecdsa::{self, RecoveryId, VerifyingKey, signature::hazmat::PrehashVerifier};
 
 use crate::{Curve, keys::PublicKey};
-use chains::keccak256;
+pub use protocol::to_sign::ToSign;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -20,38 +20,6 @@ pub enum VerifyError {
     Invalid,
     #[error("the recovery id does not give back the public key")]
     Recovery,
-}
-
-/// The data a signature covers.
-#[derive(Clone, PartialEq, Eq)]
-pub enum ToSign {
-    /// A 32-byte digest computed by the requester; its preimage is unknown to the nodes.
-    Digest([u8; 32]),
-    /// A message that the nodes hash with Keccak-256 themselves, as Ethereum does.
-    Keccak256Message(Vec<u8>),
-}
-
-impl ToSign {
-    /// The 32 bytes ECDSA signs (before reduction modulo the group order).
-    pub fn prehash(&self) -> [u8; 32] {
-        match self {
-            ToSign::Digest(digest) => *digest,
-            ToSign::Keccak256Message(message) => keccak256(message),
-        }
-    }
-
-    pub(crate) fn scalar(&self) -> generic_ec::Scalar<Curve> {
-        generic_ec::Scalar::from_be_bytes_mod_order(self.prehash())
-    }
-}
-
-impl fmt::Debug for ToSign {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ToSign::Digest(d) => write!(f, "Digest({})", hex(d)),
-            ToSign::Keccak256Message(m) => write!(f, "Keccak256Message({} bytes)", m.len()),
-        }
-    }
 }
 
 /// An ECDSA signature `(r, s)` with `s` in the lower half of the order, and the recovery id

@@ -2,20 +2,19 @@
 //! what it receives. The check is a pure function of its inputs (no I/O, explicit time)
 //! so every refusal can be tested directly.
 //!
-//! Hello: `[1][id_len][node id][attestation document]`, the document's `nonce` being the
+//! Hello: [`protocol::hello`], a node id and an attestation document whose `nonce` is the
 //! connection's TLS exporter value, its `public_key` the DER SubjectPublicKeyInfo of the
 //! sender's TLS certificate, its `user_data` the SHA-256 of the sender's manifest.
 //! Verdict: `[1][0]` accepted, or `[1][1][reason]` refused.
 
 use super::ChannelError;
 use attestation::{MeasurementSet, TrustPolicy, Verifier};
+pub(crate) use protocol::hello::Hello;
+pub use protocol::hello::MAX_HELLO_LEN;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 const VERSION: u8 = 1;
-/// Largest hello accepted: version, id length, id, document.
-pub const MAX_HELLO_LEN: usize =
-    2 + transport::connect::MAX_NODE_ID_LEN + attestation::MAX_DOCUMENT_LEN;
 /// Largest verdict accepted.
 pub const MAX_VERDICT_LEN: usize = 2 + MAX_REASON_LEN;
 const MAX_REASON_LEN: usize = 256;
@@ -44,50 +43,6 @@ pub struct VerifiedPeer {
     pub pcr0: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Hello {
-    pub(crate) node_id: String,
-    pub(crate) document: Vec<u8>,
-}
-
-impl Hello {
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, ChannelError> {
-        let id_len = u8::try_from(self.node_id.len())
-            .map_err(|_| ChannelError::Malformed("node id too long"))?;
-        let mut out = Vec::with_capacity(2 + self.node_id.len() + self.document.len());
-        out.push(VERSION);
-        out.push(id_len);
-        out.extend_from_slice(self.node_id.as_bytes());
-        out.extend_from_slice(&self.document);
-        Ok(out)
-    }
-
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, ChannelError> {
-        if bytes.len() > MAX_HELLO_LEN {
-            return Err(ChannelError::Malformed("hello too large"));
-        }
-        let [version, id_len, rest @ ..] = bytes else {
-            return Err(ChannelError::Malformed("hello too short"));
-        };
-        if *version != VERSION {
-            return Err(ChannelError::Malformed("unsupported hello version"));
-        }
-        let id_len = usize::from(*id_len);
-        if rest.len() < id_len {
-            return Err(ChannelError::Malformed("hello too short"));
-        }
-        let (id, document) = rest.split_at(id_len);
-        let node_id =
-            std::str::from_utf8(id).map_err(|_| ChannelError::Malformed("node id is not UTF-8"))?;
-        transport::connect::validate_node_id(node_id)
-            .map_err(|_| ChannelError::Malformed("invalid node id"))?;
-        Ok(Hello {
-            node_id: node_id.to_owned(),
-            document: document.to_vec(),
-        })
-    }
-}
-
 pub(crate) fn encode_verdict(result: &Result<VerifiedPeer, ChannelError>) -> Vec<u8> {
     match result {
         Ok(_) => vec![VERSION, 0],
@@ -109,9 +64,9 @@ pub(crate) fn encode_verdict(result: &Result<VerifiedPeer, ChannelError>) -> Vec
 pub(crate) fn decode_verdict(bytes: &[u8]) -> Result<Result<(), String>, ChannelError> {
     match bytes {
         [VERSION, 0] => Ok(Ok(())),
-        [VERSION, 1, reason @ ..] if reason.len() <= MAX_REASON_LEN => Ok(Err(
-            crate::provisioning::printable(&String::from_utf8_lossy(reason)),
-        )),
+        [VERSION, 1, reason @ ..] if reason.len() <= MAX_REASON_LEN => {
+            Ok(Err(protocol::printable(&String::from_utf8_lossy(reason))))
+        }
         _ => Err(ChannelError::Malformed("invalid verdict")),
     }
 }

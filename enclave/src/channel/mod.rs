@@ -95,6 +95,12 @@ pub enum ChannelError {
     Expired(Duration),
 }
 
+impl From<protocol::hello::HelloError> for ChannelError {
+    fn from(e: protocol::hello::HelloError) -> Self {
+        ChannelError::Malformed(e.reason())
+    }
+}
+
 /// Everything a node needs to open and accept attested channels.
 pub struct ChannelContext {
     node_id: String,
@@ -281,13 +287,13 @@ impl ChannelContext {
 
     /// This node's encoded hello for the connection with `exporter`.
     async fn own_hello(&self, exporter: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        Hello {
+        Ok(Hello {
             node_id: self.node_id.clone(),
             document: self
                 .attest(exporter, self.identity.spki_der().to_vec())
                 .await?,
         }
-        .encode()
+        .encode()?)
     }
 
     /// The verdict on a peer's encoded hello, logged.
@@ -298,17 +304,19 @@ impl ChannelContext {
         peer_spki: &[u8],
         expected_peer: Option<&str>,
     ) -> Result<VerifiedPeer, ChannelError> {
-        let verdict = Hello::decode(theirs).and_then(|hello| {
-            check_hello(
-                &self.trust,
-                &self.node_id,
-                expected_peer,
-                &hello,
-                exporter,
-                peer_spki,
-                SystemTime::now(),
-            )
-        });
+        let verdict = Hello::decode(theirs)
+            .map_err(ChannelError::from)
+            .and_then(|hello| {
+                check_hello(
+                    &self.trust,
+                    &self.node_id,
+                    expected_peer,
+                    &hello,
+                    exporter,
+                    peer_spki,
+                    SystemTime::now(),
+                )
+            });
         match &verdict {
             Ok(peer) => {
                 tracing::info!(peer = %peer.node_id, module = %peer.module_id, pcr0 = %peer.pcr0, "peer attested")

@@ -25,7 +25,6 @@ use mpc::{
     PresignaturePool, PrimePool, PublicKey, Session, SessionError, SessionId, Signature,
     SigningSet, ToSign,
 };
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -187,31 +186,7 @@ fn aux_blob(group: &PartySet) -> String {
     )
 }
 
-/// What the coordinator answers an operator who created a key.
-#[derive(Debug, Clone, Serialize)]
-pub struct CreatedKey {
-    pub key_id: String,
-    pub public_key: String,
-    pub eth_address: String,
-    pub btc_address: String,
-    pub parties: Vec<String>,
-    pub threshold: u16,
-}
-
-/// What the coordinator answers an operator who asked for a signature.
-#[derive(Debug, Clone, Serialize)]
-pub struct SignedDigest {
-    pub r: String,
-    pub s: String,
-    pub v: u8,
-    /// The key that signed: the derived one when a path was given.
-    pub public_key: String,
-    /// The 32 bytes that were signed.
-    pub digest: String,
-    pub signers: Vec<String>,
-    /// Whether a pooled presignature was used.
-    pub presigned: bool,
-}
+pub use protocol::operator_api::{CreatedKey, SignedDigest};
 
 /// A session that did not complete, as the operator sees it.
 #[derive(Debug, Clone)]

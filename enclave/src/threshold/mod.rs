@@ -5,6 +5,7 @@
 //! (`node::keys`) connects them to attested channels and sealed storage.
 
 pub mod aux_admission;
-pub mod request;
+/// The session request lives with the other wire types.
+pub use protocol::request;
 pub mod router;
 pub mod runner;

@@ -1,6 +1,6 @@
 //! What operators and tools send to a node's client port, and what it answers.
 //!
-//! Requests, each inside the client port's attested TLS (`channel::client_port`):
+//! Requests, each inside the client port's attested TLS (the channel's client port):
 //! `[1][1][signed manifest envelope]` submits a manifest; `[1][2]` asks for the node's
 //! status; `[1][4][operator-signed command]` is a [`KeyCommand`] (create a key, sign) with
 //! its operator's signature ([`SignedCommand`]); `[1][5][nonce]` asks for a fresh
@@ -115,7 +115,7 @@ impl SignedCommand {
         let operator = manifest.operator(&self.operator).ok_or_else(|| {
             format!(
                 "{} is not an operator of the manifest",
-                crate::provisioning::printable(&self.operator)
+                crate::text::printable(&self.operator)
             )
         })?;
         if !manifest::verify_command(
@@ -165,9 +165,9 @@ pub enum KeyCommand {
 }
 
 /// Parses a non-hardened derivation path in its one canonical spelling (`m`, `m/0/1`);
-/// see [`mpc::DerivationPath::parse`].
+/// see [`DerivationPath::parse`](crate::path::DerivationPath::parse).
 pub fn parse_path(text: &str) -> Result<Vec<u32>, String> {
-    mpc::DerivationPath::parse(text)
+    crate::path::DerivationPath::parse(text)
         .map(|p| p.indices().to_vec())
         .map_err(|e| e.to_string())
 }
@@ -220,7 +220,7 @@ impl OperatorRequest {
             [VERSION, 6, key_id @ ..] => {
                 let key_id = std::str::from_utf8(key_id)
                     .map_err(|_| ApiError::Malformed("key id is not UTF-8".to_owned()))?;
-                mpc::KeyId::new(key_id).map_err(|e| ApiError::Malformed(e.to_string()))?;
+                ids::KeyId::new(key_id).map_err(|e| ApiError::Malformed(e.to_string()))?;
                 Ok(OperatorRequest::Key {
                     key_id: key_id.to_owned(),
                 })
@@ -331,7 +331,7 @@ impl NodeStatus {
                 .collect::<String>()
         };
         let text = |t: &str| plain(t, MAX_STATUS_TEXT);
-        let id = |t: &str| plain(t, transport::connect::MAX_NODE_ID_LEN);
+        let id = |t: &str| plain(t, ids::MAX_ID_LEN);
         self.reason = self.reason.as_deref().map(|t| plain(t, MAX_STATUS_REASON));
         self.peers = std::mem::take(&mut self.peers)
             .into_iter()
@@ -425,6 +425,33 @@ pub struct PeerStatus {
     pub pcr0: Option<String>,
     pub error: Option<String>,
     pub checked_ms: u64,
+}
+
+/// What the coordinator answers an operator who created a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CreatedKey {
+    pub key_id: String,
+    /// Compressed SEC1, hex.
+    pub public_key: String,
+    pub eth_address: String,
+    pub btc_address: String,
+    pub parties: Vec<String>,
+    pub threshold: u16,
+}
+
+/// What the coordinator answers an operator who asked for a signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SignedDigest {
+    pub r: String,
+    pub s: String,
+    pub v: u8,
+    /// The key that signed: the derived one when a path was given.
+    pub public_key: String,
+    /// The 32 bytes that were signed.
+    pub digest: String,
+    pub signers: Vec<String>,
+    /// Whether a pooled presignature was used.
+    pub presigned: bool,
 }
 
 #[cfg(test)]
@@ -682,7 +709,7 @@ mod tests {
 
         // The largest records and every other field at its worst: it still fits, lists
         // keys in order as far as they fit, and counts them all.
-        let keys: Vec<_> = (0..4096).map(|i| key(i, mpc::party::MAX_PARTIES)).collect();
+        let keys: Vec<_> = (0..4096).map(|i| key(i, ids::party::MAX_PARTIES)).collect();
         let worst = answer(largest(keys.clone()));
         assert_eq!(worst.key_count, 4096);
         // What the README promises whatever the status holds.
@@ -696,7 +723,7 @@ mod tests {
     /// One key's record, the largest there is, fits an answer with room to spare.
     #[test]
     fn the_largest_key_record_fits() {
-        let json = serde_json::to_string(&key(0, mpc::party::MAX_PARTIES)).unwrap();
+        let json = serde_json::to_string(&key(0, ids::party::MAX_PARTIES)).unwrap();
         let encoded = encode_answer(&Ok(json.clone()));
         assert_eq!(decode_answer(&encoded).unwrap(), Ok(json));
         assert!(encoded.len() < MAX_RESPONSE_LEN / 8);

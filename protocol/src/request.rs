@@ -8,7 +8,10 @@
 //! the session id from those bytes, so protocol messages can only join the execution that this
 //! request started. A fresh 32-byte nonce makes two requests with the same content distinct.
 
-use mpc::{DerivationPath, KeyId, NodeId, PartySet, Protocol, SessionId, ToSign};
+use crate::path::DerivationPath;
+use crate::session_id::{Protocol, SessionId};
+use crate::to_sign::ToSign;
+use ids::{KeyId, NodeId, PartySet};
 use serde::{Deserialize, Serialize};
 
 /// Largest encoded request.
@@ -48,7 +51,7 @@ pub enum Operation {
         group: Vec<String>,
         /// Replace auxiliary info the parties may already hold for `group`: asked by an
         /// operator, or because a party reported it lacks it. Without it, a party that
-        /// holds auxiliary info for `group` refuses ([`super::aux_admission`]).
+        /// holds auxiliary info for `group` refuses (the node's auxiliary-info admission).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         renew: bool,
     },
@@ -261,7 +264,7 @@ impl SessionRequest {
                 aux_info,
             } => {
                 let group = group_of(members_of(group)?)?;
-                mpc::Threshold::new(*threshold, &group)
+                ids::Threshold::new(*threshold, &group)
                     .map_err(|e| RequestError::Invalid(e.to_string()))?;
                 Task::Keygen {
                     key_id: key(key_id)?,
@@ -349,7 +352,7 @@ fn hex32(text: &str, what: &str) -> Result<[u8; 32], RequestError> {
 
 /// A peer-supplied name, shortened for an error message.
 fn short(text: &str) -> String {
-    crate::provisioning::printable(&text.chars().take(64).collect::<String>())
+    crate::text::printable(&text.chars().take(64).collect::<String>())
 }
 
 /// Why a participant did not produce a result; the coordinator acts on some of them.
@@ -421,7 +424,7 @@ impl Outcome {
         let mut outcome: Outcome =
             serde_json::from_slice(bytes).map_err(|e| RequestError::Malformed(e.to_string()))?;
         if let Outcome::Failed { reason, blamed, .. } = &mut outcome {
-            *reason = crate::provisioning::printable(reason);
+            *reason = crate::text::printable(reason);
             for b in blamed.iter_mut() {
                 *b = short(b);
             }
