@@ -2,7 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod blobs;
-pub mod channel;
+/// The attested channel is its own crate; the node uses it under this name.
+pub use ::channel;
 pub mod hpke;
 pub mod node;
 /// The operator API lives with the other wire types.

@@ -1,4 +1,18 @@
-//! Attested mutual TLS between nodes.
+//! Attested mutual TLS between nodes, and between an operator's client and a node.
+//!
+//! - this module: [`ChannelContext`] opens and accepts node-to-node channels,
+//!   [`AttestedChannel`] carries framed messages over one.
+//! - [`evidence`]: the check each side applies to the other's hello, a pure function of
+//!   its inputs and the time.
+//! - [`client_port`]: the one-sided variant for operators and tools: the node attests,
+//!   the client checks it against what it pins.
+//! - [`identity`]: a node's per-boot TLS key and self-signed certificate.
+//! - `verifier`: rustls certificate verifiers that only check possession of the key;
+//!   identity comes from attestation.
+//! - `adversary` (feature `adversary`, tests only): a peer that sends whatever evidence
+//!   a test makes.
+//!
+//! How a node-to-node channel is set up:
 //!
 //! 1. TLS 1.3 (rustls on aws-lc-rs) with each node's per-boot key; the certificate
 //!    verifiers only check that each side holds the key it presents.
@@ -18,7 +32,9 @@
 //! 5. A channel refuses to carry traffic once older than its lifetime: the caller then
 //!    closes it and connects again, attesting afresh.
 
-#[cfg(feature = "sim")]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "adversary")]
 mod adversary;
 pub mod client_port;
 pub mod evidence;
@@ -433,7 +449,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AttestedChannel<S> {
     }
 
     /// The underlying stream, for closing it in place.
-    pub(crate) fn stream_mut(&mut self) -> &mut S {
+    pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
     }
 
@@ -444,5 +460,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AttestedChannel<S> {
 }
 
 #[cfg(test)]
-#[cfg(feature = "sim")]
 mod tests;

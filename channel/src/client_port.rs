@@ -2,7 +2,7 @@
 //!
 //! 1. TLS 1.3 (rustls on aws-lc-rs) terminating inside the node, with the node's per-boot
 //!    key; the client presents no certificate (operators authenticate each command with
-//!    their manifest key instead, see [`crate::operator_api::SignedCommand`]).
+//!    their manifest key instead, see [`protocol::operator_api::SignedCommand`]).
 //! 2. The node sends a hello: its node id and a fresh attestation document with nonce =
 //!    this connection's exporter value (label [`CLIENT_EXPORTER_LABEL`], 32 bytes), public
 //!    key = its TLS key, user data = the hash of the manifest it runs (absent before it
@@ -299,7 +299,6 @@ pub(crate) fn check_node(
 }
 
 #[cfg(test)]
-#[cfg(feature = "sim")]
 mod tests {
     use super::*;
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};

@@ -1,4 +1,4 @@
-//! A peer that does not follow the protocol, for tests in simulator builds only: it
+//! A peer that does not follow the protocol, for tests only (feature `adversary`): it
 //! completes TLS with a context's key, then sends a hello carrying whatever document the
 //! caller makes for the connection's exporter value, and reports the other side's
 //! verdict. Production builds do not contain this module.
