@@ -22,17 +22,8 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
         let release = profile_dir().ends_with("release");
         let status = Command::new(cargo)
             .args([
-                "build",
-                "--quiet",
-                "--bins",
-                "-p",
-                "enclave",
-                "-p",
-                "attestation",
-                "-p",
-                "client",
-                "-p",
-                "parent",
+                "build", "--quiet", "--bins", "-p", "enclave", "-p", "attest", "-p", "client",
+                "-p", "parent",
             ])
             .args(release.then_some("--release"))
             .current_dir(workspace_root())

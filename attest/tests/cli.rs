@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../attestation/tests/common/mod.rs"]
 mod common;
 
 use attestation::time_fmt::rfc3339_ms;
