@@ -5,7 +5,7 @@
 
 use crate::pin::{Pin, PinEntry};
 use attestation::{MeasurementSet, Verifier};
-use enclave::channel::client_port::{ManifestRule, NodeExpectation};
+use channel::client_port::{ManifestRule, NodeExpectation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,9 @@
 //! One request to one node through its parent's client port: TCP to the parent, attested
 //! TLS to the node inside (checked before anything is sent), one request, one answer.
 
-use enclave::channel::ChannelError;
-use enclave::channel::client_port::{self, NodeExpectation, VerifiedNode};
-use enclave::operator_api::{MAX_REQUEST_LEN, MAX_RESPONSE_LEN, OperatorRequest, decode_answer};
+use channel::ChannelError;
+use channel::client_port::{self, NodeExpectation, VerifiedNode};
+use protocol::operator_api::{MAX_REQUEST_LEN, MAX_RESPONSE_LEN, OperatorRequest, decode_answer};
 use std::time::Duration;
 use transport::frame::{read_frame, write_frame};
 

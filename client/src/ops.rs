@@ -5,7 +5,7 @@ use crate::cluster_file::{ClusterFile, ClusterFileError, Purpose};
 use crate::connection::{RequestError, request_blocking};
 use crate::operator;
 use crate::pin::{self, Pin, PinError, Submitted};
-use enclave::operator_api::{
+use protocol::operator_api::{
     self, KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand,
 };
 use serde::Serialize;
@@ -278,7 +278,7 @@ fn submit_one(file: &ClusterFile, id: &str, hash: [u8; 32], envelope: &[u8]) -> 
     }
 }
 
-pub use enclave::operator_api::CreatedKey;
+pub use protocol::operator_api::CreatedKey;
 
 /// Creates a key through `coordinator` and confirms it with every party, each over its
 /// own attested connection to a node running the pinned manifest: each must hold the key
@@ -384,10 +384,10 @@ pub fn check_created(
     }
     let key = hex::decode(&created.public_key)
         .ok()
-        .and_then(|bytes| mpc::PublicKey::from_sec1(&bytes).ok())
+        .and_then(|bytes| k256::PublicKey::from_sec1_bytes(&bytes).ok())
         .ok_or_else(|| refuse(coordinator, "reports an invalid public key".to_owned()))?;
-    if chains::eth_address(key.as_k256()) != created.eth_address
-        || chains::btc_p2wpkh_address(key.as_k256()) != created.btc_address
+    if chains::eth_address(&key) != created.eth_address
+        || chains::btc_p2wpkh_address(&key) != created.btc_address
     {
         return Err(refuse(
             coordinator,
@@ -460,6 +460,7 @@ mod tests {
     use super::*;
     use crate::cluster_file::{NodeEntry, OperatorEntry};
     use crate::pin::{PinEntry, PinnedOperator};
+    use k256::elliptic_curve::sec1::ToEncodedPoint;
 
     fn file() -> ClusterFile {
         ClusterFile {
@@ -491,18 +492,19 @@ mod tests {
         }
     }
 
-    fn key(seed: u8) -> mpc::PublicKey {
-        let secret = k256::SecretKey::from_slice(&[seed; 32]).unwrap();
-        mpc::PublicKey::from_sec1(&secret.public_key().to_sec1_bytes()).unwrap()
+    fn key(seed: u8) -> k256::PublicKey {
+        k256::SecretKey::from_slice(&[seed; 32])
+            .unwrap()
+            .public_key()
     }
 
     fn created() -> CreatedKey {
         let k = key(3);
         CreatedKey {
             key_id: "treasury".into(),
-            public_key: hex::encode(k.to_sec1_compressed()),
-            eth_address: chains::eth_address(k.as_k256()),
-            btc_address: chains::btc_p2wpkh_address(k.as_k256()),
+            public_key: hex::encode(k.to_encoded_point(true)),
+            eth_address: chains::eth_address(&k),
+            btc_address: chains::btc_p2wpkh_address(&k),
             parties: vec!["node-1".into(), "node-2".into()],
             threshold: 2,
         }
@@ -569,15 +571,12 @@ mod tests {
         // Addresses of another key than the one reported.
         let other = key(4);
         assert_eq!(
-            lie(
-                &|c| c.eth_address = chains::eth_address(other.as_k256()),
-                &any
-            ),
+            lie(&|c| c.eth_address = chains::eth_address(&other), &any),
             "node-1"
         );
         assert_eq!(
             lie(
-                &|c| c.btc_address = chains::btc_p2wpkh_address(other.as_k256()),
+                &|c| c.btc_address = chains::btc_p2wpkh_address(&other),
                 &any
             ),
             "node-1"
@@ -596,7 +595,7 @@ mod tests {
             refused_by(confirm_key(&c, "node-2", Some(&k)))
         };
         assert_eq!(
-            differs(&|k| k.public_key = hex::encode(key(4).to_sec1_compressed())),
+            differs(&|k| k.public_key = hex::encode(key(4).to_encoded_point(true))),
             "node-2"
         );
         assert_eq!(differs(&|k| k.threshold = 1), "node-2");

@@ -2,7 +2,7 @@
 //! cluster to a later manifest.
 //!
 //! `custody` refuses every node whose attestation names another manifest than the pinned
-//! one (see `enclave::channel::client_port::ManifestRule`): a genuine enclave of the same
+//! one (see `channel::client_port::ManifestRule`): a genuine enclave of the same
 //! image that a hostile parent started under a manifest of its own is not the operator's
 //! cluster, even when that manifest lists the operator's key. The pin moves only to a
 //! successor approved by K of the PINNED operators ([`Pin::successor`]), and only once
@@ -244,7 +244,7 @@ pub fn decide(
 
 /// The hash of an envelope's manifest, for messages.
 pub fn short(hash: &ManifestHash) -> String {
-    enclave::channel::client_port::short_hash(hash.as_bytes())
+    channel::client_port::short_hash(hash.as_bytes())
 }
 
 #[cfg(test)]

@@ -292,7 +292,7 @@ fn wait_for(
     file: &ClusterFile,
     ids: &[String],
     phase: &str,
-    more: impl Fn(&enclave::operator_api::NodeStatus) -> bool,
+    more: impl Fn(&protocol::operator_api::NodeStatus) -> bool,
 ) -> Result<(), SimError> {
     let deadline = Instant::now() + STARTUP;
     loop {

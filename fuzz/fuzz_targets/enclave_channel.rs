@@ -1,8 +1,8 @@
 //! Arbitrary bytes where a node's attested-channel handshake reads them: a real TLS 1.3
 //! connection to a simulated node that accepts it, then either the fuzz input as the
 //! dialling peer's hello, or a genuine hello, the node's verdict and hello, and the fuzz
-//! input as the peer's verdict. This reaches the
-//! crate-private `Hello::decode` and `decode_verdict` through `ChannelContext::accept`.
+//! input as the peer's verdict. This reaches `Hello::decode` and the crate-private
+//! `decode_verdict` through `ChannelContext::accept`.
 //! An arbitrary hello is never accepted; a verdict is accepted only as exactly `[1, 0]`.
 #![no_main]
 
@@ -10,7 +10,7 @@ use attestation::MeasurementSet;
 use attestation::Verifier;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 use attestation::nsm::{AttestationRequest, Nsm};
-use enclave::channel::{ChannelContext, ChannelError, EXPORTER_LABEL, PeerTrust, TlsIdentity};
+use channel::{ChannelContext, ChannelError, EXPORTER_LABEL, PeerTrust, TlsIdentity};
 use libfuzzer_sys::fuzz_target;
 use rcgen::PublicKeyData;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

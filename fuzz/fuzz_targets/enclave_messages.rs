@@ -4,9 +4,9 @@
 //! survives a round trip, and the text must come out free of control characters.
 #![no_main]
 
-use enclave::operator_api::{MAX_RESPONSE_LEN, OperatorRequest, decode_answer, encode_answer};
-use enclave::provisioning::PeerMessage;
 use libfuzzer_sys::fuzz_target;
+use protocol::operator_api::{MAX_RESPONSE_LEN, OperatorRequest, decode_answer, encode_answer};
+use protocol::peer::PeerMessage;
 
 fn printable(reason: &str) -> bool {
     !reason.chars().any(char::is_control)

@@ -8,9 +8,9 @@
 use crate::cluster::Cluster;
 use attestation::Verifier;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
-use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity};
-use enclave::provisioning::{PeerMessage, release_info};
+use channel::{ChannelContext, PeerTrust, TlsIdentity};
 use manifest::SignedManifest;
+use protocol::peer::{PeerMessage, release_info};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

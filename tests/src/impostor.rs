@@ -9,9 +9,9 @@
 
 use crate::cluster::Cluster;
 use attestation::nsm::sim::SimMeasurements;
-use enclave::channel::{AttestedChannel, ChannelContext, ChannelError};
+use channel::{AttestedChannel, ChannelContext, ChannelError};
 use enclave::hpke;
-use enclave::provisioning::{PeerMessage, release_info};
+use protocol::peer::{PeerMessage, release_info};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;

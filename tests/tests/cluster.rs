@@ -6,8 +6,8 @@
     clippy::indexing_slicing
 )]
 
-use enclave::operator_api::NodeStatus;
 use integration_tests::cluster::{Cluster, STARTUP, all, running_and_attested};
+use protocol::operator_api::NodeStatus;
 
 fn running_cluster(n: usize) -> (Cluster, Vec<u8>) {
     let (c, envelope) = Cluster::running(n).unwrap();

@@ -13,14 +13,14 @@
 
 use attestation::Verifier;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
-use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity};
+use channel::{ChannelContext, PeerTrust, TlsIdentity};
 use enclave::hpke;
-use enclave::provisioning::{PeerMessage, release_info};
 use enclave::sealed::{DataKey, INDEX_NAME, SealedIndex};
 use integration_tests::cluster::{Cluster, STARTUP, all, measurements_json, running_and_attested};
 use integration_tests::hostile_peer::forged_manifest;
 use integration_tests::stalling_parent::StallingParent;
 use manifest::SignedManifest;
+use protocol::peer::{PeerMessage, release_info};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

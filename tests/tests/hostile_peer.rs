@@ -24,8 +24,8 @@ fn wait_for(
     id: &str,
     what: &str,
     timeout: Duration,
-    check: impl Fn(&enclave::operator_api::NodeStatus) -> bool,
-) -> enclave::operator_api::NodeStatus {
+    check: impl Fn(&protocol::operator_api::NodeStatus) -> bool,
+) -> protocol::operator_api::NodeStatus {
     let deadline = Instant::now() + timeout;
     loop {
         let status = c.status(id);
@@ -147,7 +147,7 @@ fn a_channel_opened_before_a_manifest_update_is_closed() {
     let mallory = integration_tests::hostile_peer::look_alike(&c, "node-2", &v1).unwrap();
     let port = c.node("node-1").unwrap().peer_port;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let ping = enclave::provisioning::PeerMessage::Ping.encode();
+    let ping = protocol::peer::PeerMessage::Ping.encode();
     let mut channel = runtime.block_on(async {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -157,8 +157,8 @@ fn a_channel_opened_before_a_manifest_update_is_closed() {
         channel.send(&ping).await.unwrap();
         let pong = channel.recv().await.unwrap().unwrap();
         assert_eq!(
-            enclave::provisioning::PeerMessage::decode(&pong).unwrap(),
-            enclave::provisioning::PeerMessage::Pong
+            protocol::peer::PeerMessage::decode(&pong).unwrap(),
+            protocol::peer::PeerMessage::Pong
         );
         channel
     });
@@ -182,7 +182,7 @@ fn a_channel_opened_before_a_manifest_update_is_closed() {
 /// its choosing: refused, and the escrow node-1 holds is unchanged.
 #[test]
 fn an_escrow_is_never_replaced_by_another_key() {
-    use enclave::provisioning::PeerMessage;
+    use protocol::peer::PeerMessage;
     let (c, v1) = Cluster::running(3).unwrap();
     let mallory = integration_tests::hostile_peer::look_alike(&c, "node-2", &v1).unwrap();
     let port = c.node("node-1").unwrap().peer_port;

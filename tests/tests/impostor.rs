@@ -10,7 +10,7 @@
 
 use attestation::Verifier;
 use attestation::nsm::sim::SimMeasurements;
-use enclave::channel::ChannelError;
+use channel::ChannelError;
 use integration_tests::cluster::Cluster;
 use integration_tests::impostor::{Impostor, ReleaseOutcome};
 use integration_tests::{TempDir, binary};

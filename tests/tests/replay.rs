@@ -10,7 +10,7 @@
 use attestation::Verifier;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 use attestation::nsm::{AttestationRequest, Nsm};
-use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity};
+use channel::{ChannelContext, PeerTrust, TlsIdentity};
 use integration_tests::cluster::Cluster;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,9 +8,9 @@
     clippy::indexing_slicing
 )]
 
-use enclave::operator_api::NodeStatus;
 use integration_tests::cluster::{Cluster, STARTUP, all};
 use manifest::{OperatorKey, OperatorSignature, SignedManifest};
+use protocol::operator_api::NodeStatus;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -7,8 +7,8 @@
     clippy::indexing_slicing
 )]
 
-use enclave::operator_api::NodeStatus;
 use integration_tests::cluster::Cluster;
+use protocol::operator_api::NodeStatus;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;

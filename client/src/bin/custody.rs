@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use client::cluster_file::ClusterFile;
 use client::{ops, progress, verify};
-use enclave::operator_api::KeyCommand;
+use protocol::operator_api::KeyCommand;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
