@@ -1,0 +1,157 @@
+//! What the operators of a simulated cluster approve: the measurements pinned for each
+//! node, the manifest body that lists the nodes at their parents' peer addresses, and
+//! the envelope their signatures make of it.
+
+use super::SimError;
+use attestation::nsm::sim::SimMeasurements;
+use manifest::{OperatorKey, OperatorSignature, SignedManifest};
+use std::collections::BTreeMap;
+
+/// The PCRs a manifest pins for a simulated node: the code (0..2) and the instance (4).
+pub const PINNED_PCRS: [u8; 4] = [0, 1, 2, 4];
+
+/// The id of the cluster's `i`-th operator (from 0), as manifests and key files name it.
+pub fn operator_id(i: usize) -> String {
+    format!("operator-{i}")
+}
+
+/// The PCRs pinned for a simulated node: the image's PCR0..2 and the node's own PCR4,
+/// which `enclave --sim run` derives from the node id. Every node runs one image, so
+/// PCR4 is what tells their documents apart: the manifest refuses nodes that one
+/// document could match, and a node can then only ever attest as itself.
+pub fn node_measurements(image: &SimMeasurements, node: &str) -> BTreeMap<String, String> {
+    let pcrs = image.clone().with_pcr4(node.as_bytes().to_vec()).pcrs();
+    PINNED_PCRS
+        .into_iter()
+        .filter_map(|i| pcrs.get(&i).map(|v| (i.to_string(), hex::encode(v))))
+        .collect()
+}
+
+/// One node as a manifest lists it.
+#[derive(Debug, Clone)]
+pub struct ListedNode {
+    pub id: String,
+    /// Its parent's peer address, `host:port`.
+    pub address: String,
+    /// The measurement set it must match (PCR index as a string, to hex).
+    pub measurements: serde_json::Value,
+}
+
+/// The manifest body (JSON): `version`, `threshold` of the `operators` (named
+/// [`operator_id`]), and `nodes`, each of the `sim` provider with one measurement set.
+pub fn body(
+    version: u64,
+    threshold: usize,
+    operators: &[OperatorKey],
+    nodes: &[ListedNode],
+) -> Result<Vec<u8>, SimError> {
+    serde_json::to_vec(&serde_json::json!({
+        "version": version,
+        "threshold": threshold,
+        "operators": operators.iter().enumerate().map(|(i, key)| serde_json::json!({
+            "id": operator_id(i), "public_key": key.public_key_hex(),
+        })).collect::<Vec<_>>(),
+        "nodes": nodes.iter().map(|n| serde_json::json!({
+            "id": n.id,
+            "provider": "sim",
+            "address": n.address,
+            "measurements": [n.measurements],
+        })).collect::<Vec<_>>(),
+    }))
+    .map_err(SimError::Json)
+}
+
+/// `body` signed by the first `signers` of `operators`.
+pub fn sign(
+    body: &[u8],
+    operators: &[OperatorKey],
+    signers: usize,
+) -> Result<SignedManifest, SimError> {
+    let signatures: Vec<OperatorSignature> = operators
+        .iter()
+        .enumerate()
+        .take(signers)
+        .map(|(i, key)| OperatorSignature {
+            operator: operator_id(i),
+            signature: manifest::sign(body, key),
+        })
+        .collect();
+    SignedManifest::assemble(body, &signatures).map_err(SimError::Manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn listed(nodes: &[BTreeMap<String, String>]) -> Vec<ListedNode> {
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ListedNode {
+                id: format!("node-{}", i + 1),
+                address: format!("127.0.0.1:{}", 7000 + i),
+                measurements: serde_json::to_value(m).unwrap(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_simulated_node_pins_its_own_pcr4() {
+        let image = SimMeasurements::of_image(b"enclave image");
+        let one = node_measurements(&image, "node-1");
+        let two = node_measurements(&image, "node-2");
+        assert_eq!(one.keys().collect::<Vec<_>>(), ["0", "1", "2", "4"]);
+        for i in ["0", "1", "2"] {
+            assert_eq!(one[i], two[i]);
+        }
+        assert_ne!(one["4"], two["4"]);
+        // What a node started with `--sim-instance node-1` (the default for node-1) reports.
+        let reported = image.clone().with_pcr4(b"node-1".to_vec()).pcrs();
+        assert_eq!(one["4"], hex::encode(reported[&4]));
+        let operators = [OperatorKey::generate().unwrap()];
+        manifest::Manifest::parse(&body(1, 1, &operators, &listed(&[one.clone(), two])).unwrap())
+            .unwrap();
+
+        // The same measurements for every node, as `sim up` wrote before: refused.
+        let err = manifest::Manifest::parse(
+            &body(1, 1, &operators, &listed(&[one.clone(), one])).unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, manifest::ManifestError::IndistinguishableNodes { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_envelope_carries_the_first_signers_and_is_refused_below_the_threshold() {
+        let image = SimMeasurements::of_image(b"enclave image");
+        let operators: Vec<OperatorKey> =
+            (0..3).map(|_| OperatorKey::generate().unwrap()).collect();
+        let nodes = listed(&[
+            node_measurements(&image, "node-1"),
+            node_measurements(&image, "node-2"),
+        ]);
+        let body = body(1, 2, &operators, &nodes).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["operators"][2]["id"], "operator-2");
+        assert_eq!(json["nodes"][1]["address"], "127.0.0.1:7001");
+        assert_eq!(json["nodes"][0]["provider"], "sim");
+
+        let signed = sign(&body, &operators, 2).unwrap();
+        let parsed = SignedManifest::parse(signed.envelope_bytes()).unwrap();
+        assert_eq!(parsed.hash(), signed.hash());
+        let signers: Vec<&str> = parsed
+            .signatures()
+            .iter()
+            .map(|s| s.operator.as_str())
+            .collect();
+        assert_eq!(signers, ["operator-0", "operator-1"]);
+        manifest::accept(None, parsed).unwrap();
+        // One approval of a threshold of two: the checker refuses it.
+        let short = sign(&body, &operators, 1).unwrap();
+        let short = SignedManifest::parse(short.envelope_bytes()).unwrap();
+        assert!(manifest::accept(None, short).is_err());
+    }
+}
