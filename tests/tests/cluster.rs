@@ -12,7 +12,7 @@ use protocol::operator_api::NodeStatus;
 fn running_cluster(n: usize) -> (Cluster, Vec<u8>) {
     let (c, envelope) = Cluster::running(n).unwrap();
     assert!(
-        c.nodes
+        c.nodes()
             .iter()
             .all(|n| c.status(&n.id).unwrap().manifest_version == Some(1))
     );
@@ -23,12 +23,12 @@ fn running_cluster(n: usize) -> (Cluster, Vec<u8>) {
 fn three_nodes_attest_each_other_and_provision_their_keys() {
     let (c, _) = running_cluster(3);
     let expected_pcr0 =
-        integration_tests::cluster::measurements_json(&c.nodes[0].enclave_binary, "node-1")
+        integration_tests::cluster::measurements_json(&c.nodes()[0].enclave_binary, "node-1")
             .unwrap()["0"]
             .as_str()
             .unwrap()
             .to_owned();
-    for node in &c.nodes {
+    for node in c.nodes() {
         let s = c.status(&node.id).unwrap();
         assert_eq!(s.manifest_version, Some(1));
         assert!(s.state_created_ms.is_some());
@@ -54,7 +54,7 @@ fn status_of(c: &Cluster, id: &str) -> NodeStatus {
 /// PCR0 and PCR2.
 fn modified_binary(c: &Cluster) -> std::path::PathBuf {
     let path = c.dir.path().join("enclave-modified");
-    let mut bytes = std::fs::read(&c.nodes[0].enclave_binary).unwrap();
+    let mut bytes = std::fs::read(&c.nodes()[0].enclave_binary).unwrap();
     bytes.extend_from_slice(b"not the audited build");
     std::fs::write(&path, bytes).unwrap();
     #[cfg(unix)]
@@ -148,7 +148,7 @@ fn a_restarted_node_recovers_its_key_and_state_and_a_modified_one_is_refused() {
 #[test]
 fn when_every_node_restarts_they_wait_for_provisioning_and_say_so() {
     let (mut c, _) = running_cluster(3);
-    let ids: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
+    let ids: Vec<String> = c.nodes().iter().map(|n| n.id.clone()).collect();
     for id in &ids {
         c.kill_enclave(id).unwrap();
     }

@@ -29,7 +29,7 @@ fn evidence_replayed_from_another_connection_is_refused() {
     // binary (in simulator mode that is the whole trust root); what it cannot do is make
     // an old document fit a new connection.
     let ca = SimCa::load_or_create(&c.dir.path().join("sim-ca"), now).unwrap();
-    let measurements = SimMeasurements::of_file(&c.nodes[1].enclave_binary)
+    let measurements = SimMeasurements::of_file(&c.nodes()[1].enclave_binary)
         .unwrap()
         .with_pcr4(b"node-2".to_vec());
     let nsm = Arc::new(SimNsm::new(&ca, &measurements, now).unwrap());

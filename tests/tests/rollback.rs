@@ -21,7 +21,7 @@ fn parent_manifest(c: &Cluster, id: &str) -> std::path::PathBuf {
 
 /// Submits `envelope` to every node and waits until each runs under `version`.
 fn update_all(c: &Cluster, envelope: &[u8], version: u64) {
-    for n in &c.nodes {
+    for n in c.nodes() {
         c.submit_manifest(&n.id, envelope).unwrap().unwrap();
     }
     c.wait_until("every node on the new manifest", STARTUP, |s| {

@@ -258,8 +258,7 @@ fn bytes_flipped_between_parents_break_the_connection() {
     );
 
     // The receiving enclave saw the altered records: each failure is one of the relay's flips.
-    let log =
-        std::fs::read_to_string(c.node("node-3").unwrap().vsock_dir.join("enclave.log")).unwrap();
+    let log = c.enclave_log("node-3").unwrap();
     let decrypt_failures = log
         .lines()
         .filter(|l| l.contains("incoming peer refused") && l.contains("cannot decrypt"))

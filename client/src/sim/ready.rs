@@ -4,7 +4,7 @@
 //! attested and its key escrowed).
 
 use super::launcher::Launcher;
-use enclave::operator_api::NodeStatus;
+use protocol::operator_api::NodeStatus;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
