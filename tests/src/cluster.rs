@@ -8,11 +8,11 @@
 use crate::{TempDir, binary};
 use attestation::nsm::sim::{SimCa, SimMeasurements};
 use attestation::{MeasurementSet, Verifier};
+use channel::client_port::{ManifestRule, NodeExpectation};
 use client::sim::ready::{self, Probe, Statuses};
 use client::sim::{Binaries, EnclaveArgs, Launcher, Node, Options, approve};
-use channel::client_port::{ManifestRule, NodeExpectation};
-use protocol::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
 use manifest::OperatorKey;
+use protocol::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
