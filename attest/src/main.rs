@@ -5,9 +5,9 @@
 #![forbid(unsafe_code)]
 
 use attestation::input::{self, InputError};
-use attestation::report::DocumentReport;
+use attestation::nitro::report::DocumentReport;
+use attestation::nitro::{MAX_PCRS, MeasurementSet, NitroDocument, TrustPolicy, Verifier};
 use attestation::time_fmt::parse_time;
-use attestation::{MAX_PCRS, MeasurementSet, NitroDocument, TrustPolicy, Verifier};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -260,7 +260,7 @@ fn help_names_the_accepted_encodings() {
 #[test]
 fn undecodable_files_are_invalid() {
     let tmp = TempDir::new("garbage");
-    let too_large = vec![b'a'; 4 * attestation::MAX_DOCUMENT_LEN + 1];
+    let too_large = vec![b'a'; 4 * attestation::nitro::MAX_DOCUMENT_LEN + 1];
     let files = [
         tmp.write("empty", b""),
         tmp.write("blank", b" \n\n"),

@@ -11,9 +11,9 @@
 //! is a document from the simulated NSM (feature `sim`), whose chain is shorter than a
 //! real one (root, one intermediate, leaf); without either the bench says so and stops.
 
-use attestation::bench_support::{SignatureCheck, signature_checks};
+use attestation::nitro::bench_support::{SignatureCheck, signature_checks};
+use attestation::nitro::{NitroDocument, Verifier};
 use attestation::time_fmt::rfc3339_ms;
-use attestation::{NitroDocument, Verifier};
 use aws_lc_rs::signature::UnparsedPublicKey;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

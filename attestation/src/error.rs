@@ -1,6 +1,11 @@
 //! Typed errors. Each variant says what failed: which field, which certificate,
 //! which PCR, so that an operator reading a refusal knows where to look.
+//!
+//! [`VerifyError`] and [`PolicyError`] are what every provider's verification and policy
+//! return; the variants that only one provider can produce say so ([`ParseError`] is
+//! the Nitro document's, a certificate slot is in Nitro's `cabundle`).
 
+use crate::provider::Provider;
 use std::fmt;
 
 /// Where a certificate sits in a document's chain.
@@ -22,7 +27,7 @@ impl fmt::Display for CertSlot {
     }
 }
 
-/// The document could not be decoded, or breaks one of the AWS field rules.
+/// A Nitro document could not be decoded, or breaks one of the AWS field rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {
@@ -119,7 +124,7 @@ pub enum CertProblem {
     Version,
 }
 
-/// A document failed verification.
+/// Evidence failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
@@ -140,9 +145,11 @@ pub enum VerifyError {
     SimulatedRoot(CertProblem),
     #[error("verification time is before the Unix epoch")]
     TimeBeforeEpoch,
+    #[error("evidence is in no known provider's format")]
+    UnrecognisedEvidence,
 }
 
-/// A verified document does not satisfy the caller's trust policy.
+/// Verified evidence does not satisfy the caller's trust policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -150,6 +157,8 @@ pub enum PolicyError {
     EmptyMeasurementSet,
     #[error("a policy needs at least one accepted measurement set")]
     NoMeasurementSets,
+    #[error("evidence comes from {provider}, and no accepted measurement set is of {provider}")]
+    NoSetForProvider { provider: Provider },
     #[error("document comes from a debug-mode enclave (PCR0, PCR1 and PCR2 all zero)")]
     DebugMode,
     #[error("measurements match no accepted set: {}", describe_mismatches(.0))]

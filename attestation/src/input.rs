@@ -3,9 +3,9 @@
 //! A COSE_Sign1 starts with `0x84` (untagged array) or `0xd2` (tag 18), neither of
 //! which is ASCII, so detection is unambiguous: input that is entirely ASCII is text
 //! (hex when it is an even number of hex digits, base64 otherwise, whitespace ignored);
-//! anything else is taken as raw bytes and left for [`crate::NitroDocument::parse`].
+//! anything else is taken as raw bytes and left for [`crate::nitro::NitroDocument::parse`].
 
-use crate::document::MAX_DOCUMENT_LEN;
+use crate::nitro::MAX_DOCUMENT_LEN;
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

@@ -1,32 +1,41 @@
-//! Evidence for an MPC custody node: AWS Nitro attestation documents.
+//! Evidence for an MPC custody node: what a TEE says about the code it runs, appraised
+//! the same way whatever the provider.
 //!
-//! - [`NitroDocument::parse`] decodes a document (COSE_Sign1 with a CBOR payload) and
-//!   enforces the AWS field rules.
-//! - [`Verifier`] checks the ES384 signature and the certificate chain up to a pinned
-//!   root at an explicit time, producing a [`Verified`] document; nothing else can.
-//! - [`TrustPolicy`] applies expected measurements, debug-mode refusal, age and nonce.
-//! - [`nsm`] abstracts the Nitro Secure Module: the real one on `/dev/nsm` (feature
-//!   `nitro`) and a simulated one that issues documents in the same format under its own
-//!   root (feature `sim`).
+//! Provider-neutral, what the crates above this one use:
+//! - [`provider`]: [`Provider`] (told apart by the evidence's content), [`Evidence`] and
+//!   the [`Binding`] it states (nonce, public key, user data).
+//! - [`measurements`]: [`Measurements`], one accepted measurement set tagged by its
+//!   provider, with its text form and the identity rule.
+//! - [`appraisal`]: [`Verifier`] (each provider's trusted roots), [`Expectation`] (what
+//!   a relying party requires) and [`Appraisal`] (what accepted evidence proves).
+//! - [`attester`]: the [`Attester`] a node asks for evidence binding an
+//!   [`AttestationRequest`].
+//! - [`Verified`]: a value only this crate's verifiers construct.
+//!
+//! Per provider, one module each:
+//! - [`nitro`]: AWS Nitro Enclaves (documents, chain, verifier, PCR sets, policy, the
+//!   NSM real and simulated), also reachable as [`nsm`] for its attester.
+//!
+//! Helpers for the `attest` tool: [`input`] (raw, hex or base64 files), [`time_fmt`];
+//! errors in [`error`].
 #![forbid(unsafe_code)]
 
-#[doc(hidden)]
-pub mod bench_support;
-mod cbor;
-mod chain;
-mod document;
+pub mod appraisal;
+pub mod attester;
 pub mod error;
 pub mod input;
-pub mod nsm;
-mod policy;
-pub mod report;
+pub mod measurements;
+pub mod nitro;
+pub mod provider;
 pub mod time_fmt;
-mod verify;
+mod verified;
 
-pub use document::{
-    MAX_CABUNDLE_LEN, MAX_CERT_LEN, MAX_DOCUMENT_LEN, MAX_NONCE_LEN, MAX_PCRS, MAX_PUBLIC_KEY_LEN,
-    MAX_USER_DATA_LEN, NitroDocument,
+pub use appraisal::{
+    Appraisal, AppraisalError, DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, Expectation, Verifier,
 };
+pub use attester::{AttestError, AttestationRequest, Attester};
 pub use error::{CertProblem, CertSlot, ParseError, PcrMismatch, PolicyError, VerifyError};
-pub use policy::{Accepted, DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, MeasurementSet, TrustPolicy};
-pub use verify::{AWS_NITRO_ROOT_G1_SHA256, Verified, Verifier};
+pub use measurements::{MeasurementError, Measurements, Overlap, Unpinned};
+pub use nitro::nsm;
+pub use provider::{Binding, Evidence, MAX_EVIDENCE_LEN, Provider};
+pub use verified::Verified;

@@ -8,13 +8,13 @@
     clippy::indexing_slicing
 )]
 
+use attestation::nitro::{
+    MAX_CABUNDLE_LEN, MAX_CERT_LEN, MAX_DOCUMENT_LEN, MAX_NONCE_LEN, MAX_PCRS, MAX_PUBLIC_KEY_LEN,
+    MAX_USER_DATA_LEN, NitroDocument, TrustPolicy, Verifier,
+};
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 use attestation::nsm::{AttestationRequest, Nsm};
-use attestation::{
-    DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, MAX_CABUNDLE_LEN, MAX_CERT_LEN, MAX_DOCUMENT_LEN,
-    MAX_NONCE_LEN, MAX_PCRS, MAX_PUBLIC_KEY_LEN, MAX_USER_DATA_LEN, NitroDocument, ParseError,
-    PolicyError, TrustPolicy, Verified, Verifier,
-};
+use attestation::{DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, ParseError, PolicyError, Verified};
 use coset::cbor::value::Value;
 use coset::{CborSerializable, CoseSign1};
 use std::collections::BTreeMap;

@@ -9,7 +9,8 @@
 
 mod common;
 
-use attestation::{CertProblem, NitroDocument, PolicyError, TrustPolicy, Verifier, VerifyError};
+use attestation::nitro::{NitroDocument, TrustPolicy, Verifier};
+use attestation::{CertProblem, PolicyError, VerifyError};
 use common::{load_fixtures, nitro_fixtures};
 use std::time::{Duration, SystemTime};
 

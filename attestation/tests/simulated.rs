@@ -10,9 +10,10 @@
 
 mod common;
 
+use attestation::nitro::{MeasurementSet, NitroDocument, TrustPolicy, Verifier};
 use attestation::nsm::sim::{SIM_PCR_COUNT, SimCa, SimMeasurements, SimNsm};
 use attestation::nsm::{AttestationRequest, Nsm, NsmError};
-use attestation::{MeasurementSet, NitroDocument, PolicyError, TrustPolicy, Verifier, VerifyError};
+use attestation::{PolicyError, VerifyError};
 use coset::cbor::value::Value;
 use coset::{CborSerializable, CoseSign1};
 use proptest::prelude::*;

@@ -10,13 +10,12 @@
 
 mod common;
 
+use attestation::nitro::{MAX_DOCUMENT_LEN, NitroDocument, Verifier};
 #[cfg(feature = "sim")]
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 #[cfg(feature = "sim")]
 use attestation::nsm::{AttestationRequest, Nsm};
-use attestation::{
-    CertProblem, CertSlot, MAX_DOCUMENT_LEN, NitroDocument, ParseError, Verifier, VerifyError,
-};
+use attestation::{CertProblem, CertSlot, ParseError, VerifyError};
 use coset::cbor::value::Value;
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

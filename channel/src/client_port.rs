@@ -3,14 +3,15 @@
 //! 1. TLS 1.3 (rustls on aws-lc-rs) terminating inside the node, with the node's per-boot
 //!    key; the client presents no certificate (operators authenticate each command with
 //!    their manifest key instead, see [`protocol::operator_api::SignedCommand`]).
-//! 2. The node sends a hello: its node id and a fresh attestation document with nonce =
-//!    this connection's exporter value (label [`CLIENT_EXPORTER_LABEL`], 32 bytes), public
-//!    key = its TLS key, user data = the hash of the manifest it runs (absent before it
-//!    has one).
-//! 3. The client checks it ([`connect`]): the document verifies under a trusted root, its
-//!    measurements are one of the sets the client expects for that node id, it is fresh and
-//!    not from a debug-mode enclave, it carries this connection's exporter and binds the
-//!    key the node presented in TLS, and the manifest it names is one the client pins
+//! 2. The node sends a hello: its node id and fresh evidence binding as nonce this
+//!    connection's exporter value (label [`CLIENT_EXPORTER_LABEL`], 32 bytes), as public
+//!    key its TLS key, as user data the hash of the manifest it runs (absent before it has
+//!    one).
+//! 3. The client checks it ([`connect`]) with the check nodes apply to each other
+//!    ([`super::evidence::check_evidence`]): the evidence verifies under a trusted root,
+//!    its measurements are one of the sets the client expects for that node id, it is
+//!    fresh and not from a debug-mode TEE, it carries this connection's exporter and binds
+//!    the key the node presented in TLS, and the manifest it names is one the client pins
 //!    ([`ManifestRule`]). Only then does the client send a request.
 //!
 //! The manifest check is what keeps an operator out of a look-alike cluster: a hostile
@@ -19,10 +20,9 @@
 //! route the operator's connections to it. Its evidence verifies; only the manifest hash
 //! in it differs.
 
-use super::evidence::{Hello, MAX_HELLO_LEN};
+use super::evidence::{Hello, MAX_HELLO_LEN, Requirement, check_evidence};
 use super::{ChannelError, TLS_SERVER_NAME, TlsIdentity, peer_spki, verifier};
-use attestation::nsm::{AttestationRequest, Nsm};
-use attestation::{MeasurementSet, TrustPolicy, Verifier};
+use attestation::{AttestationRequest, Attester, Measurements, Provider, Verifier};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 use std::sync::Arc;
@@ -88,7 +88,7 @@ pub async fn accept<S>(
     config: Arc<ServerConfig>,
     node_id: &str,
     identity: &TlsIdentity,
-    nsm: Arc<dyn Nsm>,
+    attester: Arc<dyn Attester>,
     manifest_hash: Option<[u8; 32]>,
 ) -> Result<ClientPortStream<tokio_rustls::server::TlsStream<S>>, ChannelError>
 where
@@ -104,7 +104,7 @@ where
             nonce: Some(exporter.to_vec()),
             public_key: Some(identity.spki_der().to_vec()),
         };
-        let document = tokio::task::spawn_blocking(move || nsm.attest(&request))
+        let document = tokio::task::spawn_blocking(move || attester.attest(&request))
             .await
             .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string())))??;
         let hello = Hello {
@@ -126,8 +126,8 @@ where
 pub struct NodeExpectation {
     pub node_id: String,
     /// Measurement sets accepted for this node (any one must match).
-    pub measurements: Vec<MeasurementSet>,
-    /// Roots trusted for the node's document.
+    pub measurements: Vec<Measurements>,
+    /// Roots trusted for the node's evidence.
     pub verifier: Verifier,
     pub max_evidence_age: Duration,
     pub allow_debug: bool,
@@ -149,6 +149,9 @@ pub enum ManifestRule {
         pinned: [u8; 32],
         submitted: [u8; 32],
     },
+    /// A peer node: exactly the manifest this node runs (a refusal is
+    /// [`ChannelError::ManifestMismatch`]).
+    Same([u8; 32]),
     /// Simulator test instruments only, never the operator's client: any manifest, or
     /// none.
     #[cfg(feature = "sim")]
@@ -164,6 +167,12 @@ impl ManifestRule {
     /// Whether a node `peer` whose attestation names `runs` may be sent the request.
     pub fn check(&self, peer: &str, runs: Option<&[u8; 32]>) -> Result<(), ChannelError> {
         let (pinned, also, none_ok) = match self {
+            ManifestRule::Same(ours) if runs == Some(ours) => return Ok(()),
+            ManifestRule::Same(_) => {
+                return Err(ChannelError::ManifestMismatch {
+                    peer: peer.to_owned(),
+                });
+            }
             ManifestRule::Pinned(pinned) => (pinned, None, false),
             ManifestRule::PinnedOrNone(pinned) => (pinned, None, true),
             ManifestRule::Submitting { pinned, submitted } => (pinned, Some(submitted), true),
@@ -192,12 +201,28 @@ impl ManifestRule {
     }
 }
 
+impl NodeExpectation {
+    fn requirement(&self) -> Requirement<'_> {
+        Requirement {
+            node_id: &self.node_id,
+            measurements: &self.measurements,
+            verifier: &self.verifier,
+            max_evidence_age: self.max_evidence_age,
+            allow_debug: self.allow_debug,
+            manifest: &self.manifest,
+        }
+    }
+}
+
 /// What the client learned from a node's verified hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedNode {
     pub node_id: String,
+    /// The provider whose evidence the node gave.
+    pub provider: Provider,
+    /// The attester instance that made the evidence (Nitro: the module id).
     pub module_id: String,
-    /// PCR0, hex.
+    /// The measurement of the node's code (Nitro: PCR0), hex.
     pub pcr0: String,
     /// The manifest the node runs, if it has one.
     pub manifest_hash: Option<[u8; 32]>,
@@ -244,7 +269,9 @@ where
     .map_err(|_| ChannelError::Timeout)?
 }
 
-/// Every check a client makes of a node's hello before trusting the connection.
+/// Every check a client makes of a node's hello before trusting the connection: the node
+/// id is the one dialled, then [`check_evidence`], with this connection's exporter as
+/// nonce and the node's TLS key as the key it must bind.
 pub(crate) fn check_node(
     expect: &NodeExpectation,
     hello: &Hello,
@@ -252,63 +279,42 @@ pub(crate) fn check_node(
     spki: &[u8],
     now: SystemTime,
 ) -> Result<VerifiedNode, ChannelError> {
-    let peer = expect.node_id.clone();
     if hello.node_id != expect.node_id {
         return Err(ChannelError::WrongPeer {
             expected: expect.node_id.clone(),
             claimed: hello.node_id.clone(),
         });
     }
-    let doc = expect
-        .verifier
-        .verify(&hello.document, now)
-        .map_err(|source| ChannelError::Evidence {
-            peer: peer.clone(),
-            source,
-        })?;
-    let accepted = TrustPolicy::new(expect.measurements.clone())
-        .map_err(|source| ChannelError::Policy {
-            peer: peer.clone(),
-            source,
-        })?
-        .allow_debug(expect.allow_debug)
-        .max_age(expect.max_evidence_age)
-        .expect_nonce(exporter.to_vec())
-        .check(&doc, now)
-        .map_err(|source| ChannelError::Policy {
-            peer: peer.clone(),
-            source,
-        })?;
-    if accepted.public_key != Some(spki) {
-        return Err(ChannelError::KeyBinding { peer });
-    }
-    let manifest_hash = match accepted.user_data {
-        None => None,
-        Some(bytes) => Some(
-            <[u8; 32]>::try_from(bytes)
-                .map_err(|_| ChannelError::ManifestMismatch { peer: peer.clone() })?,
-        ),
-    };
-    expect.manifest.check(&peer, manifest_hash.as_ref())?;
+    let checked = check_evidence(
+        expect.requirement(),
+        &hello.document,
+        exporter,
+        Some(spki),
+        now,
+    )?;
     Ok(VerifiedNode {
-        node_id: peer,
-        module_id: accepted.module_id.to_owned(),
-        pcr0: doc.pcr(0).map(hex::encode).unwrap_or_default(),
-        manifest_hash,
+        node_id: expect.node_id.clone(),
+        provider: checked.provider,
+        module_id: checked.module_id,
+        pcr0: checked.pcr0,
+        manifest_hash: checked.manifest_hash,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attestation::nitro::MeasurementSet;
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 
     const GOOD: &[u8] = b"the audited node image";
     const EVIL: &[u8] = b"a modified node image";
 
-    fn measurements(image: &[u8]) -> MeasurementSet {
+    fn measurements(image: &[u8]) -> Measurements {
         let pcrs = SimMeasurements::of_image(image).pcrs();
-        MeasurementSet::new((0u8..3).map(|i| (i, pcrs[&i].to_vec())).collect()).unwrap()
+        MeasurementSet::new((0u8..3).map(|i| (i, pcrs[&i].to_vec())).collect())
+            .unwrap()
+            .into()
     }
 
     fn expectation(ca: &SimCa, id: &str) -> NodeExpectation {
@@ -331,7 +337,7 @@ mod tests {
         expect: &NodeExpectation,
     ) -> Result<VerifiedNode, ChannelError> {
         let now = SystemTime::now();
-        let nsm: Arc<dyn Nsm> =
+        let nsm: Arc<dyn Attester> =
             Arc::new(SimNsm::new(ca, &SimMeasurements::of_image(image), now).unwrap());
         let identity = TlsIdentity::generate(node_id, now).unwrap();
         let config = server_config(&identity).unwrap();

@@ -1,14 +1,16 @@
-//! What nodes exchange right after the TLS handshake, and the check each side applies to
-//! what it receives. The check is a pure function of its inputs (no I/O, explicit time)
-//! so every refusal can be tested directly.
+//! What nodes exchange right after the TLS handshake, and the one check that decides
+//! whether evidence proves a node: a node checking a peer and a client checking a node
+//! both call [`check_evidence`]. The check is a pure function of its inputs (no I/O,
+//! explicit time) so every refusal can be tested directly.
 //!
-//! Hello: [`protocol::hello`], a node id and an attestation document whose `nonce` is the
-//! connection's TLS exporter value, its `public_key` the DER SubjectPublicKeyInfo of the
-//! sender's TLS certificate, its `user_data` the SHA-256 of the sender's manifest.
-//! Verdict: `[1][0]` accepted, or `[1][1][reason]` refused.
+//! Hello: [`protocol::hello`], a node id and evidence (for Nitro, an attestation
+//! document) binding as nonce the connection's TLS exporter value, as public key the DER
+//! SubjectPublicKeyInfo of the sender's TLS certificate, and as user data the SHA-256 of
+//! the sender's manifest. Verdict: `[1][0]` accepted, or `[1][1][reason]` refused.
 
 use super::ChannelError;
-use attestation::{MeasurementSet, TrustPolicy, Verifier};
+use super::client_port::ManifestRule;
+use attestation::{AppraisalError, Expectation, Measurements, Provider, Verifier};
 pub(crate) use protocol::hello::Hello;
 pub use protocol::hello::MAX_HELLO_LEN;
 use std::collections::BTreeMap;
@@ -25,8 +27,8 @@ pub struct PeerTrust {
     /// Hash of the manifest this node runs under; peers must attest to the same one.
     pub manifest_hash: [u8; 32],
     /// Node id to the measurement sets accepted for it.
-    pub peers: BTreeMap<String, Vec<MeasurementSet>>,
-    /// Roots trusted for attestation documents.
+    pub peers: BTreeMap<String, Vec<Measurements>>,
+    /// Roots trusted for evidence.
     pub verifier: Verifier,
     /// Oldest evidence accepted.
     pub max_evidence_age: Duration,
@@ -38,9 +40,62 @@ pub struct PeerTrust {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPeer {
     pub node_id: String,
+    /// The provider whose evidence the peer gave.
+    pub provider: Provider,
+    /// The attester instance that made the evidence (Nitro: the module id), for logs.
     pub module_id: String,
-    /// Hex of the peer's PCR0, for logs.
+    /// Hex of the measurement of the peer's code (Nitro: PCR0), for logs and status.
     pub pcr0: String,
+}
+
+impl PeerTrust {
+    /// What the evidence of the peer `peer` must satisfy.
+    fn requirement<'a>(
+        &'a self,
+        peer: &'a str,
+        manifest: &'a ManifestRule,
+    ) -> Result<Requirement<'a>, ChannelError> {
+        let measurements = self
+            .peers
+            .get(peer)
+            .ok_or_else(|| ChannelError::UnknownNode(peer.to_owned()))?;
+        Ok(Requirement {
+            node_id: peer,
+            measurements,
+            verifier: &self.verifier,
+            max_evidence_age: self.max_evidence_age,
+            allow_debug: self.allow_debug,
+            manifest,
+        })
+    }
+}
+
+/// What one end requires of the evidence of the node at the other end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Requirement<'a> {
+    /// The node the evidence must prove.
+    pub(crate) node_id: &'a str,
+    /// The measurement sets accepted for that node (any one must match).
+    pub(crate) measurements: &'a [Measurements],
+    /// Roots trusted for the evidence.
+    pub(crate) verifier: &'a Verifier,
+    pub(crate) max_evidence_age: Duration,
+    pub(crate) allow_debug: bool,
+    /// The manifests the node may run.
+    pub(crate) manifest: &'a ManifestRule,
+}
+
+/// What accepted evidence established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checked {
+    pub(crate) provider: Provider,
+    pub(crate) module_id: String,
+    /// Hex of the code measurement.
+    pub(crate) pcr0: String,
+    /// The public key the evidence binds.
+    pub(crate) public_key: Option<Vec<u8>>,
+    /// The manifest the node runs, if it has one.
+    pub(crate) manifest_hash: Option<[u8; 32]>,
 }
 
 pub(crate) fn encode_verdict(result: &Result<VerifiedPeer, ChannelError>) -> Vec<u8> {
@@ -71,19 +126,10 @@ pub(crate) fn decode_verdict(bytes: &[u8]) -> Result<Result<(), String>, Channel
     }
 }
 
-/// Decides whether the sender of `hello` is a peer this node may talk to.
-///
-/// - the claimed node id is in the manifest, is not this node, and is the one dialled;
-/// - the document verifies (signature, chain to a trusted root, at `now`);
-/// - its PCRs match one of the measurement sets the manifest accepts for that node, it
-///   is not from a debug-mode enclave unless allowed, and it is fresh (the manifest
-///   refuses nodes whose sets one document could match, so this also proves that the
-///   sender IS that node, not merely another node of the same image claiming its id);
-/// - its nonce is this connection's exporter value (a document from another
-///   connection cannot be replayed);
-/// - its public key is the key of the TLS certificate the peer presented (a genuine
-///   document cannot be relayed by someone else's TLS endpoint);
-/// - its user data is this node's manifest hash (both run under the same manifest).
+/// Decides whether the sender of `hello` is a peer this node may talk to: the claimed node
+/// id is in the manifest, is not this node, and is the one dialled; then
+/// [`check_evidence`], with this connection's exporter value as nonce, the TLS key the
+/// peer presented as the key it must bind, and exactly this node's manifest.
 pub(crate) fn check_hello(
     trust: &PeerTrust,
     own_id: &str,
@@ -93,7 +139,7 @@ pub(crate) fn check_hello(
     peer_spki: &[u8],
     now: SystemTime,
 ) -> Result<VerifiedPeer, ChannelError> {
-    let peer = hello.node_id.clone();
+    let peer = hello.node_id.as_str();
     if peer == own_id {
         return Err(ChannelError::SelfConnection);
     }
@@ -102,63 +148,108 @@ pub(crate) fn check_hello(
     {
         return Err(ChannelError::WrongPeer {
             expected: expected.to_owned(),
-            claimed: peer,
+            claimed: peer.to_owned(),
         });
     }
-    let (verified, public_key) = check_evidence(trust, &peer, &hello.document, exporter, now)?;
-    if public_key.as_deref() != Some(peer_spki) {
-        return Err(ChannelError::KeyBinding { peer });
-    }
-    Ok(verified)
+    let same = ManifestRule::Same(trust.manifest_hash);
+    let checked = check_evidence(
+        trust.requirement(peer, &same)?,
+        &hello.document,
+        exporter,
+        Some(peer_spki),
+        now,
+    )?;
+    Ok(VerifiedPeer {
+        node_id: peer.to_owned(),
+        provider: checked.provider,
+        module_id: checked.module_id,
+        pcr0: checked.pcr0,
+    })
 }
 
-/// The checks every document from a peer must pass, whatever it is for: it verifies at
-/// `now` under a trusted root, matches a measurement set the manifest accepts for `peer`,
-/// is fresh, is not from a debug-mode enclave unless allowed, carries `nonce` and this
-/// node's manifest hash. Returns the peer and the public key the document binds.
-pub(crate) fn check_evidence(
+/// A further document from `peer` (bound to a channel by `nonce`, its exporter value), for
+/// whatever it is for: [`check_evidence`] with this node's manifest. Returns the public
+/// key the document binds.
+pub(crate) fn check_peer_document(
     trust: &PeerTrust,
     peer: &str,
     document: &[u8],
     nonce: &[u8],
     now: SystemTime,
-) -> Result<(VerifiedPeer, Option<Vec<u8>>), ChannelError> {
-    let peer = peer.to_owned();
-    let sets = trust
-        .peers
-        .get(&peer)
-        .ok_or_else(|| ChannelError::UnknownNode(peer.clone()))?;
-    let doc = trust
-        .verifier
-        .verify(document, now)
-        .map_err(|source| ChannelError::Evidence {
-            peer: peer.clone(),
-            source,
-        })?;
-    let policy = TrustPolicy::new(sets.clone())
+) -> Result<Option<Vec<u8>>, ChannelError> {
+    let same = ManifestRule::Same(trust.manifest_hash);
+    check_evidence(trust.requirement(peer, &same)?, document, nonce, None, now)
+        .map(|checked| checked.public_key)
+}
+
+/// The one decision about a node's evidence, made the same way by a node about its peer
+/// and by a client about a node:
+///
+/// - the evidence verifies at `now` under a root `required` trusts for its provider;
+/// - it matches one of the measurement sets accepted for `required.node_id` (the manifest
+///   and a client's file both refuse nodes whose sets one piece of evidence could match,
+///   so this also proves that the sender IS that node, not merely another node of the
+///   same image claiming its id), it is not from a debug-mode TEE unless allowed, and it
+///   is fresh;
+/// - it binds `nonce`, the connection's exporter value (evidence from another
+///   connection cannot be replayed);
+/// - it binds `tls_key` when one is given, the key of the TLS certificate the node
+///   presented (genuine evidence cannot be relayed by someone else's TLS endpoint);
+/// - the manifest it names (its user data) is one `required.manifest` accepts.
+pub(crate) fn check_evidence(
+    required: Requirement<'_>,
+    evidence: &[u8],
+    nonce: &[u8],
+    tls_key: Option<&[u8]>,
+    now: SystemTime,
+) -> Result<Checked, ChannelError> {
+    let peer = || required.node_id.to_owned();
+    let expectation = Expectation::new(required.measurements.to_vec())
         .map_err(|source| ChannelError::Policy {
-            peer: peer.clone(),
+            peer: peer(),
             source,
         })?
-        .allow_debug(trust.allow_debug)
-        .max_age(trust.max_evidence_age)
+        .allow_debug(required.allow_debug)
+        .max_age(required.max_evidence_age)
         .expect_nonce(nonce.to_vec());
-    let accepted = policy
-        .check(&doc, now)
-        .map_err(|source| ChannelError::Policy {
-            peer: peer.clone(),
-            source,
+    let appraisal = required
+        .verifier
+        .appraise(evidence, &expectation, now)
+        .map_err(|e| match e {
+            AppraisalError::Verify(source) => ChannelError::Evidence {
+                peer: peer(),
+                source,
+            },
+            AppraisalError::Policy(source) => ChannelError::Policy {
+                peer: peer(),
+                source,
+            },
         })?;
-    if accepted.user_data != Some(trust.manifest_hash.as_slice()) {
-        return Err(ChannelError::ManifestMismatch { peer });
+    let binding = appraisal.binding();
+    if let Some(key) = tls_key
+        && binding.public_key != Some(key)
+    {
+        return Err(ChannelError::KeyBinding { peer: peer() });
     }
-    let public_key = accepted.public_key.map(<[u8]>::to_vec);
-    Ok((
-        VerifiedPeer {
-            node_id: peer,
-            module_id: accepted.module_id.to_owned(),
-            pcr0: doc.pcr(0).map(hex::encode).unwrap_or_default(),
-        },
-        public_key,
-    ))
+    let manifest_hash = match binding.user_data {
+        None => None,
+        Some(bytes) => Some(
+            <[u8; 32]>::try_from(bytes)
+                .map_err(|_| ChannelError::ManifestMismatch { peer: peer() })?,
+        ),
+    };
+    required
+        .manifest
+        .check(required.node_id, manifest_hash.as_ref())?;
+    let evidence = appraisal.evidence();
+    Ok(Checked {
+        provider: appraisal.provider(),
+        module_id: evidence.attester_id().to_owned(),
+        pcr0: evidence
+            .code_measurement()
+            .map(hex::encode)
+            .unwrap_or_default(),
+        public_key: binding.public_key.map(<[u8]>::to_vec),
+        manifest_hash,
+    })
 }

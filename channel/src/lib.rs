@@ -17,17 +17,17 @@
 //! 1. TLS 1.3 (rustls on aws-lc-rs) with each node's per-boot key; the certificate
 //!    verifiers only check that each side holds the key it presents.
 //! 2. Both sides derive the connection's exporter value (RFC 8446 §7.5, label
-//!    [`EXPORTER_LABEL`], 32 bytes). A hello is a node id and a fresh attestation
-//!    document over (nonce = exporter, public key = the sender's TLS key, user data = its
-//!    manifest hash).
+//!    [`EXPORTER_LABEL`], 32 bytes). A hello is a node id and fresh evidence binding
+//!    (nonce = exporter, public key = the sender's TLS key, user data = its manifest
+//!    hash).
 //! 3. The dialling side speaks first: it sends its hello. The accepting side checks it
-//!    ([`evidence`]) and sends its verdict; only when it accepted does it ask its NSM for
-//!    a document and send its own hello, which the dialling side checks in turn and
-//!    answers with its verdict. A channel exists only when both accepted, and no
-//!    application byte flows before that.
+//!    ([`evidence`], the check a client also applies to a node) and sends its verdict;
+//!    only when it accepted does it ask its attester for evidence and send its own hello,
+//!    which the dialling side checks in turn and answers with its verdict. A channel
+//!    exists only when both accepted, and no application byte flows before that.
 //! 4. Anyone who reaches the peer port can open a connection, so the accepting side
-//!    spends only bounded work on a dialler that has not proven itself: no NSM call, one
-//!    size-limited hello, and [`ChannelContext::hello_timeout`] for TLS and that hello
+//!    spends only bounded work on a dialler that has not proven itself: no attester call,
+//!    one size-limited hello, and [`ChannelContext::hello_timeout`] for TLS and that hello
 //!    together, after which the connection is dropped and its slot freed.
 //! 5. A channel refuses to carry traffic once older than its lifetime: the caller then
 //!    closes it and connects again, attesting afresh.
@@ -44,8 +44,7 @@ mod verifier;
 pub use evidence::{PeerTrust, VerifiedPeer};
 pub use identity::TlsIdentity;
 
-use attestation::nsm::{AttestationRequest, Nsm, NsmError};
-use attestation::{PolicyError, VerifyError};
+use attestation::{AttestError, AttestationRequest, Attester, PolicyError, VerifyError};
 use evidence::{
     Hello, MAX_HELLO_LEN, MAX_VERDICT_LEN, check_hello, decode_verdict, encode_verdict,
 };
@@ -81,8 +80,8 @@ pub enum ChannelError {
     Closed,
     #[error("attestation exchange timed out")]
     Timeout,
-    #[error("this node's NSM failed: {0}")]
-    Nsm(#[from] NsmError),
+    #[error("this node's attester failed: {0}")]
+    Attester(#[from] AttestError),
     #[error("peer claims to be this node")]
     SelfConnection,
     #[error("dialled {expected} but the peer claims to be {claimed}")]
@@ -121,7 +120,7 @@ impl From<protocol::hello::HelloError> for ChannelError {
 pub struct ChannelContext {
     node_id: String,
     identity: Arc<TlsIdentity>,
-    nsm: Arc<dyn Nsm>,
+    attester: Arc<dyn Attester>,
     trust: PeerTrust,
     client: Arc<ClientConfig>,
     server: Arc<ServerConfig>,
@@ -177,14 +176,14 @@ impl ChannelContext {
     pub fn new(
         node_id: String,
         identity: Arc<TlsIdentity>,
-        nsm: Arc<dyn Nsm>,
+        attester: Arc<dyn Attester>,
         trust: PeerTrust,
     ) -> Result<Self, ChannelError> {
         let (client, server) = tls_configs(&identity)?;
         Ok(ChannelContext {
             node_id,
             identity,
-            nsm,
+            attester,
             trust,
             client,
             server,
@@ -212,22 +211,21 @@ impl ChannelContext {
         document: &[u8],
         nonce: &[u8],
     ) -> Result<Option<Vec<u8>>, ChannelError> {
-        evidence::check_evidence(&self.trust, peer, document, nonce, SystemTime::now())
-            .map(|(_, key)| key)
+        evidence::check_peer_document(&self.trust, peer, document, nonce, SystemTime::now())
     }
 
-    /// A fresh document of this node bound to `nonce`, carrying `public_key`.
+    /// Fresh evidence of this node bound to `nonce`, carrying `public_key`.
     pub async fn attest(&self, nonce: &[u8], public_key: Vec<u8>) -> Result<Vec<u8>, ChannelError> {
         let request = AttestationRequest {
             user_data: Some(self.trust.manifest_hash.to_vec()),
             nonce: Some(nonce.to_vec()),
             public_key: Some(public_key),
         };
-        let nsm = self.nsm.clone();
-        tokio::task::spawn_blocking(move || nsm.attest(&request))
+        let attester = self.attester.clone();
+        tokio::task::spawn_blocking(move || attester.attest(&request))
             .await
             .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string())))?
-            .map_err(ChannelError::Nsm)
+            .map_err(ChannelError::Attester)
     }
 
     /// Opens a channel over `stream` to the node `peer_id`.
@@ -258,8 +256,8 @@ impl ChannelContext {
     /// Accepts a channel from whichever node of the manifest is on the other end.
     ///
     /// Until the dialler's hello has been checked, this costs one TLS handshake and the
-    /// verification of one bounded document, within [`Self::hello_timeout`]; this node's
-    /// NSM is asked for a document only for a dialler it accepted.
+    /// verification of one bounded piece of evidence, within [`Self::hello_timeout`]; this
+    /// node's attester is asked for evidence only for a dialler it accepted.
     pub async fn accept<S>(
         &self,
         stream: S,
@@ -335,7 +333,7 @@ impl ChannelContext {
             });
         match &verdict {
             Ok(peer) => {
-                tracing::info!(peer = %peer.node_id, module = %peer.module_id, pcr0 = %peer.pcr0, "peer attested")
+                tracing::info!(peer = %peer.node_id, provider = %peer.provider, module = %peer.module_id, pcr0 = %peer.pcr0, "peer attested")
             }
             Err(e) => tracing::warn!(error = %e, "peer refused"),
         }

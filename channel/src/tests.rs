@@ -1,9 +1,9 @@
 //! Attested channels between simulated nodes over in-memory streams.
 
 use super::*;
-use attestation::nsm::NsmError;
+use attestation::nitro::MeasurementSet;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
-use attestation::{MeasurementSet, Verifier};
+use attestation::{Measurements, Provider, Verifier};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -11,13 +11,15 @@ const GOOD: &[u8] = b"the audited node image";
 const EVIL: &[u8] = b"a modified node image";
 const HASH: [u8; 32] = [0x42; 32];
 
-fn measurements(image: &[u8]) -> MeasurementSet {
+fn measurements(image: &[u8]) -> Measurements {
     let pcrs = SimMeasurements::of_image(image).pcrs();
-    MeasurementSet::new((0u8..3).map(|i| (i, pcrs[&i].to_vec())).collect()).unwrap()
+    MeasurementSet::new((0u8..3).map(|i| (i, pcrs[&i].to_vec())).collect())
+        .unwrap()
+        .into()
 }
 
 /// The manifest's view: node-1..3 all expected to run GOOD.
-fn peers() -> BTreeMap<String, Vec<MeasurementSet>> {
+fn peers() -> BTreeMap<String, Vec<Measurements>> {
     ["node-1", "node-2", "node-3"]
         .iter()
         .map(|id| (id.to_string(), vec![measurements(GOOD)]))
@@ -355,19 +357,15 @@ impl CountingNsm {
     }
 }
 
-impl Nsm for CountingNsm {
-    fn attest(&self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError> {
+impl Attester for CountingNsm {
+    fn provider(&self) -> Provider {
+        self.inner.provider()
+    }
+
+    fn attest(&self, request: &AttestationRequest) -> Result<Vec<u8>, AttestError> {
         self.documents
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.attest(request)
-    }
-
-    fn random(&self, len: usize) -> Result<Vec<u8>, NsmError> {
-        self.inner.random(len)
-    }
-
-    fn describe_pcr(&self, index: u16) -> Result<attestation::nsm::PcrDescription, NsmError> {
-        self.inner.describe_pcr(index)
     }
 }
 
@@ -486,4 +484,134 @@ async fn a_proven_dialler_gets_the_acceptors_evidence() {
     assert_eq!(c.peer().module_id, n1.nsm.module_id());
     assert_eq!(s.peer().node_id, "node-2");
     assert_eq!(c.exporter(), s.exporter());
+}
+
+/// A node judging a peer and a client judging a node make one decision
+/// ([`evidence::check_evidence`]): the same evidence gets the same verdict at both ends.
+/// Only the manifest refusal is worded for each (a peer must run this node's manifest, a
+/// client names the one it pins).
+#[test]
+fn both_ends_judge_evidence_alike() {
+    use super::client_port::{ManifestRule, NodeExpectation, check_node};
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let now = SystemTime::now();
+    let n1 = node(&ca, "node-1", GOOD, HASH);
+    let genuine = node(&ca, "node-2", GOOD, HASH);
+    let evil = node(&ca, "node-2", EVIL, HASH);
+    let foreign = node(&SimCa::generate(now).unwrap(), "node-2", GOOD, HASH);
+    let expect = NodeExpectation {
+        node_id: "node-2".into(),
+        measurements: peers()["node-2"].clone(),
+        verifier: n1.ctx.trust.verifier.clone(),
+        max_evidence_age: n1.ctx.trust.max_evidence_age,
+        allow_debug: false,
+        manifest: ManifestRule::Pinned(HASH),
+    };
+    let exporter = [9u8; 32];
+    let spki = genuine.ctx.identity.spki_der().to_vec();
+    let evidence = |n: &Node, nonce: &[u8], key: &[u8], manifest: Option<Vec<u8>>| Hello {
+        node_id: "node-2".into(),
+        document: n
+            .nsm
+            .attest(&AttestationRequest {
+                user_data: manifest,
+                nonce: Some(nonce.to_vec()),
+                public_key: Some(key.to_vec()),
+            })
+            .unwrap(),
+    };
+    let ours = Some(HASH.to_vec());
+    let cases = [
+        (
+            "genuine",
+            evidence(&genuine, &exporter, &spki, ours.clone()),
+        ),
+        (
+            "another image",
+            evidence(&evil, &exporter, &spki, ours.clone()),
+        ),
+        (
+            "another root",
+            evidence(&foreign, &exporter, &spki, ours.clone()),
+        ),
+        (
+            "another connection",
+            evidence(&genuine, &[8; 32], &spki, ours.clone()),
+        ),
+        (
+            "another key",
+            evidence(&genuine, &exporter, b"a relay's key", ours.clone()),
+        ),
+        (
+            "another manifest",
+            evidence(&genuine, &exporter, &spki, Some(vec![7; 32])),
+        ),
+        ("no manifest", evidence(&genuine, &exporter, &spki, None)),
+        (
+            "a short manifest hash",
+            evidence(&genuine, &exporter, &spki, Some(vec![0x42; 31])),
+        ),
+        (
+            "not evidence",
+            Hello {
+                node_id: "node-2".into(),
+                document: vec![0x84; 10],
+            },
+        ),
+        (
+            "no provider's",
+            Hello {
+                node_id: "node-2".into(),
+                document: b"{\"alg\":\"none\"}".to_vec(),
+            },
+        ),
+    ];
+    let kind = |r: &Result<(), ChannelError>| match r {
+        Ok(()) => "accepted",
+        Err(ChannelError::Evidence { .. }) => "evidence",
+        Err(ChannelError::Policy { .. }) => "policy",
+        Err(ChannelError::KeyBinding { .. }) => "key",
+        Err(ChannelError::ManifestMismatch { .. } | ChannelError::ManifestNotPinned { .. }) => {
+            "manifest"
+        }
+        Err(other) => panic!("unexpected refusal {other}"),
+    };
+    for (what, hello) in cases {
+        let by_node = check_hello(
+            &n1.ctx.trust,
+            "node-1",
+            Some("node-2"),
+            &hello,
+            &exporter,
+            &spki,
+            now,
+        );
+        let by_client = check_node(&expect, &hello, &exporter, &spki, now);
+        let (node_kind, client_kind) = (kind(&by_node.map(|_| ())), kind(&by_client.map(|_| ())));
+        assert_eq!(node_kind, client_kind, "{what}");
+        let expected = match what {
+            "genuine" => "accepted",
+            "another image" | "another connection" => "policy",
+            "another root" | "not evidence" | "no provider's" => "evidence",
+            "another key" => "key",
+            _ => "manifest",
+        };
+        assert_eq!(node_kind, expected, "{what}");
+    }
+    // The same refusal for the peer's further documents (a key-release request's).
+    let stale = evidence(&genuine, &[8; 32], &spki, ours);
+    let err = n1
+        .ctx
+        .check_peer_document("node-2", &stale.document, &exporter)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChannelError::Policy {
+                source: PolicyError::NonceMismatch,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

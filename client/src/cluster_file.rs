@@ -4,7 +4,7 @@
 //! and `[manifest]`, the pin of the manifest the operator trusts: see [`crate::pin`]).
 
 use crate::pin::{Pin, PinEntry};
-use attestation::{MeasurementSet, Verifier};
+use attestation::{Measurements, Provider, Verifier};
 use channel::client_port::{ManifestRule, NodeExpectation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -88,6 +88,17 @@ pub struct NodeEntry {
     pub measurements: BTreeMap<String, String>,
 }
 
+/// A node entry's expected PCRs, as a provider-tagged set: each index in its one spelling
+/// (`"0"` to `"31"`), each value hex of a PCR's length.
+fn measurements(node: &NodeEntry) -> Result<Measurements, String> {
+    let entries = node
+        .measurements
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Measurements::from_entries(Provider::Nitro, entries).map_err(|e| format!("measurements: {e}"))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimCluster {
@@ -160,34 +171,32 @@ impl ClusterFile {
     }
 
     /// The manifest's identity rule, for the measurements this file expects: a client
-    /// knows a node by what its document proves, so each entry must pin the code (PCR0,
-    /// PCR1 and PCR2, or PCR8) and no document may match two entries (every two nodes
-    /// differ at some PCR both pin). Otherwise a node of a shared image, compromised,
-    /// could answer a connection meant for another.
+    /// knows a node by what its evidence proves, so each entry must pin the code (for
+    /// Nitro, PCR0, PCR1 and PCR2, or PCR8) and no evidence may match two entries (for
+    /// Nitro, every two nodes differ at some PCR both pin). Otherwise a node of a shared
+    /// image, compromised, could answer a connection meant for another.
     pub fn check_identities(&self) -> Result<(), String> {
         let sets = self
             .nodes
             .iter()
             .map(|node| {
-                let pcrs = pcrs(node).map_err(|reason| format!("node {}: {reason}", node.id))?;
-                if !manifest::pins_code(&pcrs) {
-                    return Err(format!(
-                        "node {}: its measurements do not pin the code it runs (PCR0, PCR1 \
-                         and PCR2, or PCR8); pinned: {:?}",
-                        node.id,
-                        pcrs.keys().collect::<Vec<_>>()
-                    ));
-                }
-                Ok((node.id.as_str(), pcrs))
+                let set =
+                    measurements(node).map_err(|reason| format!("node {}: {reason}", node.id))?;
+                set.pins_code().map_err(|unpinned| {
+                    format!(
+                        "node {}: its measurements do not pin the code it runs: {unpinned}",
+                        node.id
+                    )
+                })?;
+                Ok((node.id.as_str(), set))
             })
             .collect::<Result<Vec<_>, String>>()?;
         for (i, (first, a)) in sets.iter().enumerate() {
             for (second, b) in sets.iter().skip(i + 1) {
-                if let Err(shared) = manifest::distinguishable(a, b) {
+                if let Err(overlap) = a.distinguishable(b) {
                     return Err(format!(
                         "nodes {first} and {second}: one attestation document could match \
-                         both (they pin alike PCRs {shared:?} and differ at none both pin); \
-                         pin what tells them apart, such as PCR4"
+                         both: {overlap}"
                     ));
                 }
             }
@@ -241,7 +250,7 @@ impl ClusterFile {
     /// The roots trusted for node evidence.
     pub fn verifier(&self) -> Result<Verifier, ClusterFileError> {
         match &self.sim_root {
-            None => Ok(Verifier::aws_nitro()),
+            None => Ok(Verifier::production()),
             Some(root) => sim_verifier(root),
         }
     }
@@ -267,7 +276,7 @@ impl ClusterFile {
             node: id.to_owned(),
             reason,
         };
-        let set = MeasurementSet::new(pcrs(node).map_err(bad)?).map_err(|e| bad(e.to_string()))?;
+        let set = measurements(node).map_err(bad)?;
         Ok(NodeExpectation {
             node_id: node.id.clone(),
             measurements: vec![set],
@@ -279,22 +288,6 @@ impl ClusterFile {
     }
 }
 
-/// A node entry's expected PCRs: each index in its one spelling (`"0"` to `"31"`), each
-/// value hex.
-fn pcrs(node: &NodeEntry) -> Result<BTreeMap<u8, Vec<u8>>, String> {
-    let mut pcrs = BTreeMap::new();
-    for (index, value) in &node.measurements {
-        let i = index
-            .parse::<u8>()
-            .ok()
-            .filter(|i| *i <= manifest::MAX_PCR_INDEX && i.to_string() == *index)
-            .ok_or_else(|| format!("PCR index {index:?} is not a number from 0 to 31"))?;
-        let value = hex::decode(value).map_err(|e| format!("PCR{i}: {e}"))?;
-        pcrs.insert(i, value);
-    }
-    Ok(pcrs)
-}
-
 #[cfg(feature = "sim")]
 fn sim_verifier(root: &str) -> Result<Verifier, ClusterFileError> {
     let invalid = |reason: String| ClusterFileError::Invalid {
@@ -302,7 +295,7 @@ fn sim_verifier(root: &str) -> Result<Verifier, ClusterFileError> {
         reason,
     };
     let der = hex::decode(root).map_err(|e| invalid(e.to_string()))?;
-    Verifier::aws_nitro()
+    Verifier::production()
         .trust_simulated_root(&der, std::time::SystemTime::now())
         .map_err(|e| invalid(e.to_string()))
 }

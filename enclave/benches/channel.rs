@@ -42,9 +42,10 @@ fn main() {
 
 #[cfg(feature = "sim")]
 mod bench {
+    use attestation::nitro::MeasurementSet;
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
     use attestation::nsm::{AttestationRequest, Nsm};
-    use attestation::{MeasurementSet, Verifier};
+    use attestation::{Measurements, Verifier};
     use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity, tls_configs};
     use rustls::pki_types::ServerName;
     use rustls::{ClientConfig, HandshakeKind, ServerConfig};
@@ -148,9 +149,9 @@ mod bench {
                 .collect(),
         )
         .map_err(|e| err(&e))?;
-        let peers: BTreeMap<String, Vec<MeasurementSet>> = ["node-1", "node-2"]
+        let peers: BTreeMap<String, Vec<Measurements>> = ["node-1", "node-2"]
             .iter()
-            .map(|id| ((*id).to_owned(), vec![expected.clone()]))
+            .map(|id| ((*id).to_owned(), vec![expected.clone().into()]))
             .collect();
         let node = |id: &str| -> Result<Node, String> {
             Ok(Node {

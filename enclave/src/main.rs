@@ -415,7 +415,7 @@ fn open_nsm(sim: bool, options: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), 
 fn open_nitro() -> Result<(Box<dyn Nsm>, Verifier), Error> {
     Ok((
         Box::new(attestation::nsm::NitroNsm::open()?),
-        Verifier::aws_nitro(),
+        Verifier::production(),
     ))
 }
 

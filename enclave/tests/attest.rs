@@ -7,8 +7,9 @@
     clippy::indexing_slicing
 )]
 
+use attestation::PolicyError;
+use attestation::nitro::{MeasurementSet, TrustPolicy, Verifier};
 use attestation::nsm::sim::SimMeasurements;
-use attestation::{MeasurementSet, PolicyError, TrustPolicy, Verifier};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::SystemTime;

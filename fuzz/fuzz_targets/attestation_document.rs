@@ -2,7 +2,7 @@
 //! Neither may panic, whatever the input.
 #![no_main]
 
-use attestation::{NitroDocument, Verifier};
+use attestation::nitro::{NitroDocument, Verifier};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -2,8 +2,8 @@
 //! parser. Neither may panic, whatever the input.
 #![no_main]
 
-use attestation::NitroDocument;
 use attestation::input::decode;
+use attestation::nitro::NitroDocument;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

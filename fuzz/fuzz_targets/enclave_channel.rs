@@ -6,8 +6,8 @@
 //! An arbitrary hello is never accepted; a verdict is accepted only as exactly `[1, 0]`.
 #![no_main]
 
-use attestation::MeasurementSet;
 use attestation::Verifier;
+use attestation::nitro::MeasurementSet;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 use attestation::nsm::{AttestationRequest, Nsm};
 use channel::{ChannelContext, ChannelError, EXPORTER_LABEL, PeerTrust, TlsIdentity};
@@ -92,7 +92,7 @@ fn setup() -> Result<Harness, Box<dyn Error>> {
         manifest_hash: MANIFEST_HASH,
         peers: [NODE, PEER]
             .into_iter()
-            .map(|id| (id.to_owned(), vec![set.clone()]))
+            .map(|id| (id.to_owned(), vec![set.clone().into()]))
             .collect(),
         verifier: Verifier::aws_nitro().trust_simulated_root(ca.root_der(), now)?,
         max_evidence_age: Duration::from_secs(600),

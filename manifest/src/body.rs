@@ -1,10 +1,10 @@
 //! The manifest body: the JSON document the operators sign, and its validation.
 
 use crate::error::ManifestError;
-use attestation::MeasurementSet;
+use attestation::{MeasurementError, Measurements};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Largest manifest body, checked before parsing.
@@ -17,10 +17,6 @@ pub const MAX_NODES: usize = 64;
 pub const MAX_MEASUREMENT_SETS: usize = 16;
 /// Longest node address, in bytes.
 pub const MAX_ADDRESS_LEN: usize = 255;
-/// Highest PCR index a measurement set may name.
-pub const MAX_PCR_INDEX: u8 = 31;
-/// Accepted PCR value lengths in bytes (SHA-256, SHA-384 and SHA-512 banks).
-pub const PCR_LENGTHS: [usize; 3] = [32, 48, 64];
 
 /// Where a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -70,7 +66,7 @@ pub struct Node {
     id: String,
     provider: Provider,
     address: String,
-    measurements: Vec<BTreeMap<u8, Vec<u8>>>,
+    measurements: Vec<Measurements>,
 }
 
 impl Node {
@@ -87,21 +83,15 @@ impl Node {
         &self.address
     }
 
-    /// The measurement sets this node's evidence may match, for an
-    /// [`attestation::TrustPolicy`]. Never fails for a parsed manifest, whose sets are
-    /// all non-empty.
-    pub fn measurement_sets(&self) -> Result<Vec<MeasurementSet>, ManifestError> {
-        self.measurements
-            .iter()
-            .enumerate()
-            .map(|(set, pcrs)| {
-                MeasurementSet::new(pcrs.clone()).map_err(|source| ManifestError::MeasurementSet {
-                    node: self.id.clone(),
-                    set,
-                    source,
-                })
-            })
-            .collect()
+    /// The measurement sets this node's evidence may match, each tagged by provider.
+    pub fn measurements(&self) -> &[Measurements] {
+        &self.measurements
+    }
+
+    /// The measurement sets, for an [`attestation::Expectation`]. Never fails for a
+    /// parsed manifest.
+    pub fn measurement_sets(&self) -> Result<Vec<Measurements>, ManifestError> {
+        Ok(self.measurements.clone())
     }
 }
 
@@ -118,11 +108,12 @@ pub struct Manifest {
 impl Manifest {
     /// Parses and validates body bytes (size first, then JSON, then every field).
     ///
-    /// A node is known by what its attestation document proves, not by the id it claims,
-    /// so the body is refused unless every measurement set pins the code (PCR0, PCR1 and
-    /// PCR2, or PCR8) and, for any two nodes, every set of one differs from every set of
-    /// the other at some PCR both pin (in practice a per-node PCR4, the parent instance,
-    /// or PCR3, its IAM role).
+    /// A node is known by what its evidence proves, not by the id it claims, so the body
+    /// is refused unless every measurement set pins the code and no evidence can match the
+    /// sets of two nodes, as the sets' provider defines it ([`attestation::Measurements`]).
+    /// For Nitro: every set pins PCR0, PCR1 and PCR2, or PCR8, and for any two nodes,
+    /// every set of one differs from every set of the other at some PCR both pin (in
+    /// practice a per-node PCR4, the parent instance, or PCR3, its IAM role).
     pub fn parse(body: &[u8]) -> Result<Self, ManifestError> {
         if body.len() > MAX_BODY_LEN {
             return Err(ManifestError::BodyTooLarge {
@@ -297,7 +288,7 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
                 max: MAX_MEASUREMENT_SETS,
             });
         }
-        let measurements = measurements
+        let sets = measurements
             .into_iter()
             .enumerate()
             .map(|(set, entries)| measurement_set(&id, set, entries))
@@ -306,29 +297,24 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
             id,
             provider,
             address,
-            measurements,
+            measurements: sets,
         });
     }
     check_identities(&nodes)?;
     Ok(nodes)
 }
 
-/// PCRs that together pin an enclave image: the image, kernel and application.
-pub const CODE_PCRS: [u8; 3] = [0, 1, 2];
-/// The PCR that pins the certificate a signed image was signed with.
-pub const SIGNING_CERT_PCR: u8 = 8;
-
-/// A node's identity is what its document proves, never the id it claims: every
-/// document can match the sets of at most one node. For every two distinct nodes and
-/// every pair of their sets, some PCR is pinned by both with different values (a
-/// document carries one value per PCR, so it cannot match both sets). Sets of one node
-/// may overlap (a rollout).
+/// A node's identity is what its evidence proves, never the id it claims: every piece
+/// of evidence can match the sets of at most one node. For every two distinct nodes and
+/// every pair of their sets, the sets' provider must tell them apart (for Nitro: some PCR
+/// is pinned by both with different values; a document carries one value per PCR).
+/// Sets of one node may overlap (a rollout).
 fn check_identities(nodes: &[Node]) -> Result<(), ManifestError> {
     for (i, first) in nodes.iter().enumerate() {
         for second in nodes.iter().skip(i + 1) {
             for (first_set, a) in first.measurements.iter().enumerate() {
                 for (second_set, b) in second.measurements.iter().enumerate() {
-                    if let Err(shared) = distinguishable(a, b) {
+                    if let Err(shared) = a.distinguishable(b) {
                         return Err(ManifestError::IndistinguishableNodes {
                             first: first.id.clone(),
                             first_set,
@@ -344,71 +330,38 @@ fn check_identities(nodes: &[Node]) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// `Ok` when no document can match both sets: some index is pinned by both with
-/// different values. Otherwise the indices both pin (all alike). Two nodes are told apart
-/// only if every set of one is distinguishable from every set of the other.
-pub fn distinguishable(
-    a: &BTreeMap<u8, Vec<u8>>,
-    b: &BTreeMap<u8, Vec<u8>>,
-) -> Result<(), Vec<u8>> {
-    let mut shared = Vec::new();
-    for (index, value) in a {
-        match b.get(index) {
-            Some(other) if other != value => return Ok(()),
-            Some(_) => shared.push(*index),
-            None => {}
-        }
-    }
-    Err(shared)
-}
-
-/// A set must say which code it accepts: PCR0, PCR1 and PCR2 together, or PCR8.
-pub fn pins_code(pcrs: &BTreeMap<u8, Vec<u8>>) -> bool {
-    CODE_PCRS.iter().all(|i| pcrs.contains_key(i)) || pcrs.contains_key(&SIGNING_CERT_PCR)
-}
-
+/// One set of `node`: well formed, and pinning the code.
 fn measurement_set(
     node: &str,
     set: usize,
     PcrEntries(entries): PcrEntries,
-) -> Result<BTreeMap<u8, Vec<u8>>, ManifestError> {
-    if entries.is_empty() {
-        return Err(ManifestError::EmptyMeasurementSet {
+) -> Result<Measurements, ManifestError> {
+    let measurements =
+        Measurements::from_entries(attestation::Provider::Nitro, entries).map_err(|e| match e {
+            MeasurementError::Entry { key, reason } => ManifestError::Pcr {
+                node: node.to_owned(),
+                set,
+                index: key,
+                reason,
+            },
+            MeasurementError::Empty => ManifestError::EmptyMeasurementSet {
+                node: node.to_owned(),
+                set,
+            },
+            other => ManifestError::Measurements {
+                node: node.to_owned(),
+                set,
+                source: other,
+            },
+        })?;
+    measurements
+        .pins_code()
+        .map_err(|pinned| ManifestError::CodeNotPinned {
             node: node.to_owned(),
             set,
-        });
-    }
-    let mut pcrs = BTreeMap::new();
-    for (index, value) in entries {
-        let fail = |reason| ManifestError::Pcr {
-            node: node.to_owned(),
-            set,
-            index: index.clone(),
-            reason,
-        };
-        let i = pcr_index(&index).ok_or_else(|| fail("index must be a decimal number 0 to 31"))?;
-        let value = hex::decode(&value).map_err(|_| fail("value is not hex"))?;
-        if !PCR_LENGTHS.contains(&value.len()) {
-            return Err(fail("value must be 32, 48 or 64 bytes"));
-        }
-        if pcrs.insert(i, value).is_some() {
-            return Err(fail("index named twice"));
-        }
-    }
-    if !pins_code(&pcrs) {
-        return Err(ManifestError::CodeNotPinned {
-            node: node.to_owned(),
-            set,
-            pinned: pcrs.keys().copied().collect(),
-        });
-    }
-    Ok(pcrs)
-}
-
-/// `"0"` to `"31"`, without sign or leading zeros, so one PCR has one spelling.
-fn pcr_index(index: &str) -> Option<u8> {
-    let i: u8 = index.parse().ok()?;
-    (i <= MAX_PCR_INDEX && i.to_string() == index).then_some(i)
+            pinned,
+        })?;
+    Ok(measurements)
 }
 
 /// `host:port` with a printable-ASCII host (IPv6 in brackets) and a port 1 to 65535.

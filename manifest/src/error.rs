@@ -1,6 +1,6 @@
 //! Errors: each names the node, operator or field at fault.
 
-use attestation::PolicyError;
+use attestation::{MeasurementError, Overlap, Unpinned};
 use ids::SyntaxError;
 
 /// Why a manifest or envelope was refused.
@@ -57,45 +57,41 @@ pub enum ManifestError {
         count: usize,
         max: usize,
     },
-    #[error("node {node:?}: measurement set {set} names no PCR")]
+    #[error("node {node:?}: measurement set {set} is empty")]
     EmptyMeasurementSet { node: String, set: usize },
-    #[error("node {node:?}: measurement set {set}, PCR {index:?}: {reason}")]
+    /// One entry of a set: for Nitro, a PCR index and its value.
+    #[error("node {node:?}: measurement set {set}, entry {index:?}: {reason}")]
     Pcr {
         node: String,
         set: usize,
         index: String,
         reason: &'static str,
     },
-    #[error(
-        "node {node:?}: measurement set {set} does not pin the enclave's code: it must pin \
-         PCR0, PCR1 and PCR2, or PCR8 (signed images); it pins {pinned:?}"
-    )]
+    #[error("node {node:?}: measurement set {set} {pinned}")]
     CodeNotPinned {
         node: String,
         set: usize,
-        /// The indices the set does pin.
-        pinned: Vec<u8>,
+        /// What the set pins, as its provider says.
+        pinned: Unpinned,
     },
     #[error(
         "nodes {first:?} (measurement set {first_set}) and {second:?} (measurement set \
-         {second_set}) could match the same attestation document: no PCR is pinned by both \
-         with different values (both pin {shared:?} alike); pin a PCR that differs per \
-         node, such as PCR4 (parent instance) or PCR3 (IAM role)"
+         {second_set}) could match the same attestation document: {shared}"
     )]
     IndistinguishableNodes {
         first: String,
         first_set: usize,
         second: String,
         second_set: usize,
-        /// The indices both sets pin, all with equal values.
-        shared: Vec<u8>,
+        /// What both sets pin alike, as their provider says.
+        shared: Overlap,
     },
     #[error("node {node:?}: measurement set {set}: {source}")]
-    MeasurementSet {
+    Measurements {
         node: String,
         set: usize,
         #[source]
-        source: PolicyError,
+        source: MeasurementError,
     },
     #[error("signature {index}: operator id {operator:?} refused: {source}")]
     SignatureOperator {

@@ -5,7 +5,8 @@
 //! - body: JSON, `{"version", "threshold", "operators": [{"id", "public_key"}],
 //!   "nodes": [{"id", "provider", "address", "measurements": [{"<pcr>": "<hex>"}]}]}`,
 //!   unknown fields refused; every measurement set pins the code (PCR0-2, or PCR8), and
-//!   no document can match the sets of two nodes (see [`Manifest::parse`]);
+//!   no evidence can match the sets of two nodes, as the sets' provider says (see
+//!   [`Manifest::parse`]);
 //! - envelope (what travels and is stored): JSON, `{"manifest": "<base64 of the exact
 //!   body bytes>", "signatures": [{"operator", "signature": "<hex>"}]}`, each signature
 //!   over [`SIGNING_CONTEXT`] followed by the body bytes, so no canonicalization is needed;
@@ -26,9 +27,8 @@ mod key;
 
 pub use accept::{AcceptedManifest, accept};
 pub use body::{
-    CODE_PCRS, MAX_ADDRESS_LEN, MAX_BODY_LEN, MAX_MEASUREMENT_SETS, MAX_NODES, MAX_OPERATORS,
-    MAX_PCR_INDEX, Manifest, Node, Operator, PCR_LENGTHS, Provider, SIGNING_CERT_PCR,
-    distinguishable, pins_code,
+    MAX_ADDRESS_LEN, MAX_BODY_LEN, MAX_MEASUREMENT_SETS, MAX_NODES, MAX_OPERATORS, Manifest, Node,
+    Operator, Provider,
 };
 pub use command::{COMMAND_CONTEXT, command_message, verify_command};
 pub use envelope::{

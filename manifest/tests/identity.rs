@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use attestation::{Overlap, Unpinned, nitro};
 use manifest::{MAX_NODES, Manifest, ManifestError};
 use serde_json::{Value, json};
 
@@ -52,7 +53,10 @@ fn overlap(err: ManifestError) -> (String, usize, String, usize, Vec<u8>) {
             second,
             second_set,
             shared,
-        } => (first, first_set, second, second_set, shared),
+        } => match shared {
+            Overlap::Nitro(overlap) => (first, first_set, second, second_set, overlap.shared),
+            other => panic!("expected Nitro's overlap, got {other}"),
+        },
         other => panic!("expected an overlap refusal, got {other}"),
     }
 }
@@ -210,7 +214,7 @@ fn sets_that_do_not_pin_the_code_refused() {
             ManifestError::CodeNotPinned {
                 node,
                 set: 1,
-                pinned: p,
+                pinned: Unpinned::Nitro(nitro::Unpinned { pinned: p }),
             } => {
                 assert_eq!(node, "node-1");
                 assert_eq!(p, pinned, "{set}");

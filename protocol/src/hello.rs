@@ -1,14 +1,15 @@
 //! The hello each side of an attested channel sends right after the TLS handshake: who it
 //! claims to be and the evidence that proves it.
 //!
-//! `[1][id_len][node id][attestation document]`, the document's `nonce` being the
-//! connection's TLS exporter value, its `public_key` the DER SubjectPublicKeyInfo of the
-//! sender's TLS certificate, its `user_data` the SHA-256 of the sender's manifest. The
-//! checks of the document are the channel's; this is only the encoding.
+//! `[1][id_len][node id][evidence]`, the evidence (for Nitro, an attestation document)
+//! binding as nonce the connection's TLS exporter value, as public key the DER
+//! SubjectPublicKeyInfo of the sender's TLS certificate, and as user data the SHA-256 of
+//! the sender's manifest. The checks of the evidence are the channel's; this is only the
+//! encoding.
 
 const VERSION: u8 = 1;
-/// Largest hello accepted: version, id length, id, document.
-pub const MAX_HELLO_LEN: usize = 2 + ids::MAX_ID_LEN + attestation::MAX_DOCUMENT_LEN;
+/// Largest hello accepted: version, id length, id, evidence.
+pub const MAX_HELLO_LEN: usize = 2 + ids::MAX_ID_LEN + attestation::MAX_EVIDENCE_LEN;
 
 /// Why bytes are not a hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +98,7 @@ mod tests {
 
     #[test]
     fn round_trips_up_to_the_limit() {
-        let largest = hello(&"n".repeat(ids::MAX_ID_LEN), attestation::MAX_DOCUMENT_LEN);
+        let largest = hello(&"n".repeat(ids::MAX_ID_LEN), attestation::MAX_EVIDENCE_LEN);
         let bytes = largest.encode().unwrap();
         assert_eq!(bytes.len(), MAX_HELLO_LEN);
         assert_eq!(Hello::decode(&bytes).unwrap(), largest);

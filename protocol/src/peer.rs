@@ -24,10 +24,10 @@ const VERSION: u8 = 1;
 pub const KEY_LEN: usize = 32;
 /// X25519 HPKE encapsulated key length.
 pub const ENC_LEN: usize = 32;
-/// Largest peer message: a release request carries an attestation document, a protocol
-/// message one envelope.
+/// Largest peer message: a release request carries evidence, a protocol message one
+/// envelope.
 pub const MAX_MESSAGE_LEN: usize = 2 + max(
-    attestation::MAX_DOCUMENT_LEN,
+    attestation::MAX_EVIDENCE_LEN,
     crate::envelope::MAX_ENVELOPE_LEN,
 );
 

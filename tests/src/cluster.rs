@@ -6,8 +6,9 @@
 //! moments, and every process killed on drop.
 
 use crate::{TempDir, binary};
+use attestation::Verifier;
+use attestation::nitro::MeasurementSet;
 use attestation::nsm::sim::{SimCa, SimMeasurements};
-use attestation::{MeasurementSet, Verifier};
 use channel::client_port::{ManifestRule, NodeExpectation};
 use client::sim::ready::{self, Probe, Statuses};
 use client::sim::{Binaries, EnclaveArgs, Launcher, Node, Options, approve};
@@ -274,7 +275,7 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let expectation = NodeExpectation {
             node_id: id.to_owned(),
-            measurements: vec![set],
+            measurements: vec![set.into()],
             verifier: Verifier::aws_nitro()
                 .trust_simulated_root(ca.root_der(), now)
                 .map_err(|e| e.to_string())?,

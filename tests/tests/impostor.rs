@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use attestation::Verifier;
+use attestation::nitro::Verifier;
 use attestation::nsm::sim::SimMeasurements;
 use channel::ChannelError;
 use integration_tests::cluster::Cluster;

@@ -1,10 +1,10 @@
-//! The signature checks that [`crate::Verifier`] performs on a document, exposed so a
+//! The signature checks that [`crate::nitro::Verifier`] performs on a document, exposed so a
 //! benchmark can time them on their own and compare them with full verification.
 //! Not part of the API.
 
-use crate::chain::ParsedCert;
-use crate::document::NitroDocument;
 use crate::error::{CertProblem, CertSlot, VerifyError};
+use crate::nitro::chain::ParsedCert;
+use crate::nitro::document::NitroDocument;
 use aws_lc_rs::signature::{self, EcdsaVerificationAlgorithm};
 
 /// One ECDSA P-384 signature check: `algorithm` verifies `signature` over `message`

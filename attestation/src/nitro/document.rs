@@ -2,10 +2,10 @@
 //! with the field rules of the AWS specification enforced as it is read.
 //!
 //! Parsing establishes shape, not trust: a [`NitroDocument`] has not been verified.
-//! Only [`crate::Verifier`] turns one into a [`crate::Verified`] document.
+//! Only [`crate::nitro::Verifier`] turns one into a [`crate::Verified`] document.
 
-use crate::cbor::{self, Cbor};
 use crate::error::ParseError;
+use crate::nitro::cbor::{self, Cbor};
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable, iana};
 use std::collections::BTreeMap;
 

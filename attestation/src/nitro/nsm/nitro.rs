@@ -1,7 +1,8 @@
 //! The real NSM, through `/dev/nsm` inside a Nitro Enclave. Compiled with the `nitro`
 //! feature; it can only be exercised on Nitro hardware.
 
-use super::{AttestationRequest, Nsm, NsmError, PcrDescription};
+use super::{AttestationRequest, NsmError, PcrDescription};
+use crate::{Attester, Provider};
 use aws_nitro_enclaves_nsm_api::api::{Request, Response};
 use aws_nitro_enclaves_nsm_api::driver;
 use serde_bytes::ByteBuf;
@@ -47,9 +48,13 @@ impl Drop for NitroNsm {
     }
 }
 
-impl Nsm for NitroNsm {
+impl Attester for NitroNsm {
+    fn provider(&self) -> Provider {
+        Provider::Nitro
+    }
+
     fn attest(&self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError> {
-        request.validate()?;
+        super::validate(request)?;
         let response = self.call(Request::Attestation {
             user_data: request.user_data.clone().map(ByteBuf::from),
             nonce: request.nonce.clone().map(ByteBuf::from),
@@ -60,8 +65,11 @@ impl Nsm for NitroNsm {
             other => Err(NsmError::UnexpectedResponse(format!("{other:?}"))),
         }
     }
+}
 
-    fn random(&self, len: usize) -> Result<Vec<u8>, NsmError> {
+impl NitroNsm {
+    /// `len` bytes from the NSM's random number generator.
+    pub fn random(&self, len: usize) -> Result<Vec<u8>, NsmError> {
         if len > MAX_RANDOM_LEN {
             return Err(NsmError::InvalidRequest {
                 field: "random length",
@@ -83,7 +91,8 @@ impl Nsm for NitroNsm {
         Ok(out)
     }
 
-    fn describe_pcr(&self, index: u16) -> Result<PcrDescription, NsmError> {
+    /// The current value of PCR `index`.
+    pub fn describe_pcr(&self, index: u16) -> Result<PcrDescription, NsmError> {
         match self.call(Request::DescribePCR { index })? {
             Response::DescribePCR { lock, data } => Ok(PcrDescription {
                 locked: lock,

@@ -1,53 +1,14 @@
-//! Trust policy: what a verified document must also say before its holder is trusted.
+//! Nitro's trust policy: what a verified document must also say before its holder is
+//! trusted (measurements, debug mode, age, nonce).
 
-use crate::document::NitroDocument;
-use crate::error::{PcrMismatch, PolicyError};
-use crate::verify::Verified;
-use std::collections::BTreeMap;
+use crate::error::PolicyError;
+use crate::nitro::document::NitroDocument;
+use crate::nitro::measurements::MeasurementSet;
+use crate::{DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, Verified};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How far a document's timestamp may be ahead of the checker's clock.
-pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
-/// How old a document may be unless the policy says otherwise. Evidence for a live
-/// peer is requested for the occasion, so minutes are generous.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
-
-/// Expected values for some PCRs. A set names at least one PCR; PCRs it does not name
-/// are not checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeasurementSet(BTreeMap<u8, Vec<u8>>);
-
-impl MeasurementSet {
-    pub fn new(pcrs: BTreeMap<u8, Vec<u8>>) -> Result<Self, PolicyError> {
-        if pcrs.is_empty() {
-            return Err(PolicyError::EmptyMeasurementSet);
-        }
-        Ok(MeasurementSet(pcrs))
-    }
-
-    pub fn pcrs(&self) -> &BTreeMap<u8, Vec<u8>> {
-        &self.0
-    }
-
-    /// The first PCR of this set the document disagrees with, if any.
-    fn first_mismatch(&self, set: usize, doc: &NitroDocument) -> Option<PcrMismatch> {
-        self.0.iter().find_map(|(index, expected)| {
-            let found = doc.pcr(*index);
-            if found == Some(expected.as_slice()) {
-                return None;
-            }
-            Some(PcrMismatch {
-                set,
-                index: *index,
-                expected: hex::encode(expected),
-                found: found.map(hex::encode),
-            })
-        })
-    }
-}
-
 #[derive(Debug, Clone)]
-enum Measurements {
+enum Checked {
     /// The document must match at least one of these sets (several during a rollout).
     OneOf(Vec<MeasurementSet>),
     /// PCRs are reported but not checked: for inspection tools only, chosen by name.
@@ -57,7 +18,7 @@ enum Measurements {
 /// What a caller requires of a verified document.
 #[derive(Debug, Clone)]
 pub struct TrustPolicy {
-    measurements: Measurements,
+    measurements: Checked,
     allow_debug: bool,
     max_age: Option<Duration>,
     max_clock_skew: Duration,
@@ -82,16 +43,16 @@ impl TrustPolicy {
         if sets.is_empty() {
             return Err(PolicyError::NoMeasurementSets);
         }
-        Ok(Self::with(Measurements::OneOf(sets)))
+        Ok(Self::with(Checked::OneOf(sets)))
     }
 
     /// A policy that does not check PCR values; every other check still applies. Meant
     /// for auditors' tools that report measurements rather than judge them.
     pub fn without_measurement_checks() -> Self {
-        Self::with(Measurements::NotChecked)
+        Self::with(Checked::NotChecked)
     }
 
-    fn with(measurements: Measurements) -> Self {
+    fn with(measurements: Checked) -> Self {
         TrustPolicy {
             measurements,
             allow_debug: false,
@@ -140,12 +101,21 @@ impl TrustPolicy {
         doc: &'a Verified<NitroDocument>,
         now: SystemTime,
     ) -> Result<Accepted<'a>, PolicyError> {
+        self.check_verified(doc, now)
+    }
+
+    /// [`Self::check`], for a document the caller holds as part of verified evidence.
+    pub(crate) fn check_verified<'a>(
+        &self,
+        doc: &'a NitroDocument,
+        now: SystemTime,
+    ) -> Result<Accepted<'a>, PolicyError> {
         if doc.is_debug_mode() && !self.allow_debug {
             return Err(PolicyError::DebugMode);
         }
         let matched_set = match &self.measurements {
-            Measurements::NotChecked => None,
-            Measurements::OneOf(sets) => {
+            Checked::NotChecked => None,
+            Checked::OneOf(sets) => {
                 let mut mismatches = Vec::new();
                 let mut matched = None;
                 for (i, set) in sets.iter().enumerate() {

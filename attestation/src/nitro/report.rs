@@ -1,8 +1,8 @@
 //! A serializable view of a document's contents, for people and scripts (`attest
 //! inspect`). Building a report does not verify anything.
 
-use crate::chain::{self, ParsedCert};
-use crate::document::NitroDocument;
+use crate::nitro::chain::{self, ParsedCert};
+use crate::nitro::document::NitroDocument;
 use crate::time_fmt::{rfc3339, rfc3339_ms};
 use serde::Serialize;
 use std::collections::BTreeMap;

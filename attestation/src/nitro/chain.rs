@@ -290,7 +290,7 @@ pub(crate) fn validity(cert: &Certificate) -> (Duration, Duration) {
 #[cfg(feature = "sim")]
 mod tests {
     use super::*;
-    use crate::nsm::sim::{CertProfile, issue};
+    use crate::nitro::nsm::sim::{CertProfile, issue};
     use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
     use der::asn1::OctetString;
     use std::str::FromStr;
@@ -699,7 +699,7 @@ mod tests {
 
     #[test]
     fn a_document_dated_outside_its_leaf_validity_is_refused() {
-        use crate::Verifier;
+        use crate::nitro::Verifier;
         use aws_lc_rs::rand::SystemRandom;
         use aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
         use coset::cbor::value::Value;

@@ -1,10 +1,10 @@
-//! The verifier: signature, chain and root of an attestation document.
+//! The Nitro verifier: signature, chain and root of an attestation document.
 
-use crate::chain::{self, fingerprint};
-use crate::document::NitroDocument;
+use crate::Verified;
 use crate::error::VerifyError;
+use crate::nitro::chain::{self, fingerprint};
+use crate::nitro::document::NitroDocument;
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
-use std::ops::Deref;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// DER SHA-256 of the AWS Nitro Enclaves root certificate (G1).
@@ -12,31 +12,6 @@ pub const AWS_NITRO_ROOT_G1_SHA256: [u8; 32] = [
     0x64, 0x1a, 0x03, 0x21, 0xa3, 0xe2, 0x44, 0xef, 0xe4, 0x56, 0x46, 0x31, 0x95, 0xd6, 0x06, 0x31,
     0x7e, 0xd7, 0xcd, 0xcc, 0x3c, 0x17, 0x56, 0xe0, 0x98, 0x93, 0xf3, 0xc6, 0x8f, 0x79, 0xbb, 0x5b,
 ];
-
-/// A value that passed verification. Only this crate's verifier constructs one, so a
-/// function that takes `&Verified<NitroDocument>` cannot be handed unchecked evidence.
-#[derive(Debug, Clone)]
-pub struct Verified<T> {
-    inner: T,
-    verified_at: Duration,
-}
-
-impl<T> Verified<T> {
-    /// The time, as a duration since the Unix epoch, at which the chain was checked.
-    pub fn verified_at(&self) -> Duration {
-        self.verified_at
-    }
-    pub fn into_inner(self) -> T {
-        self.inner
-    }
-}
-
-impl<T> Deref for Verified<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.inner
-    }
-}
 
 /// Checks documents against a fixed set of pinned roots.
 #[derive(Debug, Clone)]
@@ -116,10 +91,7 @@ impl Verifier {
                 timestamp_ms: doc.timestamp_ms(),
             });
         }
-        Ok(Verified {
-            inner: doc,
-            verified_at: at,
-        })
+        Ok(Verified::new(doc, at))
     }
 }
 

@@ -1,0 +1,92 @@
+//! What evidence is expected to measure, tagged by provider, and the identity rule over
+//! such sets: a node is known by what its evidence proves, never by the id it claims, so
+//! every set must pin the code, and no piece of evidence may match the sets of two nodes.
+//! Each provider states its half of the rule; sets of two providers never collide (one
+//! piece of evidence comes from one provider).
+
+use crate::nitro;
+use crate::provider::Provider;
+
+/// Expected measurements of one provider's evidence: one accepted set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Measurements {
+    /// Expected PCR values.
+    Nitro(nitro::MeasurementSet),
+}
+
+/// A measurement set in text form was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeasurementError {
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    #[error("names nothing to measure")]
+    Empty,
+    /// One entry (for Nitro, a PCR index and its value).
+    #[error("{key:?}: {reason}")]
+    Entry { key: String, reason: &'static str },
+}
+
+/// A set does not say which code it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unpinned {
+    #[error(transparent)]
+    Nitro(nitro::Unpinned),
+}
+
+/// Two sets one piece of evidence could match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Overlap {
+    #[error(transparent)]
+    Nitro(nitro::Overlap),
+}
+
+impl From<nitro::MeasurementSet> for Measurements {
+    fn from(set: nitro::MeasurementSet) -> Self {
+        Measurements::Nitro(set)
+    }
+}
+
+impl Measurements {
+    pub fn provider(&self) -> Provider {
+        match self {
+            Measurements::Nitro(_) => Provider::Nitro,
+        }
+    }
+
+    /// A set of `provider` from its text form: key to value, in the order written
+    /// (duplicates kept, so that they are refused rather than resolved). For Nitro, PCR
+    /// index to hex value.
+    pub fn from_entries(
+        provider: Provider,
+        entries: Vec<(String, String)>,
+    ) -> Result<Self, MeasurementError> {
+        match provider {
+            Provider::Nitro => nitro::MeasurementSet::from_entries(entries).map(Self::Nitro),
+        }
+    }
+
+    /// `Ok` when the set pins the code it accepts (the first half of the identity rule).
+    pub fn pins_code(&self) -> Result<(), Unpinned> {
+        match self {
+            Measurements::Nitro(set) => set.pins_code().map_err(Unpinned::Nitro),
+        }
+    }
+
+    /// `Ok` when no piece of evidence can match both sets (the second half): always
+    /// for sets of two providers, otherwise as that provider says.
+    pub fn distinguishable(&self, other: &Measurements) -> Result<(), Overlap> {
+        // Exhaustive over pairs of one provider; any pair of two providers is told apart
+        // by the evidence's format alone.
+        #[allow(unreachable_patterns)]
+        match (self, other) {
+            (Measurements::Nitro(a), Measurements::Nitro(b)) => {
+                a.distinguishable(b).map_err(Overlap::Nitro)
+            }
+            _ => Ok(()),
+        }
+    }
+}
