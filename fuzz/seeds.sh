@@ -61,6 +61,11 @@ body=$(cat <<JSON
 JSON
 )
 seed manifest_parse body '%s' "$body"
+tagged=$(cat <<JSON
+{"version":2,"threshold":1,"operators":[{"id":"alice","public_key":"$(x a 64)"}],"nodes":[{"id":"node-1","provider":"nitro","address":"10.0.0.1:5000","measurements":[{"nitro":{"0":"$(x 0 96)","1":"$(x 1 96)","2":"$(x 2 96)","4":"$(x 5 96)"}}]},{"id":"node-2","provider":"sim","address":"10.0.0.2:5000","measurements":[{"aws-nitro":{"8":"$(x 4 128)","4":"$(x 6 96)"}},{"0":"$(x 3 64)","1":"$(x 1 64)","2":"$(x 2 64)","4":"$(x 6 96)"}]}]}
+JSON
+)
+seed manifest_parse body-tagged '%s' "$tagged"
 seed manifest_parse envelope '{"manifest":"%s","signatures":[{"operator":"alice","signature":"%s"}]}' \
     "$(printf '%s' "$body" | base64 -w0)" "$(x f 128)"
 seed manifest_parse envelope-unsigned '{"manifest":"%s","signatures":[]}' \

@@ -3,7 +3,7 @@
 use crate::error::ManifestError;
 use attestation::{MeasurementError, Measurements};
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -18,15 +18,28 @@ pub const MAX_MEASUREMENT_SETS: usize = 16;
 /// Longest node address, in bytes.
 pub const MAX_ADDRESS_LEN: usize = 255;
 
-/// Where a node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Where a node runs: on a TEE provider's hardware, or in the simulator standing in for
+/// one. Written as the provider's name (`"aws-nitro"` or `"nitro"` for Nitro) or `"sim"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Provider {
-    /// An AWS Nitro Enclave (`"aws-nitro"`).
-    AwsNitro,
-    /// The simulator (`"sim"`).
+    /// The hardware of this provider: every measurement set of the node is of it.
+    Tee(attestation::Provider),
+    /// The simulator, which issues evidence of the provider the node's measurement sets
+    /// name (all sets of one node name one provider).
     Sim,
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == "sim" {
+            return Ok(Provider::Sim);
+        }
+        attestation::Provider::from_name(&name)
+            .map(Provider::Tee)
+            .ok_or_else(|| de::Error::custom(format!("unknown provider {name:?}")))
+    }
 }
 
 /// An operator allowed to approve the next manifest.
@@ -189,30 +202,95 @@ struct NodeWire {
     id: String,
     provider: Provider,
     address: String,
-    measurements: Vec<PcrEntries>,
+    measurements: Vec<SetWire>,
 }
 
-/// A JSON object's entries in document order, duplicates kept so that they can be
-/// refused rather than silently overwritten.
-struct PcrEntries(Vec<(String, String)>);
+/// One measurement set as written: `{"<provider>": {"<key>": "<value>", ..}}`, or, as
+/// manifests were written before sets named their provider, `{"<pcr>": "<hex>", ..}`,
+/// which means Nitro (sealed copies of such manifests exist on running nodes). Entries
+/// are kept in document order, duplicates included, so that they can be refused rather
+/// than silently overwritten.
+struct SetWire {
+    /// `None` for the untagged form.
+    provider: Option<String>,
+    entries: Vec<(String, String)>,
+}
 
-impl<'de> Deserialize<'de> for PcrEntries {
+/// The value of one entry of a set object: text (an untagged set's entry) or the
+/// entries of a tagged set.
+enum EntryValue {
+    Text(String),
+    Entries(Vec<(String, String)>),
+}
+
+impl<'de> Deserialize<'de> for EntryValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = PcrEntries;
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = EntryValue;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of PCR index to hex value")
+                f.write_str("a string, or a map of measurement to value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PcrEntries, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(PcrEntries(entries))
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<EntryValue, E> {
+                Ok(EntryValue::Text(text.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EntryValue, A::Error> {
+                entries(map).map(EntryValue::Entries)
             }
         }
-        deserializer.deserialize_map(EntriesVisitor)
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// A JSON object's string entries in document order, duplicates kept.
+fn entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<Vec<(String, String)>, A::Error> {
+    let mut entries = Vec::new();
+    while let Some(entry) = map.next_entry()? {
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+impl<'de> Deserialize<'de> for SetWire {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SetVisitor;
+        impl<'de> Visitor<'de> for SetVisitor {
+            type Value = SetWire;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a measurement set: {\"<provider>\": {..}}, or a map of PCR index to hex value",
+                )
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SetWire, A::Error> {
+                let mut untagged = Vec::new();
+                let mut tagged = None;
+                while let Some((key, value)) = map.next_entry::<String, EntryValue>()? {
+                    match value {
+                        EntryValue::Text(text) if tagged.is_none() => untagged.push((key, text)),
+                        EntryValue::Entries(entries) if tagged.is_none() && untagged.is_empty() => {
+                            tagged = Some((key, entries));
+                        }
+                        _ => {
+                            return Err(de::Error::custom(
+                                "a measurement set names one provider and its entries, or is \
+                                 a map of PCR index to hex value, not both",
+                            ));
+                        }
+                    }
+                }
+                Ok(match tagged {
+                    Some((provider, entries)) => SetWire {
+                        provider: Some(provider),
+                        entries,
+                    },
+                    None => SetWire {
+                        provider: None,
+                        entries: untagged,
+                    },
+                })
+            }
+        }
+        deserializer.deserialize_map(SetVisitor)
     }
 }
 
@@ -288,11 +366,16 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
                 max: MAX_MEASUREMENT_SETS,
             });
         }
-        let sets = measurements
-            .into_iter()
-            .enumerate()
-            .map(|(set, entries)| measurement_set(&id, set, entries))
-            .collect::<Result<_, _>>()?;
+        let mut runs_on = match provider {
+            Provider::Tee(tee) => Some(tee),
+            Provider::Sim => None,
+        };
+        let mut sets = Vec::with_capacity(measurements.len());
+        for (set, wire) in measurements.into_iter().enumerate() {
+            let measured = measurement_set(&id, runs_on, set, wire)?;
+            runs_on.get_or_insert(measured.provider());
+            sets.push(measured);
+        }
         nodes.push(Node {
             id,
             provider,
@@ -330,30 +413,52 @@ fn check_identities(nodes: &[Node]) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// One set of `node`: well formed, and pinning the code.
+/// One set of `node`: of a known provider, of the one the node runs on (`runs_on`: its
+/// hardware's, or for a simulated node the one its first set names), well formed, and
+/// pinning the code.
 fn measurement_set(
     node: &str,
+    runs_on: Option<attestation::Provider>,
     set: usize,
-    PcrEntries(entries): PcrEntries,
+    wire: SetWire,
 ) -> Result<Measurements, ManifestError> {
-    let measurements =
-        Measurements::from_entries(attestation::Provider::Nitro, entries).map_err(|e| match e {
-            MeasurementError::Entry { key, reason } => ManifestError::Pcr {
+    let measured = match &wire.provider {
+        None => attestation::Provider::Nitro,
+        Some(name) => attestation::Provider::from_name(name).ok_or_else(|| {
+            ManifestError::MeasurementProvider {
                 node: node.to_owned(),
                 set,
-                index: key,
-                reason,
-            },
-            MeasurementError::Empty => ManifestError::EmptyMeasurementSet {
-                node: node.to_owned(),
-                set,
-            },
-            other => ManifestError::Measurements {
-                node: node.to_owned(),
-                set,
-                source: other,
-            },
-        })?;
+                name: name.clone(),
+            }
+        })?,
+    };
+    if let Some(runs_on) = runs_on
+        && runs_on != measured
+    {
+        return Err(ManifestError::ProviderMismatch {
+            node: node.to_owned(),
+            set,
+            runs_on,
+            measured,
+        });
+    }
+    let measurements = Measurements::from_entries(measured, wire.entries).map_err(|e| match e {
+        MeasurementError::Entry { key, reason } => ManifestError::Pcr {
+            node: node.to_owned(),
+            set,
+            index: key,
+            reason,
+        },
+        MeasurementError::Empty => ManifestError::EmptyMeasurementSet {
+            node: node.to_owned(),
+            set,
+        },
+        other => ManifestError::Measurements {
+            node: node.to_owned(),
+            set,
+            source: other,
+        },
+    })?;
     measurements
         .pins_code()
         .map_err(|pinned| ManifestError::CodeNotPinned {

@@ -1,6 +1,6 @@
 //! Errors: each names the node, operator or field at fault.
 
-use attestation::{MeasurementError, Overlap, Unpinned};
+use attestation::{MeasurementError, Overlap, Provider, Unpinned};
 use ids::SyntaxError;
 
 /// Why a manifest or envelope was refused.
@@ -85,6 +85,19 @@ pub enum ManifestError {
         second_set: usize,
         /// What both sets pin alike, as their provider says.
         shared: Overlap,
+    },
+    #[error("node {node:?}: measurement set {set} names an unknown provider {name:?}")]
+    MeasurementProvider {
+        node: String,
+        set: usize,
+        name: String,
+    },
+    #[error("node {node:?} runs on {runs_on}, but its measurement set {set} is of {measured}")]
+    ProviderMismatch {
+        node: String,
+        set: usize,
+        runs_on: Provider,
+        measured: Provider,
     },
     #[error("node {node:?}: measurement set {set}: {source}")]
     Measurements {

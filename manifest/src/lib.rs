@@ -3,10 +3,13 @@
 //!
 //! Wire formats:
 //! - body: JSON, `{"version", "threshold", "operators": [{"id", "public_key"}],
-//!   "nodes": [{"id", "provider", "address", "measurements": [{"<pcr>": "<hex>"}]}]}`,
-//!   unknown fields refused; every measurement set pins the code (PCR0-2, or PCR8), and
-//!   no evidence can match the sets of two nodes, as the sets' provider says (see
-//!   [`Manifest::parse`]);
+//!   "nodes": [{"id", "provider", "address", "measurements": [{"<provider>": {..}}]}]}`,
+//!   unknown fields refused. `provider` is where the node runs (`"aws-nitro"`, `"sim"`);
+//!   each measurement set names its provider and that provider's values (Nitro:
+//!   `{"nitro": {"<pcr>": "<hex>"}}`); a set written without one, `{"<pcr>": "<hex>"}`,
+//!   as every manifest was before sets named their provider, is Nitro's. Every set pins
+//!   the code (Nitro: PCR0-2, or PCR8), and no evidence can match the sets of two nodes
+//!   (see [`Manifest::parse`]);
 //! - envelope (what travels and is stored): JSON, `{"manifest": "<base64 of the exact
 //!   body bytes>", "signatures": [{"operator", "signature": "<hex>"}]}`, each signature
 //!   over [`SIGNING_CONTEXT`] followed by the body bytes, so no canonicalization is needed;

@@ -122,7 +122,7 @@ fn round_trip() {
     );
     assert!(m.operator("mallory").is_none());
     let node = m.node("node-2").unwrap();
-    assert_eq!(node.provider(), Provider::AwsNitro);
+    assert_eq!(node.provider(), Provider::Tee(attestation::Provider::Nitro));
     assert_eq!(node.address(), "[::1]:7102");
     let sets = nitro_sets(node);
     assert_eq!(sets.len(), 2);
