@@ -2,6 +2,10 @@
 //! trust its nodes. `custody sim up` writes one; for a real deployment the custodian
 //! writes it (node ids, client addresses, expected measurements, the operator key to use,
 //! and `[manifest]`, the pin of the manifest the operator trusts: see [`crate::pin`]).
+//!
+//! A node's expected measurements name their provider, as the manifest's sets do:
+//! `[nodes.measurements.nitro]`, PCR index to hex. A file written before they did has the
+//! PCRs directly under `[nodes.measurements]`, which means Nitro.
 
 use crate::pin::{Pin, PinEntry};
 use attestation::{Measurements, Provider, Verifier};
@@ -84,19 +88,62 @@ pub struct NodeEntry {
     pub id: String,
     /// The parent's client port, `host:port`.
     pub client: String,
-    /// Expected PCRs: index (as a string) to hex.
-    pub measurements: BTreeMap<String, String>,
+    /// What the node's evidence must measure.
+    pub measurements: NodeMeasurements,
 }
 
-/// A node entry's expected PCRs, as a provider-tagged set: each index in its one spelling
-/// (`"0"` to `"31"`), each value hex of a PCR's length.
-fn measurements(node: &NodeEntry) -> Result<Measurements, String> {
-    let entries = node
-        .measurements
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Measurements::from_entries(Provider::Nitro, entries).map_err(|e| format!("measurements: {e}"))
+/// A node's expected measurements as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NodeMeasurements {
+    /// `[nodes.measurements.<provider>]`: the provider's name, then its values (for
+    /// Nitro, PCR index to hex). Exactly one provider.
+    Tagged(BTreeMap<String, BTreeMap<String, String>>),
+    /// `[nodes.measurements]` with PCR index to hex directly: Nitro, as files were written
+    /// before providers were named.
+    Untagged(BTreeMap<String, String>),
+}
+
+impl NodeMeasurements {
+    /// `values` under the name of `provider`.
+    pub fn tagged(provider: Provider, values: BTreeMap<String, String>) -> Self {
+        NodeMeasurements::Tagged([(provider.name().to_owned(), values)].into())
+    }
+
+    /// The provider-tagged set this entry stands for, checked as the manifest checks its
+    /// sets' form.
+    pub fn measurements(&self) -> Result<Measurements, String> {
+        let (provider, values) = match self {
+            NodeMeasurements::Untagged(values) => (Provider::Nitro, values),
+            NodeMeasurements::Tagged(by_provider) => {
+                let mut entries = by_provider.iter();
+                let (Some((name, values)), None) = (entries.next(), entries.next()) else {
+                    return Err(format!(
+                        "measurements must name exactly one provider, found {}",
+                        by_provider.len()
+                    ));
+                };
+                let provider = Provider::from_name(name)
+                    .ok_or_else(|| format!("measurements name an unknown provider {name:?}"))?;
+                (provider, values)
+            }
+        };
+        let entries = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Measurements::from_entries(provider, entries).map_err(|e| format!("measurements: {e}"))
+    }
+}
+
+impl From<BTreeMap<String, String>> for NodeMeasurements {
+    /// PCR index to hex, in the form files were written before providers were named.
+    fn from(values: BTreeMap<String, String>) -> Self {
+        NodeMeasurements::Untagged(values)
+    }
+}
+
+impl FromIterator<(String, String)> for NodeMeasurements {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        NodeMeasurements::Untagged(iter.into_iter().collect())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,8 +227,10 @@ impl ClusterFile {
             .nodes
             .iter()
             .map(|node| {
-                let set =
-                    measurements(node).map_err(|reason| format!("node {}: {reason}", node.id))?;
+                let set = node
+                    .measurements
+                    .measurements()
+                    .map_err(|reason| format!("node {}: {reason}", node.id))?;
                 set.pins_code().map_err(|unpinned| {
                     format!(
                         "node {}: its measurements do not pin the code it runs: {unpinned}",
@@ -276,7 +325,7 @@ impl ClusterFile {
             node: id.to_owned(),
             reason,
         };
-        let set = measurements(node).map_err(bad)?;
+        let set = node.measurements.measurements().map_err(bad)?;
         Ok(NodeExpectation {
             node_id: node.id.clone(),
             measurements: vec![set],
@@ -351,7 +400,7 @@ mod tests {
             nodes: vec![NodeEntry {
                 id: "node-1".into(),
                 client: "10.0.0.1:9001".into(),
-                measurements: image(),
+                measurements: image().into(),
             }],
             sim: None,
         }
@@ -429,9 +478,10 @@ mod tests {
             Err(ClusterFileError::Invalid { .. })
         ));
         let mut bad_pcr = sample();
-        bad_pcr.nodes[0]
-            .measurements
-            .insert("x".into(), "00".into());
+        let NodeMeasurements::Untagged(pcrs) = &mut bad_pcr.nodes[0].measurements else {
+            panic!("sample() writes the untagged form");
+        };
+        pcrs.insert("x".into(), "00".into());
         assert!(bad_pcr.expectation("node-1", Purpose::Command).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -449,7 +499,7 @@ mod tests {
             .map(|(id, m)| NodeEntry {
                 id: (*id).to_owned(),
                 client: "10.0.0.1:9001".into(),
-                measurements: m.clone(),
+                measurements: m.clone().into(),
             })
             .collect();
         file.save(&path).unwrap();
@@ -522,5 +572,82 @@ mod tests {
                 "{bad}: {reason}"
             );
         }
+    }
+
+    /// A file written before measurements named their provider loads, and means Nitro:
+    /// the same set as the tagged form, and the same identity rule across both forms.
+    #[test]
+    fn untagged_measurements_are_nitro() {
+        let dir = std::env::temp_dir().join(format!("cluster-tags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cluster.toml");
+        sample().save(&path).unwrap();
+        let old = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains("[nodes.measurements]\n"), "{old}");
+        let old_set = ClusterFile::load(&path).unwrap().nodes[0]
+            .measurements
+            .measurements()
+            .unwrap();
+        assert_eq!(old_set.provider(), Provider::Nitro);
+
+        let new = old.replace("[nodes.measurements]", "[nodes.measurements.nitro]");
+        std::fs::write(&path, &new).unwrap();
+        let loaded = ClusterFile::load(&path).unwrap();
+        assert_eq!(
+            loaded.nodes[0].measurements,
+            NodeMeasurements::tagged(Provider::Nitro, image())
+        );
+        assert_eq!(
+            loaded.nodes[0].measurements.measurements().unwrap(),
+            old_set
+        );
+        assert_eq!(
+            loaded
+                .expectation("node-1", Purpose::Command)
+                .unwrap()
+                .measurements,
+            vec![old_set]
+        );
+        // Saved as it was read.
+        loaded.save(&path).unwrap();
+        assert_eq!(ClusterFile::load(&path).unwrap(), loaded);
+
+        // An unknown provider, or two, are refused when the file is read.
+        for (bad, why) in [
+            (
+                old.replace("[nodes.measurements]", "[nodes.measurements.tdx]"),
+                "unknown provider \"tdx\"",
+            ),
+            (
+                format!(
+                    "{new}\n[nodes.measurements.aws-nitro]\n\"0\" = \"{}\"\n",
+                    "ab".repeat(48)
+                ),
+                "exactly one provider, found 2",
+            ),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            match ClusterFile::load(&path) {
+                Err(ClusterFileError::Invalid { reason, .. }) => {
+                    assert!(reason.contains(why), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // One entry tagged, the other not: one document could still match both.
+        let mut file = sample();
+        file.nodes.push(NodeEntry {
+            id: "node-2".into(),
+            client: "10.0.0.2:9001".into(),
+            measurements: NodeMeasurements::tagged(Provider::Nitro, image()),
+        });
+        let reason = file.check_identities().unwrap_err();
+        assert!(reason.contains("could match both"), "{reason}");
+        file.nodes[0].measurements = with(&[("4", "01")]).into();
+        file.nodes[1].measurements =
+            NodeMeasurements::tagged(Provider::Nitro, with(&[("4", "02")]));
+        file.check_identities().unwrap();
     }
 }

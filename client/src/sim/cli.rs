@@ -120,7 +120,7 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
             .map(|n| NodeEntry {
                 id: n.id.clone(),
                 client: format!("127.0.0.1:{}", n.client_port),
-                measurements: approve::node_measurements(&image, &n.id),
+                measurements: approve::node_measurements(&image, &n.id).into(),
             })
             .collect(),
         sim: Some(launcher.record()),
