@@ -3,6 +3,13 @@
 //! Binaries are located next to the test executable (`target/<profile>/`); they are
 //! built first with the same cargo that runs the tests, so `cargo test -p
 //! integration-tests` works on its own.
+//!
+//! - [`cluster`]: a simulated cluster on `custody sim`'s launcher, with the requests,
+//!   waits and log dumps the tests need.
+//! - [`hostile_peer`]: a compromised node that lies in provisioning (released keys,
+//!   escrows) while its evidence is genuine.
+//! - [`impostor`]: a compromised node that claims another node's id.
+//! - [`stalling_parent`]: a hostile parent whose blob store stalls chosen reads.
 
 pub mod cluster;
 pub mod hostile_peer;
