@@ -4,11 +4,11 @@
 pub mod blobs;
 /// The attested channel is its own crate; the node uses it under this name.
 pub use ::channel;
+pub mod core;
 pub mod hpke;
 pub mod node;
 /// The operator API lives with the other wire types.
 pub use protocol::operator_api;
-pub mod phase;
 pub mod provisioning;
 pub mod sealed;
 pub mod threshold;

@@ -400,8 +400,8 @@ impl Node {
 
     fn verify_request(&self, from: &NodeId, bytes: &[u8]) -> Result<Verified, String> {
         match &self.state().phase {
-            crate::phase::Phase::Running => {}
-            crate::phase::Phase::Failed { .. } => {
+            crate::core::phase::Phase::Running { .. } => {}
+            crate::core::phase::Phase::Failed { .. } => {
                 return Err("node has failed and refuses all work".to_owned());
             }
             other => return Err(format!("node is not running yet ({other})")),

@@ -19,11 +19,11 @@ pub use keys::{CreatedKey, PrimeSource, SignedDigest, ThresholdConfig};
 
 use crate::blobs::ParentBlobs;
 use crate::channel::{ChannelContext, PeerTrust, TlsIdentity};
+use crate::core::phase::{Phase, PhaseError};
 use crate::hpke::{self, HpkePublicKey};
 use crate::operator_api::{
     self, HealthLine, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, NodeStatus, OperatorRequest, PeerStatus,
 };
-use crate::phase::{Phase, PhaseError};
 use crate::provisioning::{self, Decision, EscrowVerdict, PeerAnswer, PeerMessage, release_info};
 use crate::sealed::{BlobStore, DataKey, INDEX_NAME, SealError, SealedStore};
 use attestation::Verifier;
@@ -225,6 +225,7 @@ impl Node {
         let mut state = self.state();
         let _ = state.phase.advance(Phase::Failed {
             reason: reason.clone(),
+            trust: None,
         });
         NodeError::Fatal(reason)
     }
@@ -330,6 +331,7 @@ impl Node {
                 self.install_manifest(accepted)?;
                 self.advance(Phase::WaitingForProvisioning {
                     reason: "asking peers for this node's key".to_owned(),
+                    trust: (),
                 })?;
             }
             Ok(None) => self.advance(Phase::WaitingForManifest)?,
@@ -343,7 +345,10 @@ impl Node {
         if let Err(e) = self.load_keys().await {
             return Err(self.fail(format!("sealed key shares refused: {e}")));
         }
-        self.advance(Phase::Running)?;
+        self.advance(Phase::Running {
+            trust: (),
+            store: (),
+        })?;
         let refill = tokio::spawn({
             let node = self.clone();
             async move {
@@ -690,7 +695,7 @@ impl Node {
 
     fn wait(&self, reason: String) -> Result<(), NodeError> {
         tracing::warn!(%reason, "waiting for provisioning");
-        self.advance(Phase::WaitingForProvisioning { reason })
+        self.advance(Phase::WaitingForProvisioning { reason, trust: () })
     }
 
     /// Opens the sealed store with a key a peer released and reads the node's state.
@@ -1016,7 +1021,7 @@ impl Node {
             OperatorRequest::Command(signed) => {
                 // One lock at a time: `status()` takes the state lock itself.
                 let phase = self.state().phase.clone();
-                if phase != Phase::Running {
+                if !matches!(phase, Phase::Running { .. }) {
                     let reason = self.status().reason.unwrap_or_default();
                     return Err(format!("node is not running ({phase}): {reason}"));
                 }
@@ -1108,6 +1113,7 @@ impl Node {
         if self.state().phase == Phase::WaitingForManifest {
             self.advance(Phase::WaitingForProvisioning {
                 reason: "asking peers for this node's key".to_owned(),
+                trust: (),
             })
             .map_err(|e| e.to_string())?;
         }
