@@ -15,3 +15,4 @@
 //!   blame) and the answer the operator gets from it.
 
 pub mod phase;
+pub mod provisioning;

@@ -20,11 +20,12 @@ pub use keys::{CreatedKey, PrimeSource, SignedDigest, ThresholdConfig};
 use crate::blobs::ParentBlobs;
 use crate::channel::{ChannelContext, PeerTrust, TlsIdentity};
 use crate::core::phase::{Phase, PhaseError};
+use crate::core::provisioning::{self as rules, Decision, EscrowVerdict};
 use crate::hpke::{self, HpkePublicKey};
 use crate::operator_api::{
     self, HealthLine, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, NodeStatus, OperatorRequest, PeerStatus,
 };
-use crate::provisioning::{self, Decision, EscrowVerdict, PeerAnswer, PeerMessage, release_info};
+use crate::provisioning::{self, PeerAnswer, PeerMessage, release_info};
 use crate::sealed::{BlobStore, DataKey, INDEX_NAME, SealError, SealedStore};
 use attestation::Verifier;
 use attestation::nsm::Nsm;
@@ -444,18 +445,18 @@ impl Node {
         };
         let is_sealed = sealed.is_some();
         let reference = sealed.unwrap_or_else(|| (*basis).clone());
-        match provisioning::check_boot_manifest(&current, Some(&reference)) {
-            provisioning::BootManifest::Same if is_sealed => {}
-            provisioning::BootManifest::Same
-            | provisioning::BootManifest::Unrecorded
-            | provisioning::BootManifest::Successor => {
+        match rules::check_boot_manifest(&current, Some(&reference)) {
+            rules::BootManifest::Same if is_sealed => {}
+            rules::BootManifest::Same
+            | rules::BootManifest::Unrecorded
+            | rules::BootManifest::Successor => {
                 store
                     .put(SEALED_MANIFEST_BLOB, current.envelope_bytes())
                     .await
                     .map_err(|e| self.fail(format!("sealing the manifest: {e}")))?;
                 tracing::info!(version = current.version(), hash = %current.hash(), "manifest confirmed and sealed");
             }
-            provisioning::BootManifest::Refused(reason) => {
+            rules::BootManifest::Refused(reason) => {
                 tracing::warn!(%reason, version = reference.version(), sealed = is_sealed,
                     "parent's manifest refused; running under the sealed one (in a new store: the one the peers were asked under)");
                 if !is_sealed {
@@ -585,13 +586,13 @@ impl Node {
                 tracing::info!("the manifest changed while peers were asked; asking again");
                 continue;
             }
-            match provisioning::decide(has_state, &answers) {
+            match rules::decide(has_state, &answers) {
                 Decision::TryKeys { peers } => {
                     match self.try_released_keys(&peers, &mut released).await {
                         Ok((from, store)) => {
                             let opened = released_fingerprint(&answers, &from);
                             for liar in opened
-                                .map(|f| provisioning::mismatched(&answers, &f))
+                                .map(|f| rules::mismatched(&answers, &f))
                                 .unwrap_or_default()
                             {
                                 tracing::warn!(peer = %liar, "peer released a key that is not this node's; not used");
@@ -1233,7 +1234,7 @@ impl Node {
                         };
                     }
                 };
-                match provisioning::escrow_verdict(held.as_deref().map(Vec::as_slice), &key) {
+                match rules::escrow_verdict(held.as_deref().map(Vec::as_slice), &key) {
                     EscrowVerdict::AlreadyHeld => PeerMessage::EscrowStored,
                     EscrowVerdict::Conflict => {
                         tracing::warn!(%peer, "escrow refused: another key is already held for this node");
