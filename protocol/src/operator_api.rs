@@ -5,12 +5,17 @@
 //! status; `[1][4][operator-signed command]` is a [`KeyCommand`] (create a key, sign) with
 //! its operator's signature ([`SignedCommand`]); `[1][5][nonce]` asks for a fresh
 //! attestation document; `[1][6][key id]` asks for one key's record ([`KeyStatus`]).
-//! Answers: `[1][0][JSON]` or `[1][1][reason]`; an answer never exceeds
-//! [`MAX_RESPONSE_LEN`], and JSON that would is refused whole, never cut. A manifest needs no
+//! Answers ([`Answer`]): `[1][0][JSON]`, `[1][1][reason]`, or `[1][2][JSON]` for an
+//! operation the participants did not complete ([`OperationFailure`]: per participant,
+//! its node id, the kind of failure, its reason and the nodes the protocol blamed). An
+//! answer never exceeds [`MAX_RESPONSE_LEN`], and JSON that would is refused whole, never
+//! cut. Kind 2 is newer than kinds 0 and 1: a client that predates it reports the answer
+//! as unreadable, so it still sees that the operation did not complete. A manifest needs no
 //! channel security to be safe: the node accepts it only with enough valid operator
 //! signatures. (Operator-signed requests over attested TLS, for key operations, come with
 //! the `custody` client.)
 
+use crate::request::FailureKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -111,26 +116,37 @@ impl SignedCommand {
         &self,
         manifest: &manifest::Manifest,
         exporter: &[u8; 32],
-    ) -> Result<KeyCommand, String> {
-        let operator = manifest.operator(&self.operator).ok_or_else(|| {
-            format!(
-                "{} is not an operator of the manifest",
-                crate::text::printable(&self.operator)
-            )
-        })?;
+    ) -> Result<KeyCommand, CommandError> {
+        let operator =
+            manifest
+                .operator(&self.operator)
+                .ok_or_else(|| CommandError::NotOperator {
+                    operator: crate::text::printable(&self.operator),
+                })?;
         if !manifest::verify_command(
             operator.public_key(),
             exporter,
             &self.command,
             &self.signature,
         ) {
-            return Err(format!(
-                "the signature of operator {} does not verify",
-                self.operator
-            ));
+            return Err(CommandError::Signature {
+                operator: self.operator.clone(),
+            });
         }
-        serde_json::from_slice(&self.command).map_err(|e| format!("malformed command: {e}"))
+        serde_json::from_slice(&self.command).map_err(CommandError::Malformed)
     }
+}
+
+/// Why a signed command was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    #[error("{operator} is not an operator of the manifest")]
+    NotOperator { operator: String },
+    #[error("the signature of operator {operator} does not verify")]
+    Signature { operator: String },
+    #[error("malformed command: {0}")]
+    Malformed(#[source] serde_json::Error),
 }
 
 /// A key operation; hex for byte strings.
@@ -230,13 +246,34 @@ impl OperatorRequest {
     }
 }
 
+/// What a node answers a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Done: the result, as JSON.
+    Json(String),
+    /// Refused, with the reason.
+    Refused(String),
+    /// The operation ran but its participants did not complete it.
+    Failed(OperationFailure),
+}
+
 /// Encodes an answer: JSON on success, a reason otherwise. JSON longer than an answer may
 /// be is never cut (a client would read something else than was meant, or nothing): the
 /// answer is then a refusal that says so. A reason is cut to fit.
 pub fn encode_answer(answer: &Result<String, String>) -> Vec<u8> {
+    match answer {
+        Ok(json) => encode(&Answer::Json(json.clone())),
+        Err(reason) => encode(&Answer::Refused(reason.clone())),
+    }
+}
+
+/// Encodes an [`Answer`], as [`encode_answer`] does; a failure whose JSON does not fit is
+/// sent as a refusal with its text, cut to fit.
+pub fn encode(answer: &Answer) -> Vec<u8> {
     let too_large;
+    let failure;
     let (code, text) = match answer {
-        Ok(json) if json.len() > MAX_RESPONSE_LEN - 2 => {
+        Answer::Json(json) if json.len() > MAX_RESPONSE_LEN - 2 => {
             too_large = format!(
                 "the answer ({} bytes) is larger than the {} bytes an answer may be",
                 json.len(),
@@ -244,14 +281,36 @@ pub fn encode_answer(answer: &Result<String, String>) -> Vec<u8> {
             );
             (1, too_large.as_str())
         }
-        Ok(json) => (0, json.as_str()),
-        Err(reason) => (1, reason.as_str()),
+        Answer::Json(json) => (0, json.as_str()),
+        Answer::Refused(reason) => (1, reason.as_str()),
+        Answer::Failed(failed) => {
+            failure = serde_json::to_string(failed)
+                .ok()
+                .filter(|json| json.len() <= MAX_RESPONSE_LEN - 2)
+                .map(|json| (2, json))
+                .unwrap_or_else(|| (1, failed.to_string()));
+            (failure.0, failure.1.as_str())
+        }
     };
     [
         &[VERSION, code][..],
         cut(text, MAX_RESPONSE_LEN - 2).as_bytes(),
     ]
     .concat()
+}
+
+/// Decodes an [`Answer`].
+pub fn decode(bytes: &[u8]) -> Result<Answer, ApiError> {
+    match bytes {
+        [VERSION, 0, json @ ..] => Ok(Answer::Json(String::from_utf8_lossy(json).into_owned())),
+        [VERSION, 1, reason @ ..] => Ok(Answer::Refused(
+            String::from_utf8_lossy(reason).into_owned(),
+        )),
+        [VERSION, 2, json @ ..] => serde_json::from_slice(json)
+            .map(Answer::Failed)
+            .map_err(|_| ApiError::MalformedAnswer),
+        _ => Err(ApiError::MalformedAnswer),
+    }
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
@@ -263,13 +322,55 @@ fn cut(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or_default()
 }
 
+/// Decodes an answer as JSON or a reason; a failed operation's reason is its text.
 pub fn decode_answer(bytes: &[u8]) -> Result<Result<String, String>, ApiError> {
-    match bytes {
-        [VERSION, 0, json @ ..] => Ok(Ok(String::from_utf8_lossy(json).into_owned())),
-        [VERSION, 1, reason @ ..] => Ok(Err(String::from_utf8_lossy(reason).into_owned())),
-        _ => Err(ApiError::MalformedAnswer),
+    Ok(match decode(bytes)? {
+        Answer::Json(json) => Ok(json),
+        Answer::Refused(reason) => Err(reason),
+        Answer::Failed(failed) => Err(failed.to_string()),
+    })
+}
+
+/// An operation its participants did not complete: the step that failed and, for each
+/// participant that failed, who it is, how it failed and whom the protocol blamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OperationFailure {
+    /// What was being done ("signing", "key generation"...).
+    pub step: String,
+    pub failures: Vec<ParticipantFailure>,
+}
+
+/// One participant's failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ParticipantFailure {
+    /// The participant's node id.
+    pub node: String,
+    pub kind: FailureKind,
+    pub reason: String,
+    /// The node ids the protocol blamed: the parties that misbehaved, or that a round
+    /// waited for in vain.
+    pub blamed: Vec<String>,
+}
+
+impl std::fmt::Display for OperationFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed:", self.step)?;
+        for failure in &self.failures {
+            write!(
+                f,
+                " [{}: {:?}: {}",
+                failure.node, failure.kind, failure.reason
+            )?;
+            if !failure.blamed.is_empty() {
+                write!(f, "; blamed: {}", failure.blamed.join(", "))?;
+            }
+            write!(f, "]")?;
+        }
+        Ok(())
     }
 }
+
+impl std::error::Error for OperationFailure {}
 
 /// A node's status, as served on the status port (one JSON line) and to operators.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -554,6 +655,7 @@ mod tests {
             decoded
                 .verify(&manifest, &[6u8; 32])
                 .unwrap_err()
+                .to_string()
                 .contains("does not verify")
         );
         let unknown = SignedCommand::sign("operator-9", &key, &exporter, &command);
@@ -561,6 +663,7 @@ mod tests {
             unknown
                 .verify(&manifest, &exporter)
                 .unwrap_err()
+                .to_string()
                 .contains("not an operator")
         );
         let forged = SignedCommand::sign("operator-0", &stranger, &exporter, &command);
@@ -568,6 +671,7 @@ mod tests {
             forged
                 .verify(&manifest, &exporter)
                 .unwrap_err()
+                .to_string()
                 .contains("does not verify")
         );
     }
@@ -634,6 +738,62 @@ mod tests {
                 .unwrap_err()
                 .starts_with("éé")
         );
+    }
+
+    /// A failed operation travels typed: per participant, the node, the kind of failure
+    /// and whom the protocol blamed; a client reading answers as text gets its text.
+    #[test]
+    fn failed_operations_travel_typed() {
+        let failed = OperationFailure {
+            step: "signing".into(),
+            failures: vec![
+                ParticipantFailure {
+                    node: "node-2".into(),
+                    kind: FailureKind::Aborted,
+                    reason: "bad proof".into(),
+                    blamed: vec!["node-3".into()],
+                },
+                ParticipantFailure {
+                    node: "node-3".into(),
+                    kind: FailureKind::TimedOut,
+                    reason: "no answer from this participant".into(),
+                    blamed: Vec::new(),
+                },
+            ],
+        };
+        let text = "signing failed: [node-2: Aborted: bad proof; blamed: node-3] \
+                    [node-3: TimedOut: no answer from this participant]";
+        assert_eq!(failed.to_string(), text);
+        let encoded = encode(&Answer::Failed(failed.clone()));
+        assert_eq!(encoded.get(..2), Some(&[1u8, 2][..]));
+        assert_eq!(decode(&encoded).unwrap(), Answer::Failed(failed.clone()));
+        assert_eq!(decode_answer(&encoded).unwrap(), Err(text.to_owned()));
+        let json: serde_json::Value = serde_json::from_slice(encoded.get(2..).unwrap()).unwrap();
+        assert_eq!(json["failures"][0]["kind"], "aborted");
+        assert_eq!(json["failures"][0]["blamed"][0], "node-3");
+        // The earlier kinds are unchanged.
+        assert_eq!(encode(&Answer::Json("{}".into())), b"\x01\x00{}");
+        assert_eq!(encode(&Answer::Refused("no".into())), b"\x01\x01no");
+        // A failure too large for an answer is sent as its text, cut.
+        let huge = OperationFailure {
+            step: "signing".into(),
+            failures: vec![
+                ParticipantFailure {
+                    node: "n".into(),
+                    kind: FailureKind::Refused,
+                    reason: "x".repeat(MAX_RESPONSE_LEN),
+                    blamed: Vec::new(),
+                };
+                2
+            ],
+        };
+        let encoded = encode(&Answer::Failed(huge));
+        assert!(encoded.len() <= MAX_RESPONSE_LEN);
+        assert!(
+            matches!(decode(&encoded).unwrap(), Answer::Refused(r) if r.starts_with("signing failed:"))
+        );
+        // Garbage under kind 2 is refused, not taken as text.
+        assert_eq!(decode(&[1, 2, b'{']), Err(ApiError::MalformedAnswer));
     }
 
     fn key(i: usize, parties: usize) -> KeyStatus {

@@ -14,5 +14,8 @@
 //! - [`coordination`]: a coordinator's session (who was asked, outcomes, deadline, abort,
 //!   blame) and the answer the operator gets from it.
 
+pub mod admission;
+pub mod aux_admission;
+pub mod coordination;
 pub mod phase;
 pub mod provisioning;

@@ -11,10 +11,10 @@
 //! are written only when a session finished, and key ids are never overwritten.
 
 use super::Node;
+use crate::core::aux_admission::{AuxAdmissions, AuxRefusal};
 use crate::operator_api::{KeyCommand, parse_path};
 use crate::provisioning::PeerMessage;
 use crate::sealed::SealError;
-use crate::threshold::aux_admission::{AuxAdmissions, AuxRefusal};
 use crate::threshold::request::{
     Data, FailureKind, MAX_SIGN_MESSAGE_LEN, Operation, Outcome, SessionRequest, Task, Verified,
 };

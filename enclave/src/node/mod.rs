@@ -1029,7 +1029,7 @@ impl Node {
                 let manifest = self.state().manifest.clone().ok_or("no manifest")?;
                 let command = signed.verify(manifest.manifest(), exporter).map_err(|e| {
                     tracing::warn!(operator = %crate::provisioning::printable(&signed.operator), error = %e, "operator command refused");
-                    e
+                    e.to_string()
                 })?;
                 tracing::info!(operator = %signed.operator, ?command, "operator command");
                 self.key_command(command).await

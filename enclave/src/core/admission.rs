@@ -1,0 +1,344 @@
+//! Whether a participant admits a session, decided without I/O.
+//!
+//! A session request comes from a coordinator the participant checked (the request names
+//! it, and it arrived on that node's attested channel). Each admitted session holds a slot
+//! until it ends here, so that nothing a coordinator sends grows without bound:
+//!
+//! - at most [`MAX_SESSIONS`] sessions run here at once, from every coordinator together;
+//! - of those, at most [`MAX_SESSIONS_PER_COORDINATOR`] from one coordinator, so that one
+//!   peer cannot take every slot;
+//! - an auxiliary-info session also passes the safe-prime budget of
+//!   [`super::aux_admission`];
+//! - a key generation needs room for one more key: at most [`MAX_KEYS`] per node, and a key
+//!   id is never reused ([`check_new_key`]).
+//!
+//! The record of which coordinator started each running session also decides who may
+//! abort it ([`Admissions::abort`]): its coordinator only.
+
+use super::aux_admission::{AuxAdmissions, AuxRefusal};
+use crate::threshold::request::FailureKind;
+use mpc::{KeyId, NodeId, PartySet, SessionId};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Sessions one node runs at once; more are refused as busy.
+pub const MAX_SESSIONS: usize = 16;
+/// Of those, sessions one coordinator may have running here: one peer cannot take every
+/// slot.
+pub const MAX_SESSIONS_PER_COORDINATOR: usize = 8;
+/// Keys one node holds.
+pub const MAX_KEYS: usize = 4096;
+
+/// Why a session was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("{coordinator} already runs {MAX_SESSIONS_PER_COORDINATOR} sessions here")]
+    CoordinatorBusy { coordinator: NodeId },
+    #[error("too many sessions at once")]
+    Busy,
+    #[error("session {0} is already running here")]
+    Running(SessionId),
+    #[error(transparent)]
+    AuxInfo(#[from] AuxRefusal),
+    #[error("key {0} already exists")]
+    KeyExists(KeyId),
+    #[error("this node holds {MAX_KEYS} keys already")]
+    TooManyKeys,
+}
+
+impl Refusal {
+    /// How the participant reports it to the coordinator.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Refusal::CoordinatorBusy { .. } | Refusal::Busy => FailureKind::Busy,
+            Refusal::AuxInfo(AuxRefusal::AlreadyHeld) => FailureKind::AuxInfoHeld,
+            Refusal::AuxInfo(_) => FailureKind::Busy,
+            Refusal::Running(_) | Refusal::KeyExists(_) | Refusal::TooManyKeys => {
+                FailureKind::Refused
+            }
+        }
+    }
+}
+
+/// What an auxiliary-info request asks of this node's safe primes.
+#[derive(Debug, Clone, Copy)]
+pub struct AuxRequest<'a> {
+    pub group: &'a PartySet,
+    /// This node holds auxiliary info for `group` already.
+    pub held: bool,
+    /// The request asks to replace it.
+    pub renew: bool,
+}
+
+/// What an abort from a peer does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abort {
+    /// It came from the session's coordinator: end the session here.
+    End,
+    /// It came from another node: refused, the session carries on.
+    NotCoordinator { coordinator: NodeId },
+    /// No such session runs here (it was refused, or has already ended).
+    NoSession,
+}
+
+#[derive(Debug)]
+struct Admitted {
+    coordinator: NodeId,
+    /// The party set of an auxiliary-info session, whose budget it holds.
+    aux: Option<PartySet>,
+}
+
+/// The sessions running here, and the auxiliary-info budget.
+#[derive(Debug, Default)]
+pub struct Admissions {
+    running: BTreeMap<SessionId, Admitted>,
+    aux: AuxAdmissions,
+}
+
+impl Admissions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sessions running here.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Admits `session` from `coordinator` at `now`, or says why not. An admitted session
+    /// holds its slot (and its aux-info budget) until [`Self::finish`].
+    pub fn admit(
+        &mut self,
+        session: SessionId,
+        coordinator: &NodeId,
+        aux: Option<AuxRequest<'_>>,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        if self.running.contains_key(&session) {
+            return Err(Refusal::Running(session));
+        }
+        let from_coordinator = self
+            .running
+            .values()
+            .filter(|a| a.coordinator == *coordinator)
+            .count();
+        if from_coordinator >= MAX_SESSIONS_PER_COORDINATOR {
+            return Err(Refusal::CoordinatorBusy {
+                coordinator: coordinator.clone(),
+            });
+        }
+        if self.running.len() >= MAX_SESSIONS {
+            return Err(Refusal::Busy);
+        }
+        if let Some(aux) = aux {
+            self.aux
+                .admit(coordinator, aux.group, aux.held, aux.renew, now)?;
+        }
+        self.running.insert(
+            session,
+            Admitted {
+                coordinator: coordinator.clone(),
+                aux: aux.map(|a| a.group.clone()),
+            },
+        );
+        Ok(())
+    }
+
+    /// `session` no longer runs here: its slot, and its aux-info budget's running count,
+    /// are free again. Nothing happens for a session that was not admitted.
+    pub fn finish(&mut self, session: &SessionId) {
+        if let Some(admitted) = self.running.remove(session)
+            && let Some(group) = &admitted.aux
+        {
+            self.aux.finish(&admitted.coordinator, group);
+        }
+    }
+
+    /// What an abort of `session` from `from` does: only the node that coordinates a
+    /// session may end it early.
+    pub fn abort(&self, from: &NodeId, session: &SessionId) -> Abort {
+        match self.running.get(session) {
+            Some(a) if a.coordinator == *from => Abort::End,
+            Some(a) => Abort::NotCoordinator {
+                coordinator: a.coordinator.clone(),
+            },
+            None => Abort::NoSession,
+        }
+    }
+}
+
+/// Whether a key generation for `key_id` may run at a node that holds `held` keys, and
+/// `exists` says whether `key_id` is one of them: key ids are never reused, and a node
+/// holds at most [`MAX_KEYS`].
+pub fn check_new_key(key_id: &KeyId, exists: bool, held: usize) -> Result<(), Refusal> {
+    if exists {
+        return Err(Refusal::KeyExists(key_id.clone()));
+    }
+    if held >= MAX_KEYS {
+        return Err(Refusal::TooManyKeys);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str) -> NodeId {
+        NodeId::new(id).unwrap()
+    }
+
+    fn session(i: usize) -> SessionId {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        SessionId::from_bytes(id)
+    }
+
+    fn group() -> PartySet {
+        PartySet::new(["node-1", "node-2", "node-3"].map(node)).unwrap()
+    }
+
+    #[test]
+    fn one_coordinator_gets_at_most_its_share_of_the_slots() {
+        let mut admissions = Admissions::new();
+        let now = Instant::now();
+        let (a, b) = (node("node-1"), node("node-2"));
+        // Exactly the cap is admitted...
+        for i in 0..MAX_SESSIONS_PER_COORDINATOR {
+            admissions.admit(session(i), &a, None, now).unwrap();
+        }
+        // ...and one more is refused as busy, naming the coordinator.
+        let refused = admissions
+            .admit(session(MAX_SESSIONS_PER_COORDINATOR), &a, None, now)
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::CoordinatorBusy {
+                coordinator: a.clone()
+            }
+        );
+        assert_eq!(refused.kind(), FailureKind::Busy);
+        assert!(refused.to_string().contains("node-1 already runs 8"));
+        // Another coordinator still gets in; once one of a's sessions ends, a does too.
+        admissions.admit(session(100), &b, None, now).unwrap();
+        admissions.finish(&session(0));
+        admissions
+            .admit(session(MAX_SESSIONS_PER_COORDINATOR), &a, None, now)
+            .unwrap();
+    }
+
+    #[test]
+    fn every_coordinator_together_gets_at_most_the_global_slots() {
+        let mut admissions = Admissions::new();
+        let now = Instant::now();
+        let coordinators: Vec<NodeId> = (0..4).map(|i| node(&format!("node-{i}"))).collect();
+        // Exactly MAX_SESSIONS, spread so that no coordinator reaches its own cap.
+        for i in 0..MAX_SESSIONS {
+            let c = &coordinators[i % coordinators.len()];
+            admissions.admit(session(i), c, None, now).unwrap();
+        }
+        assert_eq!(admissions.running(), MAX_SESSIONS);
+        // The next one, from a coordinator below its cap, is refused: busy.
+        let fresh = node("node-9");
+        let refused = admissions
+            .admit(session(MAX_SESSIONS), &fresh, None, now)
+            .unwrap_err();
+        assert_eq!(refused, Refusal::Busy);
+        assert_eq!(refused.kind(), FailureKind::Busy);
+        admissions.finish(&session(3));
+        admissions
+            .admit(session(MAX_SESSIONS), &fresh, None, now)
+            .unwrap();
+        assert_eq!(admissions.running(), MAX_SESSIONS);
+    }
+
+    #[test]
+    fn a_session_id_is_admitted_once_at_a_time() {
+        let mut admissions = Admissions::new();
+        let now = Instant::now();
+        let a = node("node-1");
+        admissions.admit(session(1), &a, None, now).unwrap();
+        let again = admissions.admit(session(1), &a, None, now).unwrap_err();
+        assert_eq!(again, Refusal::Running(session(1)));
+        assert_eq!(again.kind(), FailureKind::Refused);
+        // Finishing something never admitted changes nothing.
+        admissions.finish(&session(2));
+        assert_eq!(admissions.running(), 1);
+    }
+
+    #[test]
+    fn only_the_coordinator_may_abort_a_session() {
+        let mut admissions = Admissions::new();
+        let now = Instant::now();
+        let (coordinator, other) = (node("node-1"), node("node-2"));
+        admissions
+            .admit(session(1), &coordinator, None, now)
+            .unwrap();
+        // Another participant of the same session, or any other node: refused, and the
+        // session still runs.
+        assert_eq!(
+            admissions.abort(&other, &session(1)),
+            Abort::NotCoordinator {
+                coordinator: coordinator.clone()
+            }
+        );
+        assert_eq!(admissions.running(), 1);
+        assert_eq!(admissions.abort(&coordinator, &session(1)), Abort::End);
+        assert_eq!(
+            admissions.abort(&coordinator, &session(2)),
+            Abort::NoSession
+        );
+        admissions.finish(&session(1));
+        assert_eq!(
+            admissions.abort(&coordinator, &session(1)),
+            Abort::NoSession
+        );
+    }
+
+    #[test]
+    fn auxiliary_info_sessions_pass_the_prime_budget_too() {
+        let mut admissions = Admissions::new();
+        let now = Instant::now();
+        let a = node("node-1");
+        let group = group();
+        let held = AuxRequest {
+            group: &group,
+            held: true,
+            renew: false,
+        };
+        let refused = admissions
+            .admit(session(1), &a, Some(held), now)
+            .unwrap_err();
+        assert_eq!(refused, Refusal::AuxInfo(AuxRefusal::AlreadyHeld));
+        assert_eq!(refused.kind(), FailureKind::AuxInfoHeld);
+        assert_eq!(admissions.running(), 0, "a refusal holds no slot");
+        let renew = AuxRequest {
+            renew: true,
+            ..held
+        };
+        admissions.admit(session(1), &a, Some(renew), now).unwrap();
+        // One at a time per coordinator and set: busy until the first one ends.
+        let running = admissions
+            .admit(session(2), &a, Some(renew), now)
+            .unwrap_err();
+        assert_eq!(running, Refusal::AuxInfo(AuxRefusal::Running));
+        assert_eq!(running.kind(), FailureKind::Busy);
+        admissions.finish(&session(1));
+        admissions.admit(session(2), &a, Some(renew), now).unwrap();
+    }
+
+    #[test]
+    fn keys_are_capped_and_never_reused() {
+        let k = KeyId::new("k").unwrap();
+        assert_eq!(check_new_key(&k, false, 0), Ok(()));
+        assert_eq!(check_new_key(&k, false, MAX_KEYS - 1), Ok(()));
+        // Holding exactly MAX_KEYS, a key number MAX_KEYS + 1 is refused.
+        let full = check_new_key(&k, false, MAX_KEYS).unwrap_err();
+        assert_eq!(full, Refusal::TooManyKeys);
+        assert_eq!(full.kind(), FailureKind::Refused);
+        assert!(full.to_string().contains("4096 keys already"));
+        let again = check_new_key(&k, true, 1).unwrap_err();
+        assert_eq!(again.to_string(), "key k already exists");
+    }
+}
