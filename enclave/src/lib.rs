@@ -6,9 +6,9 @@ pub mod blobs;
 pub use ::channel;
 pub mod core;
 pub mod hpke;
-pub mod node;
 /// The operator API lives with the other wire types.
 pub use protocol::operator_api;
 pub mod provisioning;
+pub mod runtime;
 pub mod sealed;
 pub mod threshold;

@@ -7,7 +7,7 @@
 use attestation::Verifier;
 use attestation::nsm::{AttestationRequest, Nsm};
 use clap::{Parser, Subcommand};
-use enclave::node::{Node, NodeConfig, PrimeSource, ThresholdConfig};
+use enclave::runtime::{Environment, Node, NodeConfig, PrimeSource, ThresholdConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -155,7 +155,7 @@ enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Node(#[from] enclave::node::NodeError),
+    Node(#[from] enclave::runtime::NodeError),
     #[error("{0}")]
     Usage(String),
 }
@@ -245,7 +245,6 @@ fn run(cli: Cli) -> Result<(), Error> {
             let config = NodeConfig {
                 node_id,
                 cid,
-                backend,
                 verifier,
                 allow_debug,
                 max_evidence_age: Duration::from_secs(max_evidence_age_secs),
@@ -267,7 +266,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     source,
                 })?;
             let result = runtime.block_on(async {
-                let node = Node::new(config, Arc::from(nsm))?;
+                let node = Node::new(config, Arc::from(nsm), Environment::parent(backend))?;
                 node.run(shutdown_signal()).await?;
                 Ok(())
             });

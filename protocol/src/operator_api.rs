@@ -418,7 +418,7 @@ impl NodeStatus {
     /// with control characters, quotes and backslashes replaced by `?` (so JSON escapes
     /// nothing in them), at most [`MAX_STATUS_PEERS`] peers and pending escrows, and the keys in id order, at most [`MAX_STATUS_KEYS`] and only
     /// as many as fit what is left. `key_count` counts them all.
-    pub fn into_answer(mut self) -> Result<String, String> {
+    pub fn into_answer(mut self) -> Result<String, serde_json::Error> {
         let plain = |t: &str, max: usize| {
             cut(t, max)
                 .chars()
@@ -451,7 +451,7 @@ impl NodeStatus {
         let mut keys = std::mem::take(&mut self.keys);
         self.key_count = self.key_count.max(keys.len());
         keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-        let json = |s: &NodeStatus| serde_json::to_string(s).map_err(|e| e.to_string());
+        let json = |s: &NodeStatus| serde_json::to_string(s);
         let mut room = (MAX_RESPONSE_LEN - 2).saturating_sub(json(&self)?.len());
         for key in keys.into_iter().take(MAX_STATUS_KEYS) {
             // The record and the comma before it.
@@ -466,10 +466,8 @@ impl NodeStatus {
     }
 }
 
-fn json_len(value: &impl Serialize) -> Result<usize, String> {
-    serde_json::to_vec(value)
-        .map(|v| v.len())
-        .map_err(|e| e.to_string())
+fn json_len(value: &impl Serialize) -> Result<usize, serde_json::Error> {
+    serde_json::to_vec(value).map(|v| v.len())
 }
 
 /// The refusal of [`OperatorRequest::Key`] by a node that holds no share of `key_id`.

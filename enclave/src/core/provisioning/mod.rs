@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 /// What the runtime does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// List the parent's blobs; then [`Provisioning::listed`].
+    /// List the parent's blobs; then [`Provisioning::listed`] or
+    /// [`Provisioning::list_failed`].
     ListBlobs,
     /// Ask every peer of the manifest for this node's key; then
     /// [`Provisioning::answered`].
@@ -162,18 +163,24 @@ impl Provisioning {
         step
     }
 
-    /// The parent's listing: whether sealed state exists, or why it could not be read.
-    pub fn listed(&mut self, listing: Result<bool, String>, now: Instant) -> Step {
+    /// The parent's listing says whether sealed state exists ([`has_state`]).
+    pub fn listed(&mut self, has_state: bool, now: Instant) -> Step {
         if !matches!(self.round, Round::Listing) {
             return self.out_of_order(now);
         }
-        match listing {
-            Ok(has_state) => {
-                self.round = Round::Asking { has_state };
-                Step::AskPeers
-            }
-            Err(e) => self.wait(format!("cannot reach the parent's blob store: {e}"), now),
+        self.round = Round::Asking { has_state };
+        Step::AskPeers
+    }
+
+    /// The parent's blobs could not be listed.
+    pub fn list_failed(&mut self, error: &dyn std::fmt::Display, now: Instant) -> Step {
+        if !matches!(self.round, Round::Listing) {
+            return self.out_of_order(now);
         }
+        self.wait(
+            format!("cannot reach the parent's blob store: {error}"),
+            now,
+        )
     }
 
     /// Every peer's answer. `manifest_unchanged`: the manifest the peers were asked under
@@ -346,7 +353,7 @@ mod tests {
         let now = Instant::now();
         let mut p = Provisioning::new(RETRY);
         assert_eq!(p.next_round(), Step::ListBlobs);
-        assert_eq!(p.listed(Ok(has_state), now), Step::AskPeers);
+        assert_eq!(p.listed(has_state, now), Step::AskPeers);
         (p, now)
     }
 
@@ -476,7 +483,7 @@ mod tests {
         let (mut p, now) = asked(false);
         let step = p.answered(answers(&[("b", NotHeld), ("c", NotHeld)]), false, now);
         assert_eq!(step, Step::ListBlobs, "a new round starts at once");
-        assert_eq!(p.listed(Ok(false), now), Step::AskPeers);
+        assert_eq!(p.listed(false, now), Step::AskPeers);
     }
 
     #[test]
@@ -484,7 +491,7 @@ mod tests {
         let now = Instant::now();
         let mut p = Provisioning::new(RETRY);
         p.next_round();
-        let step = p.listed(Err("connection refused".into()), now);
+        let step = p.list_failed(&"connection refused", now);
         assert!(is_wait(&step, now, "cannot reach the parent's blob store"));
     }
 

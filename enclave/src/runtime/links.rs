@@ -11,7 +11,7 @@
 //! draining its queue re-dials rather than use a channel attested under the previous
 //! manifest.
 
-use super::Node;
+use super::{Blobs, Node};
 use crate::provisioning::PeerMessage;
 use mpc::NodeId;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub const LINK_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) type LinkSender = mpsc::Sender<zeroize::Zeroizing<Vec<u8>>>;
 
-impl Node {
+impl<B: Blobs> Node<B> {
     /// Queues `message` for `peer`; callable from any thread.
     pub(super) fn post(
         self: &Arc<Self>,
@@ -37,7 +37,7 @@ impl Node {
         message: PeerMessage,
     ) {
         let bytes = message.encode();
-        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let mut links = super::lock(&self.links);
         let sender = links
             .entry(peer.clone())
             .or_insert_with(|| self.open_link(runtime, peer));
@@ -100,7 +100,7 @@ impl Node {
                     if let Some(old) = channel.take() {
                         close(old).await;
                     }
-                    match super::bounded("link", self.dial(peer.as_str())).await {
+                    match super::outbound::bounded("link", self.dial(peer.as_str())).await {
                         Ok(c) => {
                             channel = Some(c);
                             dialled_under = current;
@@ -135,7 +135,7 @@ impl Node {
     }
 }
 
-type Channel = crate::channel::AttestedChannel<tokio_rustls::client::TlsStream<transport::Stream>>;
+type Channel = super::outbound::Outbound;
 
 /// Whether the peer has closed `channel`. Peers never write on a link, so anything
 /// readable (end of stream, an error, or unexpected bytes) means it is no longer usable.
