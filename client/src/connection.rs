@@ -3,7 +3,9 @@
 
 use channel::ChannelError;
 use channel::client_port::{self, NodeExpectation, VerifiedNode};
-use protocol::operator_api::{MAX_REQUEST_LEN, MAX_RESPONSE_LEN, OperatorRequest, decode_answer};
+use protocol::operator_api::{
+    self, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, OperationFailure, OperatorRequest,
+};
 use std::time::Duration;
 use transport::frame::{read_frame, write_frame};
 
@@ -34,6 +36,9 @@ pub enum RequestError {
 pub struct Answer {
     pub node: VerifiedNode,
     pub answer: Result<String, String>,
+    /// When the refusal is an operation its participants did not complete: per
+    /// participant, how it failed and whom the protocol blamed (`answer` holds its text).
+    pub failure: Option<OperationFailure>,
 }
 
 /// Connects to the node `expect` describes at `address`, verifies it, then sends the
@@ -82,10 +87,16 @@ pub async fn request(
         })?
         .map_err(|e| transport(e.to_string()))?
         .ok_or_else(|| transport("closed the connection without an answer".to_owned()))?;
-    let answer = decode_answer(&answer).map_err(|e| transport(e.to_string()))?;
+    let (answer, failure) = match operator_api::decode(&answer) {
+        Ok(operator_api::Answer::Json(json)) => (Ok(json), None),
+        Ok(operator_api::Answer::Refused(reason)) => (Err(reason), None),
+        Ok(operator_api::Answer::Failed(failure)) => (Err(failure.to_string()), Some(failure)),
+        Err(e) => return Err(transport(e.to_string())),
+    };
     Ok(Answer {
         node: verified,
         answer,
+        failure,
     })
 }
 

@@ -28,6 +28,13 @@ pub enum OpError {
     Key(#[from] operator::KeyFileError),
     #[error("{node} refused: {reason}")]
     Refused { node: String, reason: String },
+    /// The operation ran, but its participants did not complete it: typed, per
+    /// participant.
+    #[error("{node} refused: {failure}")]
+    Failed {
+        node: String,
+        failure: operator_api::OperationFailure,
+    },
     #[error("{node} answered something unreadable: {reason}")]
     Answer { node: String, reason: String },
     /// The coordinator's report of a new key disagrees with what was asked, or with what
@@ -140,6 +147,12 @@ fn ask(
     let expect = file.expectation(node, purpose)?;
     let entry = file.node(node)?;
     let answer = request_blocking(&entry.client, &expect, make, patience).map_err(Box::new)?;
+    if let Some(failure) = answer.failure {
+        return Err(OpError::Failed {
+            node: node.to_owned(),
+            failure,
+        });
+    }
     let json = answer.answer.map_err(|reason| OpError::Refused {
         node: node.to_owned(),
         reason,

@@ -213,6 +213,24 @@ fn fail(what: &str, error: impl std::fmt::Display) -> Failed {
     Failed(1)
 }
 
+/// A key operation that failed: explained on standard error and, with `--json`, when its
+/// participants did not complete it, also as JSON on standard output: per participant,
+/// its node id, the kind of failure, its reason and the node ids the protocol blamed.
+fn op_failed(json_mode: bool, what: &str, error: ops::OpError) -> Failed {
+    if json_mode && let ops::OpError::Failed { node, failure } = &error {
+        println!(
+            "{}",
+            json!({
+                "error": error.to_string(),
+                "node": node,
+                "step": failure.step,
+                "failures": failure.failures,
+            })
+        );
+    }
+    fail(what, error)
+}
+
 fn usage(message: &str) -> Failed {
     eprintln!("custody: {message}");
     Failed(2)
@@ -252,13 +270,20 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                 },
         } => {
             let (file, _) = cluster(cli)?;
-            let created = create_key(&file, *threshold, parties, key_id.clone(), *renew_aux)?;
+            let created = create_key(
+                cli.json,
+                &file,
+                *threshold,
+                parties,
+                key_id.clone(),
+                *renew_aux,
+            )?;
             print(cli.json, &created, &describe_key(&created));
             Ok(())
         }
         Command::Sign(args) => {
             let (file, _) = cluster(cli)?;
-            let signed = sign(&file, args)?;
+            let signed = sign(cli.json, &file, args)?;
             print(cli.json, &signed, &describe_signature(&signed));
             Ok(())
         }
@@ -531,6 +556,7 @@ fn status(cli: &Cli) -> Result<(), Failed> {
 }
 
 fn create_key(
+    json_mode: bool,
     file: &ClusterFile,
     threshold: u16,
     parties: &[String],
@@ -560,7 +586,7 @@ fn create_key(
         false,
         || ops::create_key(file, &coordinator, &command),
     );
-    let created = created.map_err(|e| fail("key create", e))?;
+    let created = created.map_err(|e| op_failed(json_mode, "key create", e))?;
     Ok(json!({
         "key_id": created.key_id,
         "public_key": created.public_key,
@@ -572,7 +598,7 @@ fn create_key(
     }))
 }
 
-fn sign(file: &ClusterFile, args: &SignArgs) -> Result<Value, Failed> {
+fn sign(json_mode: bool, file: &ClusterFile, args: &SignArgs) -> Result<Value, Failed> {
     let coordinator = args
         .signers
         .first()
@@ -591,7 +617,7 @@ fn sign(file: &ClusterFile, args: &SignArgs) -> Result<Value, Failed> {
         false,
         || ops::command(file, &coordinator, &command),
     );
-    let answer = answer.map_err(|e| fail("sign", e))?;
+    let answer = answer.map_err(|e| op_failed(json_mode, "sign", e))?;
     let pick = |f: &str| answer.get(f).cloned().unwrap_or(Value::Null);
     Ok(json!({
         "r": pick("r"),
@@ -750,7 +776,14 @@ fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
     time("cluster_up", elapsed);
 
     let created_at = std::time::Instant::now();
-    let created = create_key(&file, threshold, &[], Some("demo".to_owned()), false)?;
+    let created = create_key(
+        cli.json,
+        &file,
+        threshold,
+        &[],
+        Some("demo".to_owned()),
+        false,
+    )?;
     time("key_create", created_at.elapsed());
 
     let message = b"tee-custody demo: pay 1 ETH to 0x000000000000000000000000000000000000dEaD";
@@ -762,6 +795,7 @@ fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
         .collect();
     let signed_at = std::time::Instant::now();
     let signed = sign(
+        cli.json,
         &file,
         &SignArgs {
             key: "demo".to_owned(),
