@@ -1,0 +1,273 @@
+//! Whole nodes in one process ([`support::Cluster`]): provisioning, restarts, a parent
+//! that lost its node's state, a first start that must wait for a peer, and nodes played
+//! by the test that attack a coordinator's session, on a paused clock: minutes of the
+//! nodes' time pass in milliseconds.
+#![cfg(feature = "sim")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use enclave::operator_api::{Answer, KeyCommand, NodeStatus, OperatorRequest};
+use enclave::provisioning::PeerMessage;
+use enclave::sealed::BlobStore;
+use enclave::threshold::request::{FailureKind, Outcome};
+use mpc::{Protocol, SessionId};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::{Cluster, Impostor, RETRY};
+
+/// How long, in the nodes' time, a cluster may take to get where a test expects it.
+const SETTLE: Duration = Duration::from_secs(120);
+
+fn running_and_attested(status: &NodeStatus, peers: usize) -> bool {
+    status.phase == "running"
+        && status.escrow_pending.is_empty()
+        && status.peers.len() == peers
+        && status.peers.values().all(|p| p.attested)
+}
+
+async fn three_running() -> Cluster {
+    let mut c = Cluster::new(3).await;
+    for id in ["node-1", "node-2", "node-3"] {
+        c.start(id);
+    }
+    c.wait_until(
+        "every node runs, escrowed with both peers",
+        SETTLE,
+        |_, s| running_and_attested(s, 2),
+    )
+    .await;
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_nodes_provision_on_a_first_start_and_escrow_with_each_other() {
+    let c = three_running().await;
+    let hash = c.manifest.hash().to_string();
+    for id in ["node-1", "node-2", "node-3"] {
+        let status = c.status(id);
+        assert_eq!(status.manifest_version, Some(1));
+        assert_eq!(status.manifest_hash.as_deref(), Some(hash.as_str()));
+        assert!(status.state_created_ms.is_some());
+        // Each holds the other two's escrowed keys, sealed.
+        let names = c.blobs(id).list("").await.unwrap();
+        for peer in ["node-1", "node-2", "node-3"].iter().filter(|p| **p != id) {
+            assert!(
+                names.contains(&format!("escrow-{peer}")),
+                "{id} holds no escrow for {peer}: {names:?}"
+            );
+        }
+    }
+    // An operator reads the status over the client port, attested.
+    let answer = c.ask("node-2", |_| OperatorRequest::Status).await.unwrap();
+    let Answer::Json(json) = answer else {
+        panic!("{answer:?}")
+    };
+    let status: NodeStatus = serde_json::from_str(&json).unwrap();
+    assert_eq!(status.phase, "running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_node_gets_its_key_back_from_its_peers() {
+    let mut c = three_running().await;
+    let created = c.status("node-2").state_created_ms;
+    c.stop("node-2").await;
+    c.start("node-2");
+    c.wait_until("node-2 back", SETTLE, |_, s| running_and_attested(s, 2))
+        .await;
+    // The same sealed state, opened with the key a peer released.
+    assert_eq!(c.status("node-2").state_created_ms, created);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_whose_parent_lost_its_state_adopts_the_key_every_peer_released() {
+    let mut c = three_running().await;
+    let created = c.status("node-3").state_created_ms;
+    c.stop("node-3").await;
+    c.wipe("node-3").await;
+    // Later on the nodes' clock, which their wall-clock time follows here: the new state
+    // is told apart by when it was created.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.start("node-3");
+    c.wait_until("node-3 back in a new store", SETTLE, |_, s| {
+        running_and_attested(s, 2)
+    })
+    .await;
+    let recreated = c.status("node-3").state_created_ms;
+    assert!(recreated.is_some());
+    assert_ne!(recreated, created, "a new store, not the lost one");
+    // It escrowed the key with every peer again, and they confirmed they hold it.
+    assert!(c.status("node-3").escrow_pending.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_start_waits_for_every_peer_and_says_why() {
+    let mut c = Cluster::new(3).await;
+    c.start("node-1");
+    c.start("node-2");
+    // Minutes of the nodes' time: rounds of asking, every RETRY, and still no key.
+    c.wait_until("node-1 and node-2 wait for node-3", SETTLE, |_, s| {
+        s.phase == "waiting_for_provisioning"
+            && s.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("node-3: unreachable"))
+    })
+    .await;
+    tokio::time::sleep(RETRY * 24).await;
+    for id in ["node-1", "node-2"] {
+        let status = c.status(id);
+        assert_eq!(status.phase, "waiting_for_provisioning", "{status:?}");
+        assert!(
+            c.blobs(id).list("").await.unwrap() == vec![support::MANIFEST_BLOB.to_owned()],
+            "{id} created state without hearing from every peer"
+        );
+    }
+    // An operator's key command is refused until the node runs, with the reason it waits;
+    // a key's record is answered in any phase (none is held yet).
+    let create = KeyCommand::CreateKey {
+        key_id: Some("k".into()),
+        threshold: 2,
+        parties: Vec::new(),
+        renew_aux: false,
+    };
+    let refused = c
+        .ask("node-1", |exporter| c.operators.command(exporter, &create))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, Answer::Refused(r) if r.starts_with("node is not running (waiting_for_provisioning") && r.contains("node-3: unreachable")),
+        "{refused:?}"
+    );
+    let record = c
+        .ask("node-1", |_| OperatorRequest::Key { key_id: "k".into() })
+        .await
+        .unwrap();
+    assert_eq!(record, Answer::Refused("no key k".into()));
+    c.start("node-3");
+    c.wait_until("every node runs", SETTLE, |_, s| running_and_attested(s, 2))
+        .await;
+}
+
+/// How long, in the nodes' time, a test waits for a message a node owes an impostor.
+const PROMPT: Duration = Duration::from_secs(60);
+
+/// A five-node manifest where only node-1 runs, with the simulator's safe primes;
+/// node-2..node-5 are played by the test.
+async fn one_node_among_impostors() -> (Cluster, BTreeMap<String, Impostor>) {
+    let mut c = Cluster::new(5).await;
+    let mut impostors = BTreeMap::new();
+    for id in ["node-2", "node-3", "node-4", "node-5"] {
+        impostors.insert(id.to_owned(), c.impersonate(id).await);
+    }
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mpc/fixtures/primes.json"
+    ))
+    .unwrap();
+    c.start_with("node-1", mpc::sim::load_primes(&fixture).unwrap());
+    c.wait_until("node-1 runs", SETTLE, |_, s| {
+        s.phase == "running" && s.escrow_pending.is_empty()
+    })
+    .await;
+    (c, impostors)
+}
+
+fn hash(request: &[u8]) -> [u8; 32] {
+    Sha256::digest(request).into()
+}
+
+/// A colluding node that was not asked claims the session failed: dropped. A participant
+/// that was asked fails it: every other participant is told to abort (the coordinator's
+/// own session included), and the operator gets, typed, each participant's failure (the
+/// silent one timed out), and nothing from the node that was not asked.
+#[tokio::test(start_paused = true)]
+async fn a_coordinator_drops_outcomes_from_nodes_it_did_not_ask_and_names_each_failure() {
+    let (c, mut imp) = one_node_among_impostors().await;
+    let create = KeyCommand::CreateKey {
+        key_id: Some("k".into()),
+        threshold: 2,
+        parties: vec!["node-1".into(), "node-2".into(), "node-3".into()],
+        renew_aux: false,
+    };
+    let operator = c.ask("node-1", |exporter| c.operators.command(exporter, &create));
+    let attack = async {
+        // The parties lack auxiliary info: node-1 starts it at node-2 and node-3.
+        let mut requests = Vec::new();
+        for id in ["node-2", "node-3"] {
+            let impostor = imp.get_mut(id).unwrap();
+            let (from, message) = impostor.next(PROMPT).await;
+            assert_eq!(from, "node-1");
+            let PeerMessage::SessionStart { request } = message else {
+                panic!("{id} got {message:?}")
+            };
+            requests.push(request);
+        }
+        assert_eq!(
+            requests[0], requests[1],
+            "every participant gets the same bytes"
+        );
+        let request = requests.pop().unwrap();
+        let session = SessionId::derive(Protocol::AuxInfo, &request);
+        let forged = Outcome::Failed {
+            kind: FailureKind::Aborted,
+            reason: "forged by node-4".into(),
+            blamed: vec!["node-2".into()],
+        };
+        let done = |outcome: &Outcome| PeerMessage::SessionDone {
+            request: hash(&request),
+            outcome: outcome.encode(),
+        };
+        let node_4 = imp.get_mut("node-4").unwrap();
+        node_4.send("node-1", &done(&forged)).await;
+        let refused = Outcome::failed(FailureKind::Refused, "node-2 will not");
+        imp.get_mut("node-2")
+            .unwrap()
+            .send("node-1", &done(&refused))
+            .await;
+        for id in ["node-2", "node-3"] {
+            let (from, message) = imp.get_mut(id).unwrap().next(PROMPT).await;
+            assert_eq!(from, "node-1");
+            assert_eq!(
+                message,
+                PeerMessage::SessionAbort {
+                    session: *session.as_bytes()
+                },
+                "{id}"
+            );
+        }
+    };
+    let (answer, ()) = tokio::join!(operator, attack);
+    let Answer::Failed(failure) = answer.unwrap() else {
+        panic!("not a typed failure")
+    };
+    assert_eq!(failure.step, "auxiliary info");
+    let seen: Vec<(&str, FailureKind)> = failure
+        .failures
+        .iter()
+        .map(|f| (f.node.as_str(), f.kind))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("node-1", FailureKind::Aborted),
+            ("node-2", FailureKind::Refused),
+            ("node-3", FailureKind::TimedOut),
+        ]
+    );
+    let reasons: Vec<&str> = failure.failures.iter().map(|f| f.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "aborted by the coordinator",
+            "node-2 will not",
+            "no answer from this participant"
+        ]
+    );
+    assert!(!imp["node-4"].has_received());
+}
