@@ -5,18 +5,18 @@
 //!
 //! Listeners (all through the parent, over vsock or its simulator stand-in):
 //! - peer port: attested channels from other nodes (escrow, key release, liveness,
-//!   threshold sessions) — [`inbound`];
+//!   threshold sessions) — `inbound`;
 //! - client port: operators submit manifests, read status, create keys and sign —
-//!   [`operator`];
+//!   `operator`;
 //! - status port: one JSON line for the parent's health endpoint.
 //!
 //! Lifecycle ([`crate::core::phase`]): boot, then the manifest stored at the parent (or
-//! wait for operators to submit one), then provisioning ([`boot`]: recover the data key
+//! wait for operators to submit one), then provisioning (`boot`: recover the data key
 //! from a peer, or on a first start create one and escrow it with every peer), then
 //! reading the sealed key shares, then running. What the node sends its peers:
-//! [`outbound`] (requests that need an answer) and [`links`] (one-way messages).
-//! Threshold keys: [`keys`]. The world (clock, sockets, blob store) is behind the small
-//! traits of [`env`] and [`crate::sealed::BlobStore`].
+//! `outbound` (requests that need an answer) and `links` (one-way messages).
+//! Threshold keys: `keys`. The world (clock, sockets, blob store) is behind the small
+//! traits of [`env`](mod@env) and [`crate::sealed::BlobStore`].
 
 mod boot;
 pub mod env;
