@@ -11,9 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mpc::{
-    KeyId, KeyShare, NodeId, PartySet, Session, Signature, SigningSet, Threshold, ToSign, sim,
-};
+use mpc::ecdsa::{Ecdsa, KeyShare, Signature, ToSign};
+use mpc::{KeyId, NodeId, PartySet, Scheme, SigningSet, Threshold, sim};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -55,8 +54,7 @@ fn run() -> Result<(), Error> {
             .iter()
             .zip(primes)
             .map(|(node, primes)| {
-                Session::aux_info(request.as_bytes(), &group, node, primes)
-                    .map(|s| (node.clone(), s))
+                Ecdsa::aux_info(request.as_bytes(), &group, node, primes).map(|s| (node.clone(), s))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let started = Instant::now();
@@ -72,7 +70,7 @@ fn run() -> Result<(), Error> {
             .iter()
             .zip(&aux)
             .map(|(node, aux)| {
-                Session::keygen(
+                Ecdsa::keygen(
                     request.as_bytes(),
                     KeyId::new("bench")?,
                     &group,
@@ -106,7 +104,7 @@ fn run() -> Result<(), Error> {
         let sessions = signers
             .iter()
             .map(|(node, share)| {
-                Session::sign(
+                Ecdsa::sign(
                     format!("bench sign {k}").as_bytes(),
                     Arc::clone(share),
                     &set,
@@ -141,7 +139,7 @@ fn run() -> Result<(), Error> {
         let sessions = pair
             .into_iter()
             .map(|(node, presignature)| {
-                Session::sign_presigned(
+                Ecdsa::sign_presigned(
                     format!("bench presigned {k}").as_bytes(),
                     presignature,
                     &node,
@@ -168,11 +166,11 @@ fn presign(
     signers: &[(NodeId, Arc<KeyShare>)],
     set: &SigningSet,
     k: usize,
-) -> Result<Vec<(NodeId, mpc::Presignature)>, Error> {
+) -> Result<Vec<(NodeId, mpc::ecdsa::Presignature)>, Error> {
     let sessions = signers
         .iter()
         .map(|(node, share)| {
-            Session::presign(
+            Ecdsa::presign(
                 format!("bench presign {k}").as_bytes(),
                 Arc::clone(share),
                 set,

@@ -9,11 +9,10 @@ use std::collections::VecDeque;
 use cggmp24::PregeneratedPrimes;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::AuxInfo;
+use crate::Envelope;
+use crate::ecdsa::{AuxInfo, Level, SafePrimes};
 use crate::party::{NodeId, PartySet};
-use crate::primes::SafePrimes;
 use crate::session::{Session, SessionError};
-use crate::{Envelope, Level};
 
 /// Largest fixture file accepted.
 pub const MAX_FIXTURE_LEN: usize = 4 * 1024 * 1024;
@@ -195,6 +194,34 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) const PRIMES: &[u8] = include_bytes!("../fixtures/primes.json");
+
+    /// The three shares of a 2-of-3 ECDSA key of nodes `a`, `b` and `c`, in index order.
+    pub(crate) fn ecdsa_shares(key_id: &str) -> Vec<crate::ecdsa::KeyShare> {
+        use crate::Scheme;
+        use crate::ecdsa::Ecdsa;
+        use crate::keys::KeyId;
+        use crate::party::Threshold;
+
+        let nodes = ["a", "b", "c"].map(|n| NodeId::new(n).unwrap());
+        let group = PartySet::new(nodes.clone()).unwrap();
+        let aux = load_aux_info(include_bytes!("../fixtures/aux-info-3.json"), &group).unwrap();
+        let threshold = Threshold::new(2, &group).unwrap();
+        let sessions = nodes
+            .iter()
+            .zip(&aux)
+            .map(|(node, aux)| {
+                let key_id = KeyId::new(key_id).unwrap();
+                let request = format!("create {key_id}");
+                let session =
+                    Ecdsa::keygen(request.as_bytes(), key_id, &group, node, threshold, aux);
+                (node.clone(), session.unwrap())
+            })
+            .collect();
+        run(sessions)
+            .into_iter()
+            .map(|(_, share)| share.unwrap())
+            .collect()
+    }
 
     #[test]
     fn fixtures_load_and_are_checked() {

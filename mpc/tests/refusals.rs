@@ -12,10 +12,11 @@ mod common;
 use std::collections::VecDeque;
 
 use common::*;
+use mpc::ecdsa::{Ecdsa, KeyShare, ToSign};
 use mpc::envelope::{MAX_ENVELOPE_LEN, MAX_PAYLOAD_LEN};
 use mpc::{
-    Envelope, EnvelopeError, KeyShare, NodeId, Protocol, Recipient, Refusal, Session, SessionError,
-    SessionId, SessionState, ToSign, sim,
+    Envelope, EnvelopeError, NodeId, Protocol, Recipient, Refusal, Scheme, Session, SessionError,
+    SessionId, SessionState, sim,
 };
 
 /// Keygen sessions of three parties, started, with their first messages in flight.
@@ -315,7 +316,7 @@ fn a_tampered_partial_signature_aborts_naming_its_sender() {
         .into_iter()
         .map(|(node, presignature)| {
             let session =
-                Session::sign_presigned(b"pay", presignature, &node, &to_sign, None).unwrap();
+                Ecdsa::sign_presigned(b"pay", presignature, &node, &to_sign, None).unwrap();
             (node, session)
         })
         .collect();

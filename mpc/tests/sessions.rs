@@ -11,10 +11,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use mpc::{
-    DerivationPath, KeyShare, PoolKey, PresignRefusal, PresignaturePool, Session, SessionError,
-    SessionId, ToSign, sim,
-};
+use mpc::ecdsa::{Ecdsa, KeyShare, PoolKey, PresignRefusal, PresignaturePool, ToSign};
+use mpc::{DerivationPath, Scheme, SessionError, SessionId, sim};
 
 fn message(text: &str) -> ToSign {
     ToSign::Keccak256Message(text.as_bytes().to_vec())
@@ -109,7 +107,7 @@ fn auxiliary_info_from_fixture_primes_supports_a_key() {
         .iter()
         .zip(primes)
         .map(|(node, primes)| {
-            let session = Session::aux_info(b"aux info for the test group", &group, node, primes);
+            let session = Ecdsa::aux_info(b"aux info for the test group", &group, node, primes);
             (node.clone(), session.unwrap())
         })
         .collect();
@@ -119,7 +117,8 @@ fn auxiliary_info_from_fixture_primes_supports_a_key() {
         .collect();
     for (i, aux) in aux.iter().enumerate() {
         assert_eq!(usize::from(aux.index()), i);
-        let restored = mpc::AuxInfo::from_sealed_bytes(&aux.to_sealed_bytes().unwrap()).unwrap();
+        let restored =
+            mpc::ecdsa::AuxInfo::from_sealed_bytes(&aux.to_sealed_bytes().unwrap()).unwrap();
         assert_eq!(restored.index(), aux.index());
     }
     let threshold = mpc::Threshold::new(2, &group).unwrap();
@@ -129,7 +128,7 @@ fn auxiliary_info_from_fixture_primes_supports_a_key() {
         .zip(&aux)
         .map(|(node, aux)| {
             let key_id = mpc::KeyId::new("key-fresh-aux").unwrap();
-            let session = Session::keygen(b"fresh", key_id, &group, node, threshold, aux);
+            let session = Ecdsa::keygen(b"fresh", key_id, &group, node, threshold, aux);
             (node.clone(), session.unwrap())
         })
         .collect();
@@ -189,7 +188,7 @@ fn a_presignature_signs_once_and_only_once() {
                 .expect("the pool holds one");
             assert_eq!(taken, id);
             let session =
-                Session::sign_presigned(b"pay from the pool", presignature, node, &to_sign, None)
+                Ecdsa::sign_presigned(b"pay from the pool", presignature, node, &to_sign, None)
                     .unwrap();
             (node.clone(), session)
         })
@@ -251,7 +250,7 @@ fn presignature_rules_are_enforced() {
     assert!(pool.take(&key, &id_a).is_none());
 
     let b = pool.take(&key, &id_b).unwrap();
-    let refused = Session::sign_presigned(b"r", b, &node_b, &ToSign::Digest([1; 32]), Some(&path));
+    let refused = Ecdsa::sign_presigned(b"r", b, &node_b, &ToSign::Digest([1; 32]), Some(&path));
     assert!(matches!(
         refused,
         Err(SessionError::Config(mpc::ConfigError::Presign(
@@ -265,7 +264,7 @@ fn presignature_rules_are_enforced() {
         .into_iter()
         .map(|(node, presignature)| {
             let session =
-                Session::sign_presigned(b"derived", presignature, &node, &to_sign, Some(&path))
+                Ecdsa::sign_presigned(b"derived", presignature, &node, &to_sign, Some(&path))
                     .unwrap();
             (node, session)
         })

@@ -24,7 +24,8 @@
 use enclave::threshold::router::Router;
 use enclave::threshold::runner;
 use integration_tests::cluster::{Cluster, PRIMES_FIXTURE, STARTUP, ToSign, all};
-use mpc::{KeyId, KeyShare, NodeId, PartySet, Protocol, Session, SessionId, Threshold};
+use mpc::ecdsa::{Ecdsa, KeyShare};
+use mpc::{KeyId, NodeId, PartySet, Protocol, Scheme, Session, SessionId, Threshold};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -116,12 +117,12 @@ fn bare() -> Bare {
     let primes = mpc::sim::load_primes(&std::fs::read(PRIMES_FIXTURE).unwrap()).unwrap();
 
     let started = Instant::now();
-    let builders: Vec<Builder<mpc::AuxInfo>> = parties
+    let builders: Vec<Builder<mpc::ecdsa::AuxInfo>> = parties
         .iter()
         .zip(primes)
         .map(|(me, primes)| {
             let (group, me) = (group.clone(), me.clone());
-            Box::new(move || Session::aux_info(b"aux", &group, &me, primes).unwrap()) as Builder<_>
+            Box::new(move || Ecdsa::aux_info(b"aux", &group, &me, primes).unwrap()) as Builder<_>
         })
         .collect();
     let aux = on_threads(&parties, b"aux", Protocol::AuxInfo, builders);
@@ -132,7 +133,7 @@ fn bare() -> Bare {
             let (group, me) = (group.clone(), me.clone());
             Box::new(move || {
                 let key = KeyId::new("bench").unwrap();
-                Session::keygen(b"keygen", key, &group, &me, threshold, &aux).unwrap()
+                Ecdsa::keygen(b"keygen", key, &group, &me, threshold, &aux).unwrap()
             }) as Builder<_>
         })
         .collect();
@@ -150,19 +151,19 @@ fn bare() -> Bare {
     for run in 0..5 {
         let request = format!("sign {run}");
         let started = Instant::now();
-        let builders: Vec<Builder<mpc::Signature>> = signers
+        let builders: Vec<Builder<mpc::ecdsa::Signature>> = signers
             .iter()
             .zip(&shares)
             .map(|(me, share)| {
                 let (set, me, share, request) =
                     (set.clone(), me.clone(), share.clone(), request.clone());
                 Box::new(move || {
-                    Session::sign(
+                    Ecdsa::sign(
                         request.as_bytes(),
                         share,
                         &set,
                         &me,
-                        mpc::ToSign::Digest([7; 32]),
+                        mpc::ecdsa::ToSign::Digest([7; 32]),
                         None,
                     )
                     .unwrap()
@@ -184,28 +185,28 @@ fn bare() -> Bare {
     let cpu_before = cpu_time();
     for run in 0..7 {
         let request = format!("presign {run}");
-        let builders: Vec<Builder<mpc::Presignature>> = signers
+        let builders: Vec<Builder<mpc::ecdsa::Presignature>> = signers
             .iter()
             .zip(&shares)
             .map(|(me, share)| {
                 let (set, me, share, request) =
                     (set.clone(), me.clone(), share.clone(), request.clone());
                 Box::new(move || {
-                    Session::presign(request.as_bytes(), share, &set, &me, None).unwrap()
+                    Ecdsa::presign(request.as_bytes(), share, &set, &me, None).unwrap()
                 }) as Builder<_>
             })
             .collect();
         let presignatures = on_threads(signers, request.as_bytes(), Protocol::Presign, builders);
         let request = format!("sign presigned {run}");
         let started = Instant::now();
-        let builders: Vec<Builder<mpc::Signature>> = signers
+        let builders: Vec<Builder<mpc::ecdsa::Signature>> = signers
             .iter()
             .zip(presignatures)
             .map(|(me, p)| {
                 let (me, request) = (me.clone(), request.clone());
                 Box::new(move || {
-                    let message = mpc::ToSign::Keccak256Message(b"bench".to_vec());
-                    Session::sign_presigned(request.as_bytes(), p, &me, &message, None).unwrap()
+                    let message = mpc::ecdsa::ToSign::Keccak256Message(b"bench".to_vec());
+                    Ecdsa::sign_presigned(request.as_bytes(), p, &me, &message, None).unwrap()
                 }) as Builder<_>
             })
             .collect();

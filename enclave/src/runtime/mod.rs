@@ -120,7 +120,7 @@ pub enum NodeError {
     #[error("threshold engine: {0}")]
     NodeId(#[source] ids::IdError),
     #[error("threshold engine: safe prime pool: {0}")]
-    Primes(#[source] mpc::PrimePoolError),
+    Primes(#[source] mpc::ecdsa::PrimePoolError),
     #[error(transparent)]
     Install(#[from] InstallError),
     #[error("{reason}")]

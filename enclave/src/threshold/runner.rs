@@ -79,7 +79,8 @@ pub fn drive<O: 'static>(
 mod tests {
     use super::*;
     use crate::threshold::router::Router;
-    use mpc::{PartySet, Recipient, SessionId};
+    use mpc::ecdsa::Ecdsa;
+    use mpc::{PartySet, Recipient, Scheme, SessionId};
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
@@ -87,7 +88,7 @@ mod tests {
         NodeId::new(id).unwrap()
     }
 
-    fn aux_fixture(group: &PartySet) -> Vec<mpc::AuxInfo> {
+    fn aux_fixture(group: &PartySet) -> Vec<mpc::ecdsa::AuxInfo> {
         let json = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../mpc/fixtures/aux-info-3.json"
@@ -101,7 +102,7 @@ mod tests {
     #[test]
     fn parties_on_threads_finish_keygen_through_routers() {
         let group = PartySet::new(["a", "b", "c"].map(node)).unwrap();
-        let mut aux: Vec<Option<mpc::AuxInfo>> =
+        let mut aux: Vec<Option<mpc::ecdsa::AuxInfo>> =
             aux_fixture(&group).into_iter().map(Some).collect();
         let request = b"keygen request".to_vec();
         let session = SessionId::derive(mpc::Protocol::Keygen, &request);
@@ -131,8 +132,7 @@ mod tests {
             threads.push(std::thread::spawn(move || {
                 let key_id = mpc::KeyId::new("k").unwrap();
                 let threshold = mpc::Threshold::new(2, &group).unwrap();
-                let mut s =
-                    Session::keygen(&request, key_id, &group, &me, threshold, &aux).unwrap();
+                let mut s = Ecdsa::keygen(&request, key_id, &group, &me, threshold, &aux).unwrap();
                 drive(
                     &mut s,
                     &inbox,
@@ -156,10 +156,14 @@ mod tests {
     }
 
     /// Party "a"'s 2-of-3 keygen session for `request`.
-    fn keygen_at_a(request: &[u8], group: &PartySet, aux: &mpc::AuxInfo) -> Session<mpc::KeyShare> {
+    fn keygen_at_a(
+        request: &[u8],
+        group: &PartySet,
+        aux: &mpc::ecdsa::AuxInfo,
+    ) -> Session<mpc::ecdsa::KeyShare> {
         let threshold = mpc::Threshold::new(2, group).unwrap();
         let key = mpc::KeyId::new("k").unwrap();
-        Session::keygen(request, key, group, &node("a"), threshold, aux).unwrap()
+        Ecdsa::keygen(request, key, group, &node("a"), threshold, aux).unwrap()
     }
 
     #[test]

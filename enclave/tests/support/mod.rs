@@ -237,7 +237,7 @@ impl Cluster {
     }
 
     /// [`Self::start`], with `primes` for auxiliary info.
-    pub fn start_with(&mut self, id: &str, primes: Vec<mpc::SafePrimes>) {
+    pub fn start_with(&mut self, id: &str, primes: Vec<mpc::ecdsa::SafePrimes>) {
         let attester: Arc<dyn Attester> = Arc::new(
             SimNsm::new(
                 &self.ca,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use mpc::{NodeId, PartySet, SafePrimes, Session, sim};
+use mpc::ecdsa::{Ecdsa, SafePrimes};
+use mpc::{NodeId, PartySet, sim};
 
 const PRIME_SETS: usize = 5;
 const AUX_GROUPS: [u16; 2] = [3, 5];
@@ -50,7 +51,7 @@ fn generate() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .zip(primes.drain(..usize::from(n)))
             .map(|(node, primes)| {
-                Session::aux_info(request.as_bytes(), &group, node, primes)
+                Ecdsa::aux_info(request.as_bytes(), &group, node, primes)
                     .map(|session| (node.clone(), session))
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use mpc::{
-    AuxInfo, DerivationPath, KeyId, KeyShare, NodeId, PartySet, Presignature, Session, Signature,
-    SigningSet, Threshold, ToSign, sim,
-};
+use mpc::ecdsa::{AuxInfo, Ecdsa, KeyShare, Presignature, Signature, ToSign};
+use mpc::{DerivationPath, KeyId, NodeId, PartySet, Scheme, Session, SigningSet, Threshold, sim};
 
 pub fn nodes(n: u16) -> Vec<NodeId> {
     (0..n)
@@ -35,7 +33,7 @@ pub fn keygen_sessions(group: &PartySet, t: u16, key_id: &str) -> Vec<(NodeId, S
         .iter()
         .zip(aux_info(group))
         .map(|(node, aux)| {
-            let session = Session::keygen(
+            let session = Ecdsa::keygen(
                 request.as_bytes(),
                 KeyId::new(key_id).unwrap(),
                 group,
@@ -82,7 +80,7 @@ pub fn sign_sessions(
         .iter()
         .map(|i| {
             let node = shares[*i].group().nodes()[*i].clone();
-            let session = Session::sign(
+            let session = Ecdsa::sign(
                 request.as_bytes(),
                 Arc::clone(&shares[*i]),
                 &set,
@@ -120,7 +118,7 @@ pub fn presign(
         .iter()
         .map(|i| {
             let node = shares[*i].group().nodes()[*i].clone();
-            let session = Session::presign(
+            let session = Ecdsa::presign(
                 request.as_bytes(),
                 Arc::clone(&shares[*i]),
                 &set,

@@ -10,10 +10,8 @@ use crate::runtime::{Blobs, Node};
 use crate::threshold::request::{
     Data, FailureKind, MAX_SIGN_MESSAGE_LEN, Operation, Outcome, SessionRequest, Task,
 };
-use mpc::{
-    DerivationPath, KeyId, KeyShare, NodeId, PartySet, PoolKey, PublicKey, SessionId, Signature,
-    ToSign,
-};
+use mpc::ecdsa::{KeyShare, PoolKey, Signature, ToSign};
+use mpc::{DerivationPath, KeyId, NodeId, PartySet, PublicKey, SessionId};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;

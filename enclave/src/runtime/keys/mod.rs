@@ -26,9 +26,8 @@ use crate::core::coordination::{AgreementError, Coordination};
 use crate::operator_api::{KeyStatus, OperationFailure};
 use crate::threshold::request::{MAX_SIGN_MESSAGE_LEN, RequestError};
 use crate::threshold::router::Router;
-use mpc::{
-    AuxInfo, KeyId, KeyShare, NodeId, PartySet, PresignaturePool, PrimePool, SessionId, VerifyError,
-};
+use mpc::ecdsa::{AuxInfo, KeyShare, PresignaturePool, PrimePool, VerifyError};
+use mpc::{KeyId, NodeId, PartySet, SessionId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,7 +38,7 @@ pub enum PrimeSource {
     Generate { depth: usize, generators: usize },
     /// Simulator only: sets loaded from a file the project generated, and nothing else.
     #[cfg(feature = "sim")]
-    Preloaded(Vec<mpc::SafePrimes>),
+    Preloaded(Vec<mpc::ecdsa::SafePrimes>),
 }
 
 impl std::fmt::Debug for PrimeSource {
@@ -109,7 +108,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Keys {
-    pub(super) fn new(config: ThresholdConfig) -> Result<Self, mpc::PrimePoolError> {
+    pub(super) fn new(config: ThresholdConfig) -> Result<Self, mpc::ecdsa::PrimePoolError> {
         let primes = match config.primes {
             PrimeSource::Generate { depth, generators } => PrimePool::spawn(depth, generators)?,
             #[cfg(feature = "sim")]

@@ -13,10 +13,8 @@ use crate::threshold::request::{
 };
 use crate::threshold::router::{Inbound, Routed};
 use crate::threshold::runner::{self, RunError};
-use mpc::{
-    AuxInfo, DerivationPath, Envelope, KeyId, KeyShare, NodeId, PoolKey, Session, SessionError,
-    SessionId, Signature, SigningSet,
-};
+use mpc::ecdsa::{AuxInfo, Ecdsa, KeyShare, PoolKey, Signature};
+use mpc::{DerivationPath, Envelope, KeyId, NodeId, Scheme, SessionError, SessionId, SigningSet};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,13 +48,13 @@ enum Input {
     Keygen(Arc<AuxInfo>),
     Presign(Arc<KeyShare>, SigningSet),
     Sign(Arc<KeyShare>, SigningSet),
-    SignPresigned(Box<mpc::Presignature>),
+    SignPresigned(Box<mpc::ecdsa::Presignature>),
 }
 
 enum Output {
     AuxInfo(AuxInfo),
     Keygen(KeyShare),
-    Presign(mpc::Presignature),
+    Presign(mpc::ecdsa::Presignature),
     Signature(Signature),
 }
 
@@ -322,7 +320,7 @@ impl<B: Blobs> Node<B> {
                     let primes = primes.take_timeout(prime_wait).map_err(|e| {
                         made(SessionError::Internal(format!("no safe primes ready: {e}")))
                     })?;
-                    let mut s = Session::aux_info(&bytes, &group, &me, primes).map_err(made)?;
+                    let mut s = Ecdsa::aux_info(&bytes, &group, &me, primes).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::AuxInfo)
                 }
                 (
@@ -336,22 +334,22 @@ impl<B: Blobs> Node<B> {
                 ) => {
                     let t = mpc::Threshold::new(threshold, &group).map_err(|e| made(e.into()))?;
                     let mut s =
-                        Session::keygen(&bytes, key_id, &group, &me, t, &aux).map_err(made)?;
+                        Ecdsa::keygen(&bytes, key_id, &group, &me, t, &aux).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Keygen)
                 }
                 (Task::Presign { .. }, Input::Presign(share, set)) => {
-                    let mut s = Session::presign(&bytes, share, &set, &me, None).map_err(made)?;
+                    let mut s = Ecdsa::presign(&bytes, share, &set, &me, None).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Presign)
                 }
                 (Task::Sign { to_sign, path, .. }, Input::Sign(share, set)) => {
                     let path = (!path.is_master()).then_some(&path);
                     let mut s =
-                        Session::sign(&bytes, share, &set, &me, to_sign, path).map_err(made)?;
+                        Ecdsa::sign(&bytes, share, &set, &me, to_sign, path).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Signature)
                 }
                 (Task::SignPresigned { to_sign, .. }, Input::SignPresigned(p)) => {
                     let mut s =
-                        Session::sign_presigned(&bytes, *p, &me, &to_sign, None).map_err(made)?;
+                        Ecdsa::sign_presigned(&bytes, *p, &me, &to_sign, None).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Signature)
                 }
                 _ => Err(made(SessionError::Internal(

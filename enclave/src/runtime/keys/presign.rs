@@ -7,7 +7,8 @@ use super::lock;
 use crate::core::coordination::failures;
 use crate::runtime::{Blobs, Node};
 use crate::threshold::request::{Operation, Outcome};
-use mpc::{DerivationPath, KeyShare, NodeId, PoolKey, SigningSet};
+use mpc::ecdsa::{KeyShare, PoolKey};
+use mpc::{DerivationPath, NodeId, SigningSet};
 use std::sync::Arc;
 
 impl<B: Blobs> Node<B> {
@@ -115,7 +116,8 @@ fn pooled_signing_sets(share: &KeyShare, me: &NodeId) -> Option<Vec<SigningSet>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mpc::{KeyId, PartySet, Session};
+    use mpc::ecdsa::Ecdsa;
+    use mpc::{KeyId, PartySet, Scheme};
     use std::collections::BTreeSet;
 
     #[cfg(feature = "sim")]
@@ -138,7 +140,7 @@ mod tests {
             .zip(&aux)
             .map(|(node, aux)| {
                 let key = KeyId::new("k").unwrap();
-                let s = Session::keygen(b"k", key, &group, node, threshold, aux).unwrap();
+                let s = Ecdsa::keygen(b"k", key, &group, node, threshold, aux).unwrap();
                 (node.clone(), s)
             })
             .collect();

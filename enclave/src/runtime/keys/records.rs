@@ -6,7 +6,8 @@
 use super::lock;
 use crate::runtime::{Blobs, Node};
 use crate::sealed::{SealError, SealedStore};
-use mpc::{AuxInfo, KeyId, KeyShare, PartySet, SessionId};
+use mpc::ecdsa::{AuxInfo, KeyShare};
+use mpc::{KeyId, PartySet, SessionId};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cggmp24::PregeneratedPrimes;
 use rand_core::OsRng;
 
-use crate::Level;
+use super::Level;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -4,7 +4,7 @@
 //! private key. The library does not enforce that; this module does, by construction:
 //! [`Presignature`] has no `Clone`, no `Serialize` (it is never written to storage, so a restart
 //! cannot replay it) and no way to be used except by moving it into
-//! [`Session::sign_presigned`](crate::Session::sign_presigned), which issues its partial
+//! [`Ecdsa::sign_presigned`](crate::Scheme::sign_presigned), which issues its partial
 //! signature once and drops it. [`PresignaturePool::take`] removes what it returns. The secret
 //! scalars are zeroized when dropped.
 //!
@@ -22,11 +22,11 @@ use std::fmt;
 
 use cggmp24::signing::PresignaturePublicData;
 
+use super::ToSign;
 use crate::Curve;
 use crate::keys::{DerivationPath, KeyId, PublicKey};
 use crate::party::SigningSet;
 use crate::session_id::SessionId;
-use crate::signature::ToSign;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -107,7 +107,7 @@ impl Presignature {
     }
 
     /// The library's rules for signing `to_sign` at `path` (the master key if `None`) with
-    /// this presignature; [`Session::sign_presigned`](crate::Session::sign_presigned) applies
+    /// this presignature; [`Ecdsa::sign_presigned`](crate::Scheme::sign_presigned) applies
     /// them before it consumes the presignature.
     pub fn check(
         &self,
@@ -273,8 +273,7 @@ impl fmt::Debug for PresignaturePool {
 /// becomes ambiguous, and fails to compile, if the type gains `Clone` or `Serialize`.
 mod never_copied {
     use super::Presignature;
-    use crate::keys::{AuxInfo, KeyShare};
-    use crate::primes::SafePrimes;
+    use crate::ecdsa::{AuxInfo, KeyShare, SafePrimes};
 
     trait AmbiguousIfClone<A> {
         fn check() {}
