@@ -31,7 +31,7 @@ use crate::scheme::{Epoch, MAX_SCHEME_NAME_LEN, SchemeId};
 
 /// Largest sealed key share or auxiliary info accepted back from storage.
 pub const MAX_SEALED_LEN: usize = 1024 * 1024;
-/// The version [`seal_share`] writes.
+/// The version every share record is written in.
 pub const SHARE_RECORD_VERSION: u8 = 2;
 /// The version written before records named their scheme and epoch.
 pub const LEGACY_SHARE_RECORD_VERSION: u8 = 1;
@@ -222,11 +222,9 @@ mod tests {
         );
         let whole = v2(b"ecdsa-secp256k1", 1, &[]);
         for cut in 1..whole.len() {
-            assert!(
-                matches!(
-                    ShareRecord::parse(&whole[..cut]),
-                    Err(KeyError::SealedTruncated { .. }) | Err(KeyError::SealedSchemeName { .. })
-                ),
+            assert_eq!(
+                ShareRecord::parse(&whole[..cut]),
+                Err(KeyError::SealedTruncated { len: cut }),
                 "cut at {cut}"
             );
         }
@@ -304,6 +302,35 @@ mod tests {
             record.body::<u8>(SchemeId::EcdsaSecp256k1),
             Err(KeyError::SealedEncoding(_))
         ));
+    }
+
+    /// Every single-byte change to a header either still names an implemented scheme with
+    /// some epoch, or is refused with a typed error; none panics or is read as another scheme.
+    #[test]
+    fn every_byte_of_the_header_is_checked() {
+        let sealed = seal_share(SchemeId::EcdsaSecp256k1, Epoch::new(3), &7u8).unwrap();
+        let header_len = 2 + SchemeId::EcdsaSecp256k1.name().len() + 8;
+        for at in 0..header_len {
+            for value in 0..=u8::MAX {
+                let mut changed = sealed.to_vec();
+                changed[at] = value;
+                match ShareRecord::parse(&changed) {
+                    Ok(record) => {
+                        assert_eq!(record.scheme(), SchemeId::EcdsaSecp256k1);
+                        if at != 0 {
+                            assert!(at >= header_len - 8 || value == sealed[at]);
+                        }
+                    }
+                    Err(
+                        KeyError::SealedVersion(_)
+                        | KeyError::SealedTruncated { .. }
+                        | KeyError::SealedSchemeName { .. }
+                        | KeyError::SealedScheme(_),
+                    ) => {}
+                    Err(other) => panic!("byte {at} = {value}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
