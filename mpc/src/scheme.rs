@@ -29,91 +29,9 @@ use crate::party::{NodeId, PartySet, SigningSet, Threshold};
 use crate::session::{ConfigError, Session, SessionError};
 use crate::signature::Signature;
 
-/// Longest scheme name accepted from the wire or a record.
-pub const MAX_SCHEME_NAME_LEN: usize = 32;
-
-/// A signature scheme, by the name the wire and stored records use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum SchemeId {
-    /// Threshold ECDSA on secp256k1 (cggmp24), with recoverable signatures.
-    EcdsaSecp256k1,
-}
-
-impl SchemeId {
-    /// Every scheme this build implements.
-    pub const ALL: &'static [SchemeId] = &[SchemeId::EcdsaSecp256k1];
-    /// Names held for schemes that are planned and not implemented: BIP340 Schnorr with the
-    /// Taproot tweak, and Ed25519. They are refused, never read as something else.
-    pub const RESERVED: &'static [&'static str] = &["schnorr-secp256k1-tr", "ed25519"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SchemeId::EcdsaSecp256k1 => "ecdsa-secp256k1",
-        }
-    }
-
-    /// The scheme named exactly `name` (no other spelling).
-    pub fn from_name(name: &str) -> Result<Self, SchemeError> {
-        if let Some(id) = Self::ALL.iter().find(|id| id.name() == name) {
-            return Ok(*id);
-        }
-        let shown: String = name.chars().take(MAX_SCHEME_NAME_LEN).collect();
-        if Self::RESERVED.contains(&name) {
-            Err(SchemeError::NotImplemented(shown))
-        } else {
-            Err(SchemeError::Unknown(shown))
-        }
-    }
-}
-
-impl fmt::Display for SchemeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for SchemeId {
-    type Err = SchemeError;
-
-    fn from_str(name: &str) -> Result<Self, SchemeError> {
-        Self::from_name(name)
-    }
-}
-
-impl serde::Serialize for SchemeId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for SchemeId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl serde::de::Visitor<'_> for Name {
-            type Value = SchemeId;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a signature scheme name")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SchemeId, E> {
-                SchemeId::from_name(name).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Name)
-    }
-}
-
-/// A scheme name that names no scheme of this build.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SchemeError {
-    #[error("signature scheme {0:?} is reserved and not implemented")]
-    NotImplemented(String),
-    #[error("unknown signature scheme {0:?}")]
-    Unknown(String),
-}
+/// Scheme names live with the other identifiers, so that the wire types name a key's
+/// scheme without this engine.
+pub use ids::scheme::{MAX_SCHEME_NAME_LEN, SchemeError, SchemeId};
 
 /// The generation of a key's shares: 0 when the key is created, one more at each refresh.
 /// A share of one epoch never combines with a share of another.
@@ -239,48 +157,6 @@ fn unsupported<S: Scheme + ?Sized>(operation: &'static str) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_have_one_spelling() {
-        for id in SchemeId::ALL {
-            assert_eq!(SchemeId::from_name(id.name()), Ok(*id));
-            assert_eq!(id.to_string().parse::<SchemeId>(), Ok(*id));
-            assert!(id.name().len() <= MAX_SCHEME_NAME_LEN);
-        }
-        assert_eq!(SchemeId::EcdsaSecp256k1.name(), "ecdsa-secp256k1");
-        for alias in [
-            "ECDSA-secp256k1",
-            "ecdsa",
-            "ecdsa-secp256k1 ",
-            "",
-            "ecdsa_secp256k1",
-        ] {
-            assert!(
-                matches!(SchemeId::from_name(alias), Err(SchemeError::Unknown(_))),
-                "{alias:?} accepted"
-            );
-        }
-    }
-
-    #[test]
-    fn reserved_names_are_refused() {
-        for name in SchemeId::RESERVED {
-            assert_eq!(
-                SchemeId::from_name(name),
-                Err(SchemeError::NotImplemented(name.to_string()))
-            );
-            assert!(SchemeId::ALL.iter().all(|id| id.name() != *name));
-        }
-    }
-
-    #[test]
-    fn a_hostile_name_is_cut_in_the_error() {
-        let long = "x".repeat(10_000);
-        match SchemeId::from_name(&long) {
-            Err(SchemeError::Unknown(shown)) => assert_eq!(shown.len(), MAX_SCHEME_NAME_LEN),
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[test]
     fn serde_uses_the_name() {
