@@ -5,6 +5,7 @@ use crate::cluster_file::{ClusterFile, ClusterFileError, Purpose};
 use crate::connection::{RequestError, request_blocking};
 use crate::operator;
 use crate::pin::{self, Pin, PinError, Submitted};
+use protocol::SchemeId;
 use protocol::operator_api::{
     self, KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand,
 };
@@ -426,6 +427,12 @@ pub fn confirm_key(
     if held.key_id != created.key_id {
         return Err(refuse(format!("answered for key {}", held.key_id)));
     }
+    if held.scheme != created.scheme {
+        return Err(refuse(format!(
+            "holds it as a {} key, the coordinator reported {}",
+            held.scheme, created.scheme
+        )));
+    }
     if !held.public_key.eq_ignore_ascii_case(&created.public_key) {
         return Err(refuse(format!(
             "holds public key {}, the coordinator reported {}",
@@ -439,6 +446,19 @@ pub fn confirm_key(
         )));
     }
     Ok(())
+}
+
+/// The scheme `node`'s answer about a key names: ECDSA when it names none, as nodes
+/// answered before answers named a scheme. A name this client does not know is refused,
+/// never read as ECDSA.
+pub fn scheme_of(node: &str, answer: &serde_json::Value) -> Result<SchemeId, OpError> {
+    match answer.get("scheme") {
+        None => Ok(SchemeId::LEGACY),
+        Some(name) => serde::Deserialize::deserialize(name).map_err(|e| OpError::Answer {
+            node: node.to_owned(),
+            reason: format!("scheme: {e}"),
+        }),
+    }
 }
 
 fn sorted(ids: &[String]) -> Vec<&str> {
@@ -515,6 +535,7 @@ mod tests {
         let k = key(3);
         CreatedKey {
             key_id: "treasury".into(),
+            scheme: SchemeId::EcdsaSecp256k1,
             public_key: hex::encode(k.to_encoded_point(true)),
             eth_address: chains::eth_address(&k),
             btc_address: chains::btc_p2wpkh_address(&k),
@@ -535,6 +556,7 @@ mod tests {
     fn held(c: &CreatedKey) -> KeyStatus {
         KeyStatus {
             key_id: c.key_id.clone(),
+            scheme: c.scheme,
             public_key: c.public_key.clone(),
             // Another order than the coordinator's: the same set.
             parties: c.parties.iter().rev().cloned().collect(),
@@ -615,5 +637,48 @@ mod tests {
         assert_eq!(differs(&|k| k.parties.push("node-3".into())), "node-2");
         assert_eq!(differs(&|k| k.key_id = "other".into()), "node-2");
         assert_eq!(refused_by(confirm_key(&c, "node-2", None)), "node-2");
+    }
+
+    /// A signature answer names its scheme; an older node's, without one, is ECDSA's; a
+    /// scheme this client does not know is refused, and names the node.
+    #[test]
+    fn answers_name_their_scheme_and_old_ones_read_as_ecdsa() {
+        let answer = |scheme: Option<serde_json::Value>| {
+            let mut value = serde_json::json!({"r": "01", "s": "02", "v": 0});
+            if let Some(scheme) = scheme {
+                value["scheme"] = scheme;
+            }
+            scheme_of("node-1", &value)
+        };
+        assert_eq!(answer(None).unwrap(), SchemeId::EcdsaSecp256k1);
+        assert_eq!(
+            answer(Some("ecdsa-secp256k1".into())).unwrap(),
+            SchemeId::EcdsaSecp256k1
+        );
+        for refused in [
+            serde_json::json!("ed25519"),
+            serde_json::json!("schnorr-secp256k1-tr"),
+            serde_json::json!("ecdsa"),
+            serde_json::json!(null),
+            serde_json::json!(7),
+        ] {
+            match answer(Some(refused.clone())) {
+                Err(OpError::Answer { node, reason }) => {
+                    assert_eq!(node, "node-1");
+                    assert!(reason.starts_with("scheme"), "{reason}");
+                }
+                other => panic!("{refused}: {other:?}"),
+            }
+        }
+        // A party's record from an older node names no scheme, and confirms an ECDSA key.
+        let c = created();
+        let old = serde_json::json!({
+            "key_id": c.key_id,
+            "public_key": c.public_key,
+            "parties": c.parties,
+            "threshold": c.threshold,
+        });
+        let held: KeyStatus = serde_json::from_value(old).unwrap();
+        confirm_key(&c, "node-2", Some(&held)).unwrap();
     }
 }

@@ -28,6 +28,8 @@ pub mod text;
 pub mod to_sign;
 
 pub use envelope::{Envelope, EnvelopeError, Recipient};
+/// The scheme a key, request or answer names.
+pub use ids::SchemeId;
 pub use path::{DerivationPath, PathError};
 pub use session_id::{Protocol, SessionId};
 pub use text::printable;

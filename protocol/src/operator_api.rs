@@ -14,8 +14,13 @@
 //! channel security to be safe: the node accepts it only with enough valid operator
 //! signatures. (Operator-signed requests over attested TLS, for key operations, come with
 //! the `custody` client.)
+//!
+//! Every answer about a key names the key's scheme (`"scheme": "ecdsa-secp256k1"`): the
+//! created key, the signature, and each key of a status or key answer. Answers from nodes
+//! that predate the field have none, and read as ECDSA's ([`SchemeId::LEGACY`]).
 
 use crate::request::FailureKind;
+use ids::SchemeId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -480,6 +485,9 @@ pub fn no_key(key_id: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct KeyStatus {
     pub key_id: String,
+    /// The key's signature scheme; ECDSA in an answer that names none.
+    #[serde(default = "SchemeId::legacy")]
+    pub scheme: SchemeId,
     /// Compressed SEC1, hex.
     pub public_key: String,
     /// The key's parties, sorted.
@@ -530,6 +538,9 @@ pub struct PeerStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CreatedKey {
     pub key_id: String,
+    /// The key's signature scheme; ECDSA in an answer that names none.
+    #[serde(default = "SchemeId::legacy")]
+    pub scheme: SchemeId,
     /// Compressed SEC1, hex.
     pub public_key: String,
     pub eth_address: String,
@@ -541,6 +552,10 @@ pub struct CreatedKey {
 /// What the coordinator answers an operator who asked for a signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SignedDigest {
+    /// The signing key's scheme, which says how to read the signature: `r`, `s` and `v`
+    /// are ECDSA's. ECDSA in an answer that names none.
+    #[serde(default = "SchemeId::legacy")]
+    pub scheme: SchemeId,
     pub r: String,
     pub s: String,
     pub v: u8,
@@ -797,6 +812,7 @@ mod tests {
     fn key(i: usize, parties: usize) -> KeyStatus {
         KeyStatus {
             key_id: format!("{i:0>64}"),
+            scheme: SchemeId::EcdsaSecp256k1,
             public_key: "02".repeat(33),
             parties: (0..parties).map(|p| format!("{p:n>64}")).collect(),
             threshold: u16::MAX,
@@ -876,6 +892,107 @@ mod tests {
         assert_eq!(worst.peers.len(), MAX_STATUS_PEERS);
         assert_eq!(worst.escrow_pending.len(), MAX_STATUS_PEERS);
         assert!(worst.reason.unwrap().len() <= MAX_STATUS_REASON);
+    }
+
+    /// Each key answer names the key's scheme, and an answer from a node that predates the
+    /// field reads as ECDSA; a scheme this build does not implement is refused, not guessed.
+    #[test]
+    fn key_answers_name_their_scheme_and_old_ones_read_as_ecdsa() {
+        fn check<T>(value: T, old: &str)
+        where
+            T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            let json = serde_json::to_value(&value).unwrap();
+            assert_eq!(json["scheme"], "ecdsa-secp256k1");
+            assert_eq!(serde_json::from_value::<T>(json.clone()).unwrap(), value);
+            // What a node wrote before answers named a scheme.
+            let mut without = json.clone();
+            without.as_object_mut().unwrap().remove("scheme");
+            assert_eq!(
+                without,
+                serde_json::from_str::<serde_json::Value>(old).unwrap()
+            );
+            assert_eq!(serde_json::from_str::<T>(old).unwrap(), value);
+            for refused in [
+                serde_json::json!("ed25519"),
+                serde_json::json!("schnorr-secp256k1-tr"),
+                serde_json::json!("ECDSA-secp256k1"),
+                serde_json::json!(null),
+                serde_json::json!(1),
+            ] {
+                let mut other = json.clone();
+                other["scheme"] = refused.clone();
+                assert!(serde_json::from_value::<T>(other).is_err(), "{refused}");
+            }
+        }
+        check(
+            KeyStatus {
+                key_id: "k".into(),
+                scheme: SchemeId::EcdsaSecp256k1,
+                public_key: "02".repeat(33),
+                parties: vec!["a".into(), "b".into()],
+                threshold: 2,
+            },
+            &format!(
+                r#"{{"key_id":"k","public_key":"{}","parties":["a","b"],"threshold":2}}"#,
+                "02".repeat(33)
+            ),
+        );
+        check(
+            CreatedKey {
+                key_id: "k".into(),
+                scheme: SchemeId::EcdsaSecp256k1,
+                public_key: "02".repeat(33),
+                eth_address: "0xab".into(),
+                btc_address: "bc1q".into(),
+                parties: vec!["a".into(), "b".into()],
+                threshold: 2,
+            },
+            &format!(
+                r#"{{"key_id":"k","public_key":"{}","eth_address":"0xab","btc_address":"bc1q","parties":["a","b"],"threshold":2}}"#,
+                "02".repeat(33)
+            ),
+        );
+        check(
+            SignedDigest {
+                scheme: SchemeId::EcdsaSecp256k1,
+                r: "01".repeat(32),
+                s: "02".repeat(32),
+                v: 1,
+                public_key: "02".repeat(33),
+                digest: "03".repeat(32),
+                signers: vec!["a".into(), "b".into()],
+                presigned: true,
+            },
+            &format!(
+                r#"{{"r":"{}","s":"{}","v":1,"public_key":"{}","digest":"{}","signers":["a","b"],"presigned":true}}"#,
+                "01".repeat(32),
+                "02".repeat(32),
+                "02".repeat(33),
+                "03".repeat(32)
+            ),
+        );
+        // A key record still refuses fields it does not know.
+        let mut extra = serde_json::to_value(key(0, 1)).unwrap();
+        extra["epoch"] = 0.into();
+        assert!(serde_json::from_value::<KeyStatus>(extra).is_err());
+    }
+
+    /// Every key a status answer lists names its scheme.
+    #[test]
+    fn status_answers_name_each_keys_scheme() {
+        let mut status = largest(Vec::new());
+        status.peers.clear();
+        status.escrow_pending.clear();
+        status.keys = (0..3).map(|i| key(i, 3)).collect();
+        let json = status.into_answer().unwrap();
+        assert_eq!(json.matches(r#""scheme":"ecdsa-secp256k1""#).count(), 3);
+        let back: NodeStatus = serde_json::from_str(&json).unwrap();
+        assert!(
+            back.keys
+                .iter()
+                .all(|k| k.scheme == SchemeId::EcdsaSecp256k1)
+        );
     }
 
     /// One key's record, the largest there is, fits an answer with room to spare.

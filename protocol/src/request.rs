@@ -7,11 +7,17 @@
 //! manifest is the one it runs, every party is a manifest node, it is one of them) and derives
 //! the session id from those bytes, so protocol messages can only join the execution that this
 //! request started. A fresh 32-byte nonce makes two requests with the same content distinct.
+//!
+//! A request names the scheme of the key it is about in `scheme`. A request without one is
+//! for an ECDSA key ([`SchemeId::LEGACY`]): requests written before the field existed read
+//! that way, and ECDSA requests are still written without it, so that they keep their bytes
+//! and nodes of an earlier release, which refuse fields they do not know, still accept them
+//! while a cluster is upgraded. A request of any other scheme carries the field.
 
 use crate::path::DerivationPath;
 use crate::session_id::{Protocol, SessionId};
 use crate::to_sign::ToSign;
-use ids::{KeyId, NodeId, PartySet};
+use ids::{KeyId, NodeId, PartySet, SchemeId};
 use serde::{Deserialize, Serialize};
 
 /// Largest encoded request.
@@ -105,6 +111,12 @@ pub struct SessionRequest {
     pub coordinator: String,
     pub manifest_hash: String,
     pub nonce: String,
+    /// The scheme of the key the session is about; left out for ECDSA.
+    #[serde(
+        default = "SchemeId::legacy",
+        skip_serializing_if = "SchemeId::is_legacy"
+    )]
+    pub scheme: SchemeId,
     pub operation: Operation,
 }
 
@@ -113,6 +125,8 @@ pub struct SessionRequest {
 pub struct Verified {
     pub session: SessionId,
     pub coordinator: NodeId,
+    /// The scheme the request names (ECDSA when it names none).
+    pub scheme: SchemeId,
     pub task: Task,
     /// The bytes the session id was derived from.
     pub bytes: Vec<u8>,
@@ -184,6 +198,7 @@ impl Task {
 }
 
 impl SessionRequest {
+    /// A request about an ECDSA key; [`with_scheme`](Self::with_scheme) names another.
     pub fn new(
         coordinator: &NodeId,
         manifest_hash: &[u8; 32],
@@ -195,8 +210,15 @@ impl SessionRequest {
             coordinator: coordinator.as_str().to_owned(),
             manifest_hash: hex::encode(manifest_hash),
             nonce: hex::encode(nonce),
+            scheme: SchemeId::LEGACY,
             operation,
         }
+    }
+
+    /// The same request, about a key of `scheme`.
+    pub fn with_scheme(mut self, scheme: SchemeId) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, RequestError> {
@@ -312,6 +334,7 @@ impl SessionRequest {
         Ok(Verified {
             session: SessionId::derive(task.protocol(), bytes),
             coordinator: from.clone(),
+            scheme: request.scheme,
             task,
             bytes: bytes.to_vec(),
         })
@@ -632,6 +655,59 @@ mod tests {
             1,
         );
         SessionRequest::verify(&at_limit, &node("a"), &node("b"), &HASH, &members()).unwrap();
+    }
+
+    /// A request names its key's scheme; one without the field, as every request was
+    /// written before it, is ECDSA's and keeps its bytes; a scheme this build does not
+    /// implement is refused before anything else is read.
+    #[test]
+    fn requests_name_their_scheme_and_old_ones_read_as_ecdsa() {
+        let verify =
+            |bytes: &[u8]| SessionRequest::verify(bytes, &node("a"), &node("b"), &HASH, &members());
+        // The encoding of an ECDSA request is the one nodes wrote before the field.
+        let bytes = encoded(sign_op(), 1);
+        let old = format!(
+            r#"{{"version":1,"coordinator":"a","manifest_hash":"{}","nonce":"{}","operation":{{"sign":{{"key_id":"k1","signers":["a","b"],"data":{{"digest":"{}"}},"path":[0,1]}}}}}}"#,
+            hex::encode(HASH),
+            hex::encode([1u8; 32]),
+            hex::encode([1u8; 32]),
+        );
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), old);
+        let verified = verify(old.as_bytes()).unwrap();
+        assert_eq!(verified.scheme, SchemeId::EcdsaSecp256k1);
+        assert_eq!(
+            verified.session,
+            SessionId::derive(Protocol::Sign, old.as_bytes())
+        );
+        // Named explicitly, the same scheme; other bytes, so another session.
+        let request = SessionRequest::new(&node("a"), &HASH, &[1; 32], sign_op())
+            .with_scheme(SchemeId::EcdsaSecp256k1);
+        assert_eq!(request.encode().unwrap(), bytes);
+        let mut named: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        named["scheme"] = "ecdsa-secp256k1".into();
+        let named = serde_json::to_vec(&named).unwrap();
+        let verified_named = verify(&named).unwrap();
+        assert_eq!(verified_named.scheme, SchemeId::EcdsaSecp256k1);
+        assert_ne!(verified_named.session, verified.session);
+        let decoded: SessionRequest = serde_json::from_slice(&named).unwrap();
+        assert_eq!(decoded.scheme, SchemeId::EcdsaSecp256k1);
+        // Reserved, unknown, misspelt, over-long or not a name: refused.
+        for refused in [
+            serde_json::json!("ed25519"),
+            serde_json::json!("schnorr-secp256k1-tr"),
+            serde_json::json!("ECDSA-secp256k1"),
+            serde_json::json!("x".repeat(10_000)),
+            serde_json::json!(""),
+            serde_json::json!(null),
+            serde_json::json!(0),
+        ] {
+            let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            value["scheme"] = refused.clone();
+            let error = verify(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+            assert!(matches!(error, RequestError::Malformed(_)), "{refused}");
+            // A hostile name is cut in the error.
+            assert!(error.to_string().len() < 200, "{error}");
+        }
     }
 
     #[test]

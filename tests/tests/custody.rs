@@ -370,6 +370,7 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
             keys,
             [serde_json::json!({
                 "key_id": "treasury",
+                "scheme": "ecdsa-secp256k1",
                 "public_key": master,
                 "parties": ["node-1", "node-2", "node-3"],
                 "threshold": 2,

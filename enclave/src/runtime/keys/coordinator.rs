@@ -10,8 +10,8 @@ use crate::runtime::{Blobs, Node};
 use crate::threshold::request::{
     Data, FailureKind, MAX_SIGN_MESSAGE_LEN, Operation, Outcome, SessionRequest, Task,
 };
-use mpc::ecdsa::{KeyShare, PoolKey, Signature, ToSign};
-use mpc::{DerivationPath, KeyId, NodeId, PartySet, PublicKey, SessionId};
+use mpc::ecdsa::{Ecdsa, KeyShare, PoolKey, Signature, ToSign};
+use mpc::{DerivationPath, KeyId, NodeId, PartySet, PublicKey, Scheme, SessionId};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -290,6 +290,7 @@ impl<B: Blobs> Node<B> {
             let bytes = hex::decode(&public)?;
             let key = PublicKey::from_sec1(&bytes)?;
             return Ok(CreatedKey {
+                scheme: Ecdsa::ID,
                 key_id: key_id.to_string(),
                 public_key: public,
                 eth_address: chains::eth_address(key.as_k256()),
@@ -436,6 +437,7 @@ fn finish_signature(
         .verify(public, &prehash)
         .map_err(|source| OperationError::Unverified { step, source })?;
     Ok(SignedDigest {
+        scheme: Ecdsa::ID,
         r,
         s,
         v,

@@ -160,6 +160,7 @@ impl Keys {
         self.shares()
             .iter()
             .map(|s| KeyStatus {
+                scheme: s.scheme(),
                 key_id: s.key_id().to_string(),
                 // Empty only if the share's key were invalid: no client confirms it then.
                 public_key: s
