@@ -239,6 +239,8 @@ fn eth_address(key: &VerifyingKey) -> String {
 
 /// Checks the addresses reported for `public_key` (compressed SEC1 hex) and returns the key.
 fn check_addresses(answer: &Value) -> VerifyingKey {
+    // The key's scheme is named, and the addresses are those of an ECDSA key.
+    assert_eq!(text(answer, "scheme"), "ecdsa-secp256k1", "{answer}");
     let public = text(answer, "public_key");
     assert_eq!(public.len(), 66, "{answer}");
     let key = VerifyingKey::from_sec1_bytes(&unhex(public)).unwrap();
@@ -261,6 +263,8 @@ fn check_addresses(answer: &Value) -> VerifyingKey {
 /// Checks a sign answer: it names `public_key` and `digest`, the signature verifies against
 /// them, `s` is low, and the recovery id `v` gives back the key.
 fn check_signature(answer: &Value, public_key: &str, digest: &[u8; 32]) {
+    // The scheme that says how to read r, s and v.
+    assert_eq!(text(answer, "scheme"), "ecdsa-secp256k1", "{answer}");
     assert_eq!(text(answer, "public_key"), public_key, "{answer}");
     assert_eq!(unhex(text(answer, "digest")), digest, "{answer}");
     let key = VerifyingKey::from_sec1_bytes(&unhex(public_key)).unwrap();

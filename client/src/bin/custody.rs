@@ -535,8 +535,9 @@ fn status(cli: &Cli) -> Result<(), Failed> {
         ));
         for k in &r.keys {
             text.push_str(&format!(
-                "             key {}: {}-of-{} ({}) {}\n",
+                "             key {}: {} {}-of-{} ({}) {}\n",
                 k.key_id,
+                k.scheme,
                 k.threshold,
                 k.parties.len(),
                 k.parties.join(","),
@@ -589,6 +590,7 @@ fn create_key(
     let created = created.map_err(|e| op_failed(json_mode, "key create", e))?;
     Ok(json!({
         "key_id": created.key_id,
+        "scheme": created.scheme,
         "public_key": created.public_key,
         "eth_address": created.eth_address,
         "btc_address": created.btc_address,
@@ -618,8 +620,10 @@ fn sign(json_mode: bool, file: &ClusterFile, args: &SignArgs) -> Result<Value, F
         || ops::command(file, &coordinator, &command),
     );
     let answer = answer.map_err(|e| op_failed(json_mode, "sign", e))?;
+    let scheme = ops::scheme_of(&coordinator, &answer).map_err(|e| fail("sign", e))?;
     let pick = |f: &str| answer.get(f).cloned().unwrap_or(Value::Null);
     Ok(json!({
+        "scheme": scheme,
         "r": pick("r"),
         "s": pick("s"),
         "v": pick("v"),
@@ -648,8 +652,9 @@ fn describe_key(created: &Value) -> String {
         .unwrap_or_default();
     let threshold = created.get("threshold").map(Value::to_string);
     format!(
-        "key id:      {}\npublic key:  {}\nparties:     {parties} (threshold {}; each confirmed the key)\nEthereum:    {}\nBitcoin:     {}",
+        "key id:      {}\nscheme:      {}\npublic key:  {}\nparties:     {parties} (threshold {}; each confirmed the key)\nEthereum:    {}\nBitcoin:     {}",
         f("key_id"),
+        f("scheme"),
         f("public_key"),
         threshold.as_deref().unwrap_or("-"),
         f("eth_address"),
@@ -664,7 +669,8 @@ fn describe_signature(signed: &Value) -> String {
         None => "-".to_owned(),
     };
     format!(
-        "digest:      {}\nr:           {}\ns:           {}\nv:           {}\npublic key:  {}",
+        "scheme:      {}\ndigest:      {}\nr:           {}\ns:           {}\nv:           {}\npublic key:  {}",
+        f("scheme"),
         f("digest"),
         f("r"),
         f("s"),
@@ -837,6 +843,7 @@ fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
     time("cluster_down", elapsed);
 
     let value = json!({
+        "scheme": text(&created, "scheme"),
         "public_key": text(&created, "public_key"),
         "eth_address": text(&created, "eth_address"),
         "btc_address": text(&created, "btc_address"),
