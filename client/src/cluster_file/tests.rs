@@ -1,0 +1,290 @@
+use super::*;
+
+/// PCR0, PCR1 and PCR2 of one image.
+fn image() -> BTreeMap<String, String> {
+    ["0", "1", "2"]
+        .into_iter()
+        .map(|i| (i.to_owned(), "ab".repeat(48)))
+        .collect()
+}
+
+fn with(pcrs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut m = image();
+    for (i, v) in pcrs {
+        m.insert((*i).to_owned(), (*v).repeat(48));
+    }
+    m
+}
+
+fn sample() -> ClusterFile {
+    ClusterFile {
+        max_evidence_age_secs: 300,
+        allow_debug: false,
+        sim_root: None,
+        operator: OperatorEntry {
+            id: "operator-0".into(),
+            key_file: "/keys/operator-0.key".into(),
+        },
+        manifest: PinEntry {
+            hash: "5a".repeat(32),
+            version: 3,
+            threshold: 2,
+            operators: (0..3)
+                .map(|i| crate::pin::PinnedOperator {
+                    id: format!("operator-{i}"),
+                    public_key: hex::encode([i; 32]),
+                })
+                .collect(),
+        },
+        nodes: vec![NodeEntry {
+            id: "node-1".into(),
+            client: "10.0.0.1:9001".into(),
+            measurements: image().into(),
+        }],
+        sim: None,
+    }
+}
+
+#[test]
+fn round_trips_and_refuses_what_it_does_not_know() {
+    let dir = std::env::temp_dir().join(format!("cluster-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.toml");
+    sample().save(&path).unwrap();
+    assert_eq!(ClusterFile::load(&path).unwrap(), sample());
+    let pin = ClusterFile::load(&path).unwrap().pin().unwrap();
+    assert_eq!((pin.hash(), pin.version()), ([0x5a; 32], 3));
+    assert_eq!(pin.entry(), sample().manifest);
+    let expect = sample().expectation("node-1", Purpose::Command).unwrap();
+    assert_eq!(expect.node_id, "node-1");
+    assert_eq!(expect.manifest, ManifestRule::Pinned([0x5a; 32]));
+    assert_eq!(
+        sample()
+            .expectation("node-1", Purpose::Status)
+            .unwrap()
+            .manifest,
+        ManifestRule::PinnedOrNone([0x5a; 32])
+    );
+    assert_eq!(
+        sample()
+            .expectation("node-1", Purpose::Submit { manifest: [1; 32] })
+            .unwrap()
+            .manifest,
+        ManifestRule::Submitting {
+            pinned: [0x5a; 32],
+            submitted: [1; 32]
+        }
+    );
+    assert!(sample().expectation("node-9", Purpose::Command).is_err());
+
+    // A malformed pin, or none, is refused when the file is read.
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (bad, why) in [
+        (text.replace(&"5a".repeat(32), &"5a".repeat(31)), "64 hex"),
+        (
+            text.replace(&"5a".repeat(32), &format!("{}zz", "5a".repeat(31))),
+            "not hex",
+        ),
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        match ClusterFile::load(&path) {
+            Err(ClusterFileError::Invalid { reason, .. }) => {
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut unpinned: toml::Table = toml::from_str(&text).unwrap();
+    unpinned.remove("manifest");
+    std::fs::write(&path, toml::to_string(&unpinned).unwrap()).unwrap();
+    assert!(matches!(
+        ClusterFile::load(&path),
+        Err(ClusterFileError::Invalid { .. })
+    ));
+    sample().save(&path).unwrap();
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\nsurprise = 1\n")).unwrap();
+    assert!(matches!(
+        ClusterFile::load(&path),
+        Err(ClusterFileError::Invalid { .. })
+    ));
+    let mut twice = sample();
+    twice.nodes.push(twice.nodes[0].clone());
+    twice.save(&path).unwrap();
+    assert!(matches!(
+        ClusterFile::load(&path),
+        Err(ClusterFileError::Invalid { .. })
+    ));
+    let mut bad_pcr = sample();
+    let NodeMeasurements::Untagged(pcrs) = &mut bad_pcr.nodes[0].measurements else {
+        panic!("sample() writes the untagged form");
+    };
+    pcrs.insert("x".into(), "00".into());
+    assert!(bad_pcr.expectation("node-1", Purpose::Command).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Why loading a file with these nodes' measurements is refused, if it is.
+fn refusal(nodes: &[(&str, BTreeMap<String, String>)]) -> Option<String> {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cluster-identity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{n}.toml"));
+    let mut file = sample();
+    file.nodes = nodes
+        .iter()
+        .map(|(id, m)| NodeEntry {
+            id: (*id).to_owned(),
+            client: "10.0.0.1:9001".into(),
+            measurements: m.clone().into(),
+        })
+        .collect();
+    file.save(&path).unwrap();
+    let loaded = ClusterFile::load(&path);
+    std::fs::remove_file(&path).unwrap();
+    match loaded {
+        Ok(_) => None,
+        Err(ClusterFileError::Invalid { reason, .. }) => Some(reason),
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+/// A file that pins only a shared image's PCR0-2 for two nodes would let either
+/// node, compromised, answer a connection meant for the other: refused on load, as
+/// are entries that do not pin the code. The manifest's rule, applied here too.
+#[test]
+fn entries_one_document_could_match_are_refused() {
+    let shared = refusal(&[("node-1", image()), ("node-2", image())]).unwrap();
+    assert!(
+        shared.contains("node-1 and node-2") && shared.contains("could match both"),
+        "{shared}"
+    );
+    // Their own PCR4 tells them apart.
+    assert_eq!(
+        refusal(&[
+            ("node-1", with(&[("4", "01")])),
+            ("node-2", with(&[("4", "02")]))
+        ]),
+        None
+    );
+    // node-2 does not pin PCR4: node-1's document matches node-2's entry too.
+    assert!(
+        refusal(&[("node-1", with(&[("4", "01")])), ("node-2", image())])
+            .unwrap()
+            .contains("could match both")
+    );
+    // Apart only at a PCR one of them pins: still one document for both.
+    assert!(
+        refusal(&[
+            ("node-1", with(&[("4", "01")])),
+            ("node-2", with(&[("3", "02")]))
+        ])
+        .unwrap()
+        .contains("could match both")
+    );
+    // Different images: apart at PCR0.
+    assert_eq!(
+        refusal(&[("node-1", image()), ("node-2", with(&[("0", "cd")]))]),
+        None
+    );
+    // The code must be pinned: PCR0-2 together, or PCR8.
+    let code = |m: BTreeMap<String, String>| refusal(&[("node-1", m)]);
+    assert_eq!(code(image()), None);
+    let only_8: BTreeMap<String, String> =
+        [("8".to_owned(), "ef".repeat(48))].into_iter().collect();
+    assert_eq!(code(only_8), None);
+    for drop in ["0", "1", "2"] {
+        let mut m = with(&[("4", "01")]);
+        m.remove(drop);
+        let reason = code(m).unwrap();
+        assert!(reason.contains("do not pin the code"), "{reason}");
+    }
+    // One spelling per PCR index, within 0 to 31.
+    for bad in ["04", "+4", "32", "x"] {
+        let mut m = image();
+        m.insert(bad.to_owned(), "01".repeat(48));
+        let reason = code(m).unwrap();
+        assert!(
+            reason.contains("not a number from 0 to 31"),
+            "{bad}: {reason}"
+        );
+    }
+}
+
+/// A file written before measurements named their provider loads, and means Nitro:
+/// the same set as the tagged form, and the same identity rule across both forms.
+#[test]
+fn untagged_measurements_are_nitro() {
+    let dir = std::env::temp_dir().join(format!("cluster-tags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.toml");
+    sample().save(&path).unwrap();
+    let old = std::fs::read_to_string(&path).unwrap();
+    assert!(old.contains("[nodes.measurements]\n"), "{old}");
+    let old_set = ClusterFile::load(&path).unwrap().nodes[0]
+        .measurements
+        .measurements()
+        .unwrap();
+    assert_eq!(old_set.provider(), Provider::Nitro);
+
+    let new = old.replace("[nodes.measurements]", "[nodes.measurements.nitro]");
+    std::fs::write(&path, &new).unwrap();
+    let loaded = ClusterFile::load(&path).unwrap();
+    assert_eq!(
+        loaded.nodes[0].measurements,
+        NodeMeasurements::tagged(Provider::Nitro, image())
+    );
+    assert_eq!(
+        loaded.nodes[0].measurements.measurements().unwrap(),
+        old_set
+    );
+    assert_eq!(
+        loaded
+            .expectation("node-1", Purpose::Command)
+            .unwrap()
+            .measurements,
+        vec![old_set]
+    );
+    // Saved as it was read.
+    loaded.save(&path).unwrap();
+    assert_eq!(ClusterFile::load(&path).unwrap(), loaded);
+
+    // An unknown provider, or two, are refused when the file is read.
+    for (bad, why) in [
+        (
+            old.replace("[nodes.measurements]", "[nodes.measurements.tdx]"),
+            "unknown provider \"tdx\"",
+        ),
+        (
+            format!(
+                "{new}\n[nodes.measurements.aws-nitro]\n\"0\" = \"{}\"\n",
+                "ab".repeat(48)
+            ),
+            "exactly one provider, found 2",
+        ),
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        match ClusterFile::load(&path) {
+            Err(ClusterFileError::Invalid { reason, .. }) => {
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // One entry tagged, the other not: one document could still match both.
+    let mut file = sample();
+    file.nodes.push(NodeEntry {
+        id: "node-2".into(),
+        client: "10.0.0.2:9001".into(),
+        measurements: NodeMeasurements::tagged(Provider::Nitro, image()),
+    });
+    let reason = file.check_identities().unwrap_err();
+    assert!(reason.contains("could match both"), "{reason}");
+    file.nodes[0].measurements = with(&[("4", "01")]).into();
+    file.nodes[1].measurements = NodeMeasurements::tagged(Provider::Nitro, with(&[("4", "02")]));
+    file.check_identities().unwrap();
+}
