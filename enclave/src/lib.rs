@@ -1,4 +1,19 @@
 //! The custody node: what runs inside the enclave.
+//!
+//! - [`core`]: the node's decisions without I/O, each taking `now` and returning actions:
+//!   its phases and which request each phase serves, provisioning and key release,
+//!   session admission and the coordinator's session.
+//! - [`runtime`]: the thin asynchronous shell that drives the core, generic over the blob
+//!   store, the dialer and the clock: listeners, peer links, key sessions.
+//! - [`threshold`]: routing protocol messages to running sessions and driving one session
+//!   on a blocking thread.
+//! - [`sealed`]: state sealed under the node's data key, kept by the untrusted parent,
+//!   with rollback detection.
+//! - [`blobs`]: the parent's blob store over vsock.
+//! - [`provisioning`]: what the node records of each peer's answer about its data key.
+//! - [`hpke`]: HPKE (RFC 9180), to which secret material is sealed for one recipient.
+//! - [`channel`] and [`operator_api`]: the attested channel and the operator API, which
+//!   live in their own crates, under the names the node uses.
 #![forbid(unsafe_code)]
 
 pub mod blobs;
