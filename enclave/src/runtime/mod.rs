@@ -166,6 +166,18 @@ impl std::fmt::Debug for Trust {
 }
 
 impl Trust {
+    /// The manifest's hash and every node id it lists, as sessions name them.
+    fn members(&self) -> Result<([u8; 32], Vec<ids::NodeId>), ids::IdError> {
+        let members = self
+            .manifest
+            .manifest()
+            .nodes()
+            .iter()
+            .map(|n| ids::NodeId::new(n.id()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((*self.manifest.hash().as_bytes(), members))
+    }
+
     /// Every node of the manifest but `me`.
     fn peers(&self, me: &str) -> Vec<String> {
         self.manifest

@@ -21,14 +21,7 @@ impl<B: Blobs> Node<B> {
     /// The manifest's hash and node ids.
     fn manifest_view(&self) -> Result<([u8; 32], Vec<NodeId>), OperationError> {
         let trust = self.trust().ok_or(OperationError::NoManifest)?;
-        let members = trust
-            .manifest
-            .manifest()
-            .nodes()
-            .iter()
-            .map(|n| NodeId::new(n.id()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((*trust.manifest.hash().as_bytes(), members))
+        Ok(trust.members()?)
     }
 
     /// An operator's key command, answered with JSON.

@@ -196,14 +196,7 @@ impl<B: Blobs> Node<B> {
             }
         }
         let trust = phase.trust().ok_or(NotTaken::NoManifest)?;
-        let members = trust
-            .manifest
-            .manifest()
-            .nodes()
-            .iter()
-            .map(|n| NodeId::new(n.id()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let hash = *trust.manifest.hash().as_bytes();
+        let (hash, members) = trust.members()?;
         Ok(SessionRequest::verify(
             bytes, from, &self.me, &hash, &members,
         )?)
