@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod approval;
 mod body;
 mod command;
 mod envelope;
@@ -29,6 +30,7 @@ mod error;
 mod key;
 
 pub use accept::{AcceptedManifest, accept};
+pub use approval::{APPROVAL_CONTEXT, approval_message, verify_approval};
 pub use body::{
     MAX_ADDRESS_LEN, MAX_BODY_LEN, MAX_MEASUREMENT_SETS, MAX_NODES, MAX_OPERATORS, Manifest, Node,
     Operator, Provider,

@@ -2,6 +2,8 @@
 //! limits, and nothing else: no runtime, no I/O, no keys. A node, the `custody` client,
 //! the tests and the fuzz targets all speak through these types.
 //!
+//! - [`authority`]: a request that changes what the cluster signs and the operators'
+//!   approvals of it, which every node that contributes a share checks itself.
 //! - [`operator_api`]: what operators and tools send to a node's client port and what it
 //!   answers (status, key commands signed by an operator, created keys, signatures).
 //! - [`peer`]: what nodes send each other over an attested channel: data-key escrow and
@@ -17,6 +19,7 @@
 //! - [`text`]: text from another party, made safe to relay and print.
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod envelope;
 pub mod hello;
 pub mod operator_api;
