@@ -55,7 +55,14 @@ pub struct OperatorSignature {
 
 /// The message operators sign for `body`.
 pub fn signed_message(body: &[u8]) -> Vec<u8> {
-    [SIGNING_CONTEXT, body].concat()
+    signed_message_in(SIGNING_CONTEXT, body)
+}
+
+/// The message operators sign for `body` under `context`: every kind of document that
+/// operators approve has its own context, so an approval of one is never an approval of
+/// another.
+pub fn signed_message_in(context: &[u8], body: &[u8]) -> Vec<u8> {
+    [context, body].concat()
 }
 
 /// A parsed envelope whose body is structurally valid. Signatures are decoded but NOT
@@ -99,33 +106,7 @@ impl SignedManifest {
             .signatures
             .into_iter()
             .enumerate()
-            .map(
-                |(
-                    index,
-                    SignatureWire {
-                        operator,
-                        signature,
-                    },
-                )| {
-                    if let Err(source) = ids::check(&operator) {
-                        return Err(ManifestError::SignatureOperator {
-                            index,
-                            operator,
-                            source,
-                        });
-                    }
-                    let mut bytes = [0u8; 64];
-                    if signature.len() != 128
-                        || hex::decode_to_slice(&signature, &mut bytes).is_err()
-                    {
-                        return Err(ManifestError::SignatureEncoding { index, operator });
-                    }
-                    Ok(OperatorSignature {
-                        operator,
-                        signature: Signature(bytes),
-                    })
-                },
-            )
+            .map(|(index, entry)| entry.decode(index))
             .collect::<Result<_, _>>()?;
         Ok(SignedManifest {
             envelope: envelope.to_vec(),
@@ -147,13 +128,7 @@ impl SignedManifest {
         }
         let wire = EnvelopeWire {
             manifest: STANDARD.encode(body),
-            signatures: signatures
-                .iter()
-                .map(|s| SignatureWire {
-                    operator: s.operator.clone(),
-                    signature: hex::encode(s.signature.0),
-                })
-                .collect(),
+            signatures: signatures.iter().map(SignatureWire::from).collect(),
         };
         let envelope =
             serde_json::to_vec(&wire).map_err(|e| ManifestError::Envelope(e.to_string()))?;
@@ -194,36 +169,55 @@ impl SignedManifest {
         approvers: &[Operator],
         threshold: usize,
     ) -> Result<Approval, ManifestError> {
-        if threshold == 0 {
-            return Err(ManifestError::Threshold {
-                threshold,
-                operators: approvers.len(),
-            });
-        }
-        let message = signed_message(&self.body);
-        let mut keys = BTreeSet::new();
-        let mut signers = Vec::new();
-        for sig in &self.signatures {
-            let Some(operator) = approvers.iter().find(|op| op.id() == sig.operator) else {
-                continue;
-            };
-            UnparsedPublicKey::new(&ED25519, operator.public_key())
-                .verify(&message, &sig.signature.0)
-                .map_err(|_| ManifestError::BadSignature {
-                    operator: operator.id().to_owned(),
-                })?;
-            if keys.insert(*operator.public_key()) {
-                signers.push(operator.id().to_owned());
-            }
-        }
-        if signers.len() < threshold {
-            return Err(ManifestError::NotEnoughSignatures {
-                found: signers.len(),
-                needed: threshold,
-            });
-        }
-        Ok(Approval { signers })
+        verify_approvals(
+            SIGNING_CONTEXT,
+            &self.body,
+            &self.signatures,
+            approvers,
+            threshold,
+        )
     }
+}
+
+/// [`SignedManifest::verify_signatures`] for any document operators approve: counts the
+/// distinct `approvers` whose signature of `context || body` verifies, with the same
+/// rules.
+pub fn verify_approvals(
+    context: &[u8],
+    body: &[u8],
+    signatures: &[OperatorSignature],
+    approvers: &[Operator],
+    threshold: usize,
+) -> Result<Approval, ManifestError> {
+    if threshold == 0 {
+        return Err(ManifestError::Threshold {
+            threshold,
+            operators: approvers.len(),
+        });
+    }
+    let message = signed_message_in(context, body);
+    let mut keys = BTreeSet::new();
+    let mut signers = Vec::new();
+    for sig in signatures {
+        let Some(operator) = approvers.iter().find(|op| op.id() == sig.operator) else {
+            continue;
+        };
+        UnparsedPublicKey::new(&ED25519, operator.public_key())
+            .verify(&message, &sig.signature.0)
+            .map_err(|_| ManifestError::BadSignature {
+                operator: operator.id().to_owned(),
+            })?;
+        if keys.insert(*operator.public_key()) {
+            signers.push(operator.id().to_owned());
+        }
+    }
+    if signers.len() < threshold {
+        return Err(ManifestError::NotEnoughSignatures {
+            found: signers.len(),
+            needed: threshold,
+        });
+    }
+    Ok(Approval { signers })
 }
 
 /// The operators whose valid signatures met the threshold.
@@ -246,11 +240,47 @@ struct EnvelopeWire {
     signatures: Vec<SignatureWire>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// One entry of an envelope's `signatures` as it travels, `{"operator", "signature":
+/// "<hex>"}`: the same for every document operators approve.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignatureWire {
+pub struct SignatureWire {
     operator: String,
     signature: String,
+}
+
+impl SignatureWire {
+    /// Checks the operator id and decodes the signature of entry `index`.
+    pub fn decode(self, index: usize) -> Result<OperatorSignature, ManifestError> {
+        let SignatureWire {
+            operator,
+            signature,
+        } = self;
+        if let Err(source) = ids::check(&operator) {
+            return Err(ManifestError::SignatureOperator {
+                index,
+                operator,
+                source,
+            });
+        }
+        let mut bytes = [0u8; 64];
+        if signature.len() != 128 || hex::decode_to_slice(&signature, &mut bytes).is_err() {
+            return Err(ManifestError::SignatureEncoding { index, operator });
+        }
+        Ok(OperatorSignature {
+            operator,
+            signature: Signature(bytes),
+        })
+    }
+}
+
+impl From<&OperatorSignature> for SignatureWire {
+    fn from(s: &OperatorSignature) -> Self {
+        SignatureWire {
+            operator: s.operator.clone(),
+            signature: hex::encode(s.signature.0),
+        }
+    }
 }
 
 /// Copies an output whose length the algorithm fixes (digest, signature, public key)

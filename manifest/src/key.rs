@@ -1,6 +1,6 @@
 //! Operator signing keys, for operators' tooling and tests.
 
-use crate::envelope::{Signature, signed_message, to_array};
+use crate::envelope::{Signature, signed_message, signed_message_in, to_array};
 use crate::error::KeyError;
 use aws_lc_rs::pkcs8;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
@@ -55,4 +55,11 @@ impl fmt::Debug for OperatorKey {
 /// Signs `SIGNING_CONTEXT || body` with `key`.
 pub fn sign(body: &[u8], key: &OperatorKey) -> Signature {
     Signature::from(to_array(key.0.sign(&signed_message(body)).as_ref()))
+}
+
+/// Signs `context || body` with `key`: an approval of a document other than a manifest.
+pub fn sign_in(context: &[u8], body: &[u8], key: &OperatorKey) -> Signature {
+    Signature::from(to_array(
+        key.0.sign(&signed_message_in(context, body)).as_ref(),
+    ))
 }

@@ -38,10 +38,10 @@ pub use body::{
 pub use command::{COMMAND_CONTEXT, command_message, verify_command};
 pub use envelope::{
     Approval, MAX_ENVELOPE_LEN, ManifestHash, OperatorSignature, SIGNING_CONTEXT, Signature,
-    SignedManifest, hash_of, signed_message,
+    SignatureWire, SignedManifest, hash_of, signed_message, signed_message_in, verify_approvals,
 };
 pub use error::{KeyError, ManifestError};
-pub use key::{OperatorKey, sign};
+pub use key::{OperatorKey, sign, sign_in};
 
 use std::collections::BTreeMap;
 
