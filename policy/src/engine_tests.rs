@@ -464,3 +464,33 @@ fn velocity_counts_the_same_asset_only() {
     case.facts = token(61, 2).facts;
     assert_eq!(case.eval(&policy), no_rule());
 }
+
+proptest::proptest! {
+    /// Whatever amounts are requested, in whatever order and at whatever times within a
+    /// day, what the one-approval rule lets through in any window never exceeds its
+    /// velocity limit.
+    #[test]
+    fn velocity_is_never_exceeded(
+        requests in proptest::collection::vec((1u128..1500, 0u64..(3 * DAY)), 1..40)
+    ) {
+        let policy = tiered();
+        let mut ledger = Ledger::new();
+        let mut requests = requests;
+        requests.sort_by_key(|r| r.1);
+        for (i, (amount, offset)) in requests.iter().enumerate() {
+            let mut case = Case::new(eth("treasury", EXCHANGE, *amount, 0));
+            case.now = NOW + offset;
+            case.request = i as u8;
+            case.ledger = ledger.clone();
+            if case.eval(&policy) == allow("daily") {
+                ledger.record(case.spend()).unwrap();
+            }
+        }
+        for s in ledger.spends() {
+            let window = ledger
+                .window_sum(|_| true, s.at_secs.saturating_sub(DAY), s.at_secs)
+                .unwrap();
+            proptest::prop_assert!(window <= 2000, "{window}");
+        }
+    }
+}
