@@ -62,7 +62,7 @@ pub fn btc_p2wpkh_address(key: &PublicKey) -> String {
     bech32("bc", &data)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
