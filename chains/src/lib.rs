@@ -6,10 +6,12 @@
 //!   addresses of a secp256k1 public key.
 //! - [`eth`]: unsigned legacy (EIP-155) and EIP-1559 transactions, their signing hash and
 //!   the signed raw transaction.
-//! - [`TxError`]: why a transaction was refused.
+//! - [`btc`]: PSBTs spending P2WPKH inputs, their BIP143 sighashes and the signed PSBT.
+//! - [`TxError`]: why either was refused.
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod btc;
 pub mod eth;
 mod tx_error;
 
