@@ -17,6 +17,7 @@ use enclave::provisioning::PeerMessage;
 use enclave::sealed::BlobStore;
 use enclave::threshold::request::{FailureKind, Outcome};
 use mpc::{Protocol, SessionId};
+use protocol::authority::Action;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -130,11 +131,18 @@ async fn a_first_start_waits_for_every_peer_and_says_why() {
     }
     // An operator's key command is refused until the node runs, with the reason it waits;
     // a key's record is answered in any phase (none is held yet).
-    let create = KeyCommand::CreateKey {
-        key_id: Some("k".into()),
-        threshold: 2,
-        parties: Vec::new(),
-        renew_aux: false,
+    let create = KeyCommand::Submit {
+        authority: c.operators.request(
+            &c.manifest,
+            "k",
+            Action::CreateKey {
+                threshold: 2,
+                parties: Vec::new(),
+                renew_aux: false,
+            },
+            c.unix_ms(),
+            2,
+        ),
     };
     let refused = c
         .ask("node-1", |exporter| c.operators.command(exporter, &create))
@@ -189,11 +197,18 @@ fn hash(request: &[u8]) -> [u8; 32] {
 #[tokio::test(start_paused = true)]
 async fn a_coordinator_drops_outcomes_from_nodes_it_did_not_ask_and_names_each_failure() {
     let (c, mut imp) = one_node_among_impostors().await;
-    let create = KeyCommand::CreateKey {
-        key_id: Some("k".into()),
-        threshold: 2,
-        parties: vec!["node-1".into(), "node-2".into(), "node-3".into()],
-        renew_aux: false,
+    let create = KeyCommand::Submit {
+        authority: c.operators.request(
+            &c.manifest,
+            "k",
+            Action::CreateKey {
+                threshold: 2,
+                parties: vec!["node-1".into(), "node-2".into(), "node-3".into()],
+                renew_aux: false,
+            },
+            c.unix_ms(),
+            2,
+        ),
     };
     let operator = c.ask("node-1", |exporter| c.operators.command(exporter, &create));
     let attack = async {

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 /// Largest request document.
-pub const MAX_REQUEST_LEN: usize = 32 * 1024;
+pub const MAX_REQUEST_LEN: usize = 16 * 1024;
 /// Most approvals an authority carries: one per operator a manifest may list.
 pub const MAX_APPROVALS: usize = manifest::MAX_OPERATORS;
 /// Largest encoded authority: the request in base64 and every approval.
@@ -75,6 +75,9 @@ pub enum Action {
         threshold: u16,
         #[serde(default)]
         parties: Vec<String>,
+        /// Generate the parties' auxiliary info afresh first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        renew_aux: bool,
     },
 }
 
@@ -85,8 +88,9 @@ pub enum Action {
 pub enum Payload {
     /// An unsigned Ethereum transaction (legacy with EIP-155, or EIP-1559), hex.
     EthTx(String),
-    /// A PSBT spending P2WPKH inputs, base64.
-    BtcPsbt(String),
+    /// A PSBT spending P2WPKH inputs, base64, on `network` (`mainnet`, `testnet`,
+    /// `testnet4`, `signet`, `regtest`), which decides how its outputs' addresses read.
+    BtcPsbt { psbt: String, network: String },
     /// A raw 32-byte digest, hex.
     Digest(String),
 }
@@ -96,7 +100,7 @@ impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
             Payload::EthTx(_) => "eth-tx",
-            Payload::BtcPsbt(_) => "btc-psbt",
+            Payload::BtcPsbt { .. } => "btc-psbt",
             Payload::Digest(_) => "digest",
         }
     }
@@ -129,18 +133,55 @@ impl Approval {
     }
 }
 
-/// A request's bytes and the approvals gathered for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request's bytes and the approvals gathered for it. As JSON (inside a session
+/// request) it is its wire form; decoding checks the limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Wire", into = "Wire")]
 pub struct Authority {
     request: Vec<u8>,
     approvals: Vec<Approval>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
     request: String,
     approvals: Vec<Approval>,
+}
+
+impl TryFrom<Wire> for Authority {
+    type Error = AuthorityError;
+
+    fn try_from(wire: Wire) -> Result<Self, AuthorityError> {
+        if wire.request.len() > MAX_REQUEST_LEN * 4 / 3 + 4 {
+            return Err(AuthorityError::TooLarge {
+                what: "request",
+                len: wire.request.len() * 3 / 4,
+                max: MAX_REQUEST_LEN,
+            });
+        }
+        if wire.approvals.len() > MAX_APPROVALS {
+            return Err(AuthorityError::TooManyApprovals {
+                count: wire.approvals.len(),
+            });
+        }
+        let request = STANDARD
+            .decode(&wire.request)
+            .map_err(|e| malformed("request encoding", e))?;
+        Ok(Authority {
+            request,
+            approvals: wire.approvals,
+        })
+    }
+}
+
+impl From<Authority> for Wire {
+    fn from(authority: Authority) -> Self {
+        Wire {
+            request: STANDARD.encode(&authority.request),
+            approvals: authority.approvals,
+        }
+    }
 }
 
 /// Why a request or its approvals were refused.
@@ -346,27 +387,8 @@ impl Authority {
             });
         }
         let wire: Wire = serde_json::from_slice(bytes).map_err(|e| malformed("authority", e))?;
-        if wire.request.len() > MAX_REQUEST_LEN * 4 / 3 + 4 {
-            return Err(AuthorityError::TooLarge {
-                what: "request",
-                len: wire.request.len() * 3 / 4,
-                max: MAX_REQUEST_LEN,
-            });
-        }
-        if wire.approvals.len() > MAX_APPROVALS {
-            return Err(AuthorityError::TooManyApprovals {
-                count: wire.approvals.len(),
-            });
-        }
-        let request = STANDARD
-            .decode(&wire.request)
-            .map_err(|e| malformed("request encoding", e))?;
-        Ok(Authority {
-            request,
-            approvals: wire.approvals,
-        })
+        Self::try_from(wire)
     }
-
     /// Checks the request and every approval against `manifest` (whose hash is
     /// `manifest_hash`) at `now_ms` by this node's clock: the request is well formed,
     /// made under this manifest and neither expired nor from the future; every approval

@@ -1,7 +1,8 @@
 //! What operators and tools send to a node's client port, and what it answers.
 //!
 //! Requests, each inside the client port's attested TLS (the channel's client port):
-//! `[1][1][signed manifest envelope]` submits a manifest; `[1][2]` asks for the node's
+//! `[1][1][signed manifest envelope]` submits a manifest; `[1][7][policy envelope]` a
+//! policy; `[1][2]` asks for the node's
 //! status; `[1][4][operator-signed command]` is a [`KeyCommand`] (create a key, sign) with
 //! its operator's signature ([`SignedCommand`]); `[1][5][nonce]` asks for a fresh
 //! attestation document; `[1][6][key id]` asks for one key's record ([`KeyStatus`]).
@@ -19,20 +20,26 @@
 //! created key, the signature, and each key of a status or key answer. Answers from nodes
 //! that predate the field have none, and read as ECDSA's ([`SchemeId::LEGACY`]).
 
+use crate::authority::{Approval, Authority};
 use crate::request::FailureKind;
 use ids::SchemeId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 const VERSION: u8 = 1;
-/// Largest request: a manifest envelope plus the header.
-pub const MAX_REQUEST_LEN: usize = 2 + manifest::MAX_ENVELOPE_LEN;
+/// Largest request: a manifest or policy envelope (each at most 128 KiB) plus the header.
+pub const MAX_REQUEST_LEN: usize = 2 + MAX_ENVELOPE_LEN;
+/// Largest manifest or policy envelope a request carries.
+pub const MAX_ENVELOPE_LEN: usize = 128 * 1024;
+const _: () = assert!(manifest::MAX_ENVELOPE_LEN <= MAX_ENVELOPE_LEN);
 /// Largest answer.
 pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorRequest {
     SubmitManifest(Vec<u8>),
+    /// A policy envelope approved by the manifest's operators.
+    SubmitPolicy(Vec<u8>),
     Status,
     Command(SignedCommand),
     /// A fresh attestation document with this nonce, for auditors.
@@ -47,8 +54,8 @@ pub enum OperatorRequest {
 
 /// Longest nonce an attestation request may carry (the NSM's limit).
 pub const MAX_ATTEST_NONCE_LEN: usize = 512;
-/// Longest encoded key command.
-pub const MAX_COMMAND_LEN: usize = 64 * 1024;
+/// Longest encoded key command: an authority with room for its JSON wrapping.
+pub const MAX_COMMAND_LEN: usize = crate::authority::MAX_AUTHORITY_LEN + 1024;
 
 /// A [`KeyCommand`] (its JSON bytes, exactly as signed) with the signature of an operator
 /// of the node's manifest over them and the connection's exporter value
@@ -154,35 +161,114 @@ pub enum CommandError {
     Malformed(#[source] serde_json::Error),
 }
 
-/// A key operation; hex for byte strings.
+/// A key operation. Every operation that changes what the cluster signs travels as a
+/// [`Request`](crate::authority::Request) with its approvals ([`Authority`]), which every
+/// node that takes part checks itself; the node asked holds requests that await more
+/// approvals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum KeyCommand {
-    /// Creates a key shared by `parties` (every manifest node when empty) with threshold
-    /// `threshold`; `key_id` is chosen by the node when absent. With `renew_aux`, the
-    /// parties' auxiliary info for that set is generated afresh first.
-    CreateKey {
-        #[serde(default)]
-        key_id: Option<String>,
-        threshold: u16,
-        #[serde(default)]
-        parties: Vec<String>,
-        #[serde(default)]
-        renew_aux: bool,
+    /// A new request with its requester's approval: answered with a [`RequestAnswer`]
+    /// (signed, created, pending or refused).
+    Submit { authority: Authority },
+    /// An operator's approval of a request the node holds: answered as `Submit` is, once
+    /// the approval is added.
+    Approve {
+        request_id: String,
+        approval: Approval,
     },
-    /// Signs a 32-byte `digest`, or a `message` the nodes hash with Keccak-256, at `path`
-    /// (`m/0/1`; the master key when absent), by `signers` (chosen by the node when empty).
-    Sign {
-        key_id: String,
-        #[serde(default)]
-        digest: Option<String>,
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default)]
-        path: Option<String>,
-        #[serde(default)]
-        signers: Vec<String>,
-    },
+    /// One request the node holds ([`RequestView`]).
+    ShowRequest { request_id: String },
+    /// The requests the node holds, newest first ([`RequestView`]s, at most
+    /// [`MAX_LISTED_REQUESTS`]).
+    ListRequests,
+}
+
+/// Most requests a list answer carries.
+pub const MAX_LISTED_REQUESTS: usize = 64;
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestStatus {
+    /// Signed: the answer carries the signature.
+    Signed,
+    /// The key was created: the answer carries it.
+    Created,
+    /// Waiting for more approvals.
+    Pending,
+    /// Refused by the policy (or, for a key, by the manifest's rules).
+    Refused,
+    /// Approved, but the participants did not complete it.
+    Failed,
+    /// Expired before enough approvals arrived.
+    Expired,
+}
+
+/// What a node answers about a request: the issue's `sign` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RequestAnswer {
+    pub request_id: String,
+    pub status: RequestStatus,
+    /// The deciding rule of the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The policy version that decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
+    /// Why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// While pending: approvals that count, and how many are needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals_needed: Option<usize>,
+    /// When signed: the (first) signature, the digest and the key.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignedDigest>,
+    /// When a transaction was signed: the signed transaction (hex for Ethereum, the
+    /// signed PSBT in base64 for Bitcoin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_tx: Option<String>,
+    /// A PSBT's signatures, one per input, in input order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<SignedDigest>,
+    /// When a key was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<CreatedKey>,
+}
+
+impl RequestAnswer {
+    /// An answer with only the id and the status.
+    pub fn new(request_id: &[u8; 32], status: RequestStatus) -> Self {
+        RequestAnswer {
+            request_id: hex::encode(request_id),
+            status,
+            rule: None,
+            policy_version: None,
+            reason: None,
+            approvals: None,
+            approvals_needed: None,
+            signature: None,
+            signed_tx: None,
+            inputs: Vec::new(),
+            key: None,
+        }
+    }
+}
+
+/// A request a node holds, with where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RequestView {
+    #[serde(flatten)]
+    pub answer: RequestAnswer,
+    pub key_id: String,
+    pub requester: String,
+    /// What is asked: `sign eth-tx`, `sign btc-psbt`, `sign digest`, `create-key`.
+    pub action: String,
+    pub approvers: Vec<String>,
+    pub expires_ms: u64,
 }
 
 /// Parses a non-hardened derivation path in its one canonical spelling (`m`, `m/0/1`);
@@ -213,6 +299,9 @@ impl OperatorRequest {
                 [&[VERSION, 1][..], envelope.as_slice()].concat()
             }
             OperatorRequest::Status => vec![VERSION, 2],
+            OperatorRequest::SubmitPolicy(envelope) => {
+                [&[VERSION, 7][..], envelope.as_slice()].concat()
+            }
             OperatorRequest::Command(command) => {
                 [&[VERSION, 4][..], command.encode().as_slice()].concat()
             }
@@ -230,6 +319,9 @@ impl OperatorRequest {
                 Ok(OperatorRequest::SubmitManifest(envelope.to_vec()))
             }
             [VERSION, 2] => Ok(OperatorRequest::Status),
+            [VERSION, 7, envelope @ ..] if !envelope.is_empty() => {
+                Ok(OperatorRequest::SubmitPolicy(envelope.to_vec()))
+            }
             [VERSION, 4, command @ ..] => {
                 SignedCommand::decode(command).map(OperatorRequest::Command)
             }
@@ -404,6 +496,12 @@ pub struct NodeStatus {
     /// Presignatures ready in this node's pools.
     #[serde(default)]
     pub presignatures: usize,
+    /// The version of the policy in force here, if any.
+    #[serde(default)]
+    pub policy_version: Option<u64>,
+    /// A newer accepted policy version and when it takes effect (Unix seconds).
+    #[serde(default)]
+    pub policy_pending: Option<(u64, u64)>,
 }
 
 /// Most keys a status answer lists; with more, the first by id (as many as fit).

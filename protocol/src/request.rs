@@ -8,22 +8,25 @@
 //! the session id from those bytes, so protocol messages can only join the execution that this
 //! request started. A fresh 32-byte nonce makes two requests with the same content distinct.
 //!
+//! A request that signs, records a spend or creates a key carries the operators' request
+//! and approvals ([`Authority`]) that every participant checks against its own manifest
+//! and policy; what is signed is computed by each signer from that request, never taken
+//! from the coordinator.
+//!
 //! A request names the scheme of the key it is about in `scheme`. A request without one is
 //! for an ECDSA key ([`SchemeId::LEGACY`]): requests written before the field existed read
 //! that way, and ECDSA requests are still written without it, so that they keep their bytes
 //! and nodes of an earlier release, which refuse fields they do not know, still accept them
 //! while a cluster is upgraded. A request of any other scheme carries the field.
 
+use crate::authority::Authority;
 use crate::path::DerivationPath;
 use crate::session_id::{Protocol, SessionId};
-use crate::to_sign::ToSign;
 use ids::{KeyId, NodeId, PartySet, SchemeId};
 use serde::{Deserialize, Serialize};
 
 /// Largest encoded request.
-pub const MAX_REQUEST_LEN: usize = 48 * 1024;
-/// Largest message a request may ask to sign (it is hashed inside the nodes).
-pub const MAX_SIGN_MESSAGE_LEN: usize = 16 * 1024;
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 /// Largest encoded outcome.
 pub const MAX_OUTCOME_LEN: usize = 8 * 1024;
 const VERSION: u8 = 1;
@@ -67,41 +70,46 @@ pub enum Operation {
         threshold: u16,
         /// The session that produced the auxiliary info every party must use.
         aux_info: String,
+        /// The request to create this key and its approvals, which every party checks.
+        authority: Authority,
     },
     Presign {
         key_id: String,
         signers: Vec<String>,
     },
+    /// Signs what the request in `authority` asks for (its `input`-th digest: a PSBT's
+    /// input, 0 otherwise), which each signer computes itself from the request.
     Sign {
         key_id: String,
         signers: Vec<String>,
-        data: Data,
         path: Vec<u32>,
+        authority: Authority,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        input: u16,
     },
     SignPresigned {
         key_id: String,
         signers: Vec<String>,
-        message: String,
         /// The presignature session whose output every signer consumes.
         presignature: String,
+        authority: Authority,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        input: u16,
+    },
+    /// Every party of `key_id` records the spend the request in `authority` makes, after
+    /// checking it against its own policy, before any signer contributes a share.
+    Record {
+        key_id: String,
+        /// Every party of the key, the asking signer included.
+        parties: Vec<String>,
+        /// The signing set the spend is for (a rule may name mandatory signers).
+        signers: Vec<String>,
+        authority: Authority,
     },
 }
 
-/// What is signed: a requester's digest, or a message the nodes hash with Keccak-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Data {
-    Digest(String),
-    Message(String),
-}
-
-impl Data {
-    pub fn of(to_sign: &ToSign) -> Self {
-        match to_sign {
-            ToSign::Digest(d) => Data::Digest(hex::encode(d)),
-            ToSign::Keccak256Message(m) => Data::Message(hex::encode(m)),
-        }
-    }
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,22 +153,35 @@ pub enum Task {
         group: PartySet,
         threshold: u16,
         aux_info: SessionId,
+        /// Not yet checked: the node checks it against its manifest.
+        authority: Authority,
     },
     Presign {
         key_id: KeyId,
         signers: Vec<NodeId>,
     },
+    /// What is signed is not here: each signer computes it from the request in
+    /// `authority` after checking it (its `input`-th digest).
     Sign {
         key_id: KeyId,
         signers: Vec<NodeId>,
-        to_sign: ToSign,
         path: DerivationPath,
+        authority: Authority,
+        input: u16,
     },
     SignPresigned {
         key_id: KeyId,
         signers: Vec<NodeId>,
-        to_sign: ToSign,
         presignature: SessionId,
+        authority: Authority,
+        input: u16,
+    },
+    /// Checked against the key share by the runtime: `parties` must be the key's.
+    Record {
+        key_id: KeyId,
+        parties: Vec<NodeId>,
+        signers: Vec<NodeId>,
+        authority: Authority,
     },
 }
 
@@ -172,6 +193,7 @@ impl Task {
             Task::Presign { .. } => Protocol::Presign,
             Task::Sign { .. } => Protocol::Sign,
             Task::SignPresigned { .. } => Protocol::SignPresigned,
+            Task::Record { .. } => Protocol::Record,
         }
     }
 
@@ -182,6 +204,7 @@ impl Task {
             Task::Presign { signers, .. }
             | Task::Sign { signers, .. }
             | Task::SignPresigned { signers, .. } => signers,
+            Task::Record { parties, .. } => parties,
         }
     }
 
@@ -193,6 +216,7 @@ impl Task {
             Task::Presign { .. } => "presignature generation",
             Task::Sign { .. } => "signing",
             Task::SignPresigned { .. } => "signing from a presignature",
+            Task::Record { .. } => "recording a spend",
         }
     }
 }
@@ -284,6 +308,7 @@ impl SessionRequest {
                 group,
                 threshold,
                 aux_info,
+                authority,
             } => {
                 let group = group_of(members_of(group)?)?;
                 ids::Threshold::new(*threshold, &group)
@@ -293,6 +318,7 @@ impl SessionRequest {
                     group,
                     threshold: *threshold,
                     aux_info: SessionId::from_bytes(hex32(aux_info, "auxiliary info id")?),
+                    authority: authority.clone(),
                 }
             }
             Operation::Presign { key_id, signers } => Task::Presign {
@@ -302,25 +328,40 @@ impl SessionRequest {
             Operation::Sign {
                 key_id,
                 signers,
-                data,
                 path,
+                authority,
+                input,
             } => Task::Sign {
                 key_id: key(key_id)?,
                 signers: signers_of(signers)?,
-                to_sign: to_sign(data)?,
                 path: DerivationPath::new(path.iter().copied())
                     .map_err(|e| RequestError::Invalid(e.to_string()))?,
+                authority: authority.clone(),
+                input: *input,
             },
             Operation::SignPresigned {
                 key_id,
                 signers,
-                message,
                 presignature,
+                authority,
+                input,
             } => Task::SignPresigned {
                 key_id: key(key_id)?,
                 signers: signers_of(signers)?,
-                to_sign: to_sign(&Data::Message(message.clone()))?,
                 presignature: SessionId::from_bytes(hex32(presignature, "presignature id")?),
+                authority: authority.clone(),
+                input: *input,
+            },
+            Operation::Record {
+                key_id,
+                parties,
+                signers,
+                authority,
+            } => Task::Record {
+                key_id: key(key_id)?,
+                parties: group_of(members_of(parties)?)?.nodes().to_vec(),
+                signers: signers_of(signers)?,
+                authority: authority.clone(),
             },
         };
         if !task.participants().contains(me) {
@@ -343,22 +384,6 @@ impl SessionRequest {
 
 fn group_of(nodes: Vec<NodeId>) -> Result<PartySet, RequestError> {
     PartySet::new(nodes).map_err(|e| RequestError::Invalid(format!("group: {e}")))
-}
-
-fn to_sign(data: &Data) -> Result<ToSign, RequestError> {
-    match data {
-        Data::Digest(hex) => Ok(ToSign::Digest(hex32(hex, "digest")?)),
-        Data::Message(hex) => {
-            if hex.len() > 2 * MAX_SIGN_MESSAGE_LEN {
-                return Err(RequestError::Invalid(format!(
-                    "message longer than {MAX_SIGN_MESSAGE_LEN} bytes"
-                )));
-            }
-            let bytes = hex::decode(hex)
-                .map_err(|e| RequestError::Invalid(format!("message is not hex: {e}")))?;
-            Ok(ToSign::Keccak256Message(bytes))
-        }
-    }
 }
 
 fn hex32(text: &str, what: &str) -> Result<[u8; 32], RequestError> {
@@ -410,6 +435,8 @@ pub enum Outcome {
         public_key: String,
     },
     Presigned,
+    /// The party recorded the spend (or had already).
+    Recorded,
     Signature {
         r: String,
         s: String,

@@ -14,6 +14,8 @@ pub enum Protocol {
     Sign,
     /// Signing from a presignature: one round of partial signatures.
     SignPresigned,
+    /// Recording a spend at every party of a key: no protocol messages, one outcome each.
+    Record,
 }
 
 impl Protocol {
@@ -24,6 +26,7 @@ impl Protocol {
             Protocol::Presign => b"tee-custody/mpc/v1/presign",
             Protocol::Sign => b"tee-custody/mpc/v1/sign",
             Protocol::SignPresigned => b"tee-custody/mpc/v1/sign-presigned",
+            Protocol::Record => b"tee-custody/mpc/v1/record",
         }
     }
 }

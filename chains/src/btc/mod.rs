@@ -8,7 +8,7 @@
 pub mod network;
 pub mod psbt;
 
-pub use network::BtcNetwork;
+pub use network::{BtcNetwork, p2wpkh_address};
 pub use psbt::{
     BtcDestination, BtcInput, BtcOutput, BtcPsbt, MAX_PSBT_INPUTS, MAX_PSBT_LEN, MAX_PSBT_OUTPUTS,
     extract_tx_hex,

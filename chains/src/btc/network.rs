@@ -72,3 +72,39 @@ impl FromStr for BtcNetwork {
             })
     }
 }
+
+/// The P2WPKH address of the compressed SEC1 key `public_key` on `network`: where change
+/// paid back to a key goes.
+pub fn p2wpkh_address(
+    public_key: &[u8; 33],
+    network: BtcNetwork,
+) -> Result<String, crate::TxError> {
+    let key = bitcoin::CompressedPublicKey::from_slice(public_key)
+        .map_err(|_| crate::TxError::InvalidPublicKey)?;
+    Ok(bitcoin::Address::p2wpkh(&key, network.to_bitcoin()).to_string())
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn a_keys_address_depends_on_the_network() {
+        let key = k256::SecretKey::from_slice(&[7u8; 32])
+            .unwrap()
+            .public_key();
+        let bytes: [u8; 33] =
+            k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key, true)
+                .as_bytes()
+                .try_into()
+                .unwrap();
+        let main = p2wpkh_address(&bytes, BtcNetwork::Mainnet).unwrap();
+        assert_eq!(main, crate::btc_p2wpkh_address(&key));
+        assert!(
+            p2wpkh_address(&bytes, BtcNetwork::Regtest)
+                .unwrap()
+                .starts_with("bcrt1")
+        );
+        assert!(p2wpkh_address(&[5u8; 33], BtcNetwork::Mainnet).is_err());
+    }
+}

@@ -163,6 +163,11 @@ fn the_signing_hash_differs_by_chain() {
     let hash = |b: &[u8]| EthTx::parse_unsigned(b).unwrap().signing_hash();
     assert_ne!(hash(&legacy_1), hash(&legacy_2));
     assert_ne!(hash(&eip1559_1), hash(&eip1559_2));
+    // The nodes hash the signing payload themselves: it is what the hash covers.
+    for bytes in [legacy_1, eip1559_1] {
+        let tx = EthTx::parse_unsigned(&bytes).unwrap();
+        assert_eq!(crate::keccak256(&tx.signing_payload()), tx.signing_hash());
+    }
 }
 
 #[test]

@@ -145,6 +145,16 @@ impl EthTx {
         }
     }
 
+    /// The bytes whose Keccak-256 is [`Self::signing_hash`], encoded by alloy: what the
+    /// nodes hash themselves when they sign the transaction, so that nobody chooses the
+    /// digest directly (which signing from a presignature requires).
+    pub fn signing_payload(&self) -> Vec<u8> {
+        match &self.tx {
+            Unsigned::Legacy(tx) => tx.encoded_for_signing(),
+            Unsigned::Eip1559(tx) => tx.encoded_for_signing(),
+        }
+    }
+
     /// The signed raw transaction for the signature `(r, s)` over [`Self::signing_hash`]
     /// with recovery parity `y_parity`: a legacy transaction gets the EIP-155 `v`
     /// (`35 + 2 * chain_id + y_parity`), an EIP-1559 transaction its `y_parity`.

@@ -13,9 +13,14 @@
 //!   budget of auxiliary-info sessions.
 //! - [`coordination`]: a coordinator's session (who was asked, outcomes, deadline, abort,
 //!   blame) and the answer the operator gets from it.
+//! - [`authorization`]: whether this node contributes to what a request asks: the
+//!   operators' approvals, the transaction parsed here, this node's policy and ledger.
+//! - [`requests`]: the requests a node holds for its operators while approvals arrive.
 
 pub mod admission;
+pub mod authorization;
 pub mod aux_admission;
 pub mod coordination;
 pub mod phase;
 pub mod provisioning;
+pub mod requests;

@@ -80,7 +80,8 @@ impl OperatorKind {
         match request {
             R::SubmitManifest(_) => OperatorKind::SubmitManifest,
             R::Status => OperatorKind::Status,
-            R::Command(_) => OperatorKind::Command,
+            // A policy is only taken while running: it is sealed at once.
+            R::Command(_) | R::SubmitPolicy(_) => OperatorKind::Command,
             R::Attest { .. } => OperatorKind::Attest,
             R::Key { .. } => OperatorKind::Key,
         }

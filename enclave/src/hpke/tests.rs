@@ -90,12 +90,15 @@ fn check_vector(v: &Vector) {
     let dh = ephemeral.dh(pk_r.as_bytes()).unwrap();
     let shared_secret =
         extract_and_expand(&dh, ephemeral.public.as_bytes(), pk_r.as_bytes()).unwrap();
-    assert_eq!(hex::encode(shared_secret.as_ref()), v.shared_secret);
+    assert_eq!(
+        hex::encode::<&[u8]>(shared_secret.as_ref()),
+        v.shared_secret
+    );
     let schedule = key_schedule(v.aead, &shared_secret, &h(INFO)).unwrap();
     assert_eq!(hex::encode(schedule.key.as_slice()), v.key);
     assert_eq!(hex::encode(schedule.base_nonce), v.base_nonce);
     assert_eq!(
-        hex::encode(schedule.exporter_secret.as_ref()),
+        hex::encode::<&[u8]>(schedule.exporter_secret.as_ref()),
         v.exporter_secret
     );
 

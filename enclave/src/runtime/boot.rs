@@ -331,6 +331,9 @@ impl<B: Blobs> Node<B> {
         if let Err(e) = self.load_keys(&store).await {
             return Err(self.fail(format!("sealed key shares refused: {e}")));
         }
+        if let Err(e) = self.load_governance(&store).await {
+            return Err(self.fail(format!("sealed policy, ledger or requests refused: {e}")));
+        }
         let Some(trust) = self.trust() else {
             return Err(self.fail("no manifest after provisioning".to_owned()));
         };

@@ -20,6 +20,7 @@
 
 mod boot;
 pub mod env;
+mod governance;
 mod inbound;
 mod keys;
 mod links;
@@ -29,6 +30,7 @@ mod outbound;
 pub use env::{Clock, Network, SystemClock};
 #[cfg(any(test, feature = "sim"))]
 pub use env::{ManualClock, MemoryNetwork};
+pub use governance::GovernanceError;
 pub use keys::{CreatedKey, OperationError, PrimeSource, SignedDigest, ThresholdConfig};
 pub use operator::OperatorError;
 pub use outbound::PeerError;
@@ -229,6 +231,8 @@ pub struct Node<B: Blobs = ParentBlobs> {
     /// `config.node_id`, checked.
     me: mpc::NodeId,
     keys: keys::Keys,
+    /// Policy, ledger and the requests held.
+    books: governance::Books,
     links: Mutex<BTreeMap<mpc::NodeId, links::LinkSender>>,
     attester: Arc<dyn Attester>,
     identity: Arc<TlsIdentity>,
@@ -278,6 +282,7 @@ impl<B: Blobs> Node<B> {
         Ok(Arc::new(Node {
             client_tls,
             keys,
+            books: governance::Books::default(),
             me,
             links: Mutex::new(BTreeMap::new()),
             blobs: env.blobs,
@@ -348,6 +353,7 @@ impl<B: Blobs> Node<B> {
         // Read before the state lock: no other lock is ever taken while it is held.
         let keys = self.keys.statuses();
         let presignatures = self.keys.presignatures_ready();
+        let (policy_version, policy_pending) = self.policy_status();
         let (phase, peers) = {
             let state = self.state();
             (state.phase.clone(), state.peers.clone())
@@ -368,6 +374,8 @@ impl<B: Blobs> Node<B> {
             key_count: keys.len(),
             keys,
             presignatures,
+            policy_version,
+            policy_pending,
         }
     }
 

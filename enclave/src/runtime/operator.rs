@@ -64,6 +64,8 @@ pub enum OperatorError {
     SealManifest(#[source] SealError),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Governance(#[from] super::GovernanceError),
 }
 
 impl OperatorError {
@@ -226,8 +228,8 @@ impl<B: Blobs> Node<B> {
                     tracing::warn!(operator = %crate::provisioning::printable(&signed.operator), error = %e, "operator command refused");
                     e
                 })?;
-                tracing::info!(operator = %signed.operator, ?command, "operator command");
-                Ok(self.key_command(command).await?)
+                tracing::info!(operator = %signed.operator, "operator command");
+                Ok(self.key_command(command, &signed.operator).await?)
             }
             OperatorRequest::Attest { nonce } => {
                 let request = attestation::AttestationRequest {
@@ -252,6 +254,11 @@ impl<B: Blobs> Node<B> {
                 Ok(serde_json::to_string(&key)?)
             }
             OperatorRequest::SubmitManifest(envelope) => self.submit_manifest(&envelope).await,
+            OperatorRequest::SubmitPolicy(envelope) => {
+                Ok(self.submit_policy(&envelope).await.inspect_err(|e| {
+                    tracing::warn!(error = %e, "policy refused");
+                })?)
+            }
         }
     }
 

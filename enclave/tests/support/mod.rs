@@ -28,6 +28,7 @@ use enclave::runtime::{
 };
 use enclave::sealed::{BlobStore, MemoryBlobs};
 use manifest::{AcceptedManifest, OperatorKey, OperatorSignature, SignedManifest};
+use protocol::authority::{Action, Approval, Authority, Request};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -59,6 +60,37 @@ impl Operators {
     pub fn command(&self, exporter: &[u8; 32], command: &KeyCommand) -> OperatorRequest {
         let (id, key) = self.0.first().unwrap();
         OperatorRequest::Command(SignedCommand::sign(id, key, exporter, command))
+    }
+
+    /// A request by the first operator under `manifest` at `now_ms` (Unix), approved by
+    /// the first `approvals` operators.
+    pub fn request(
+        &self,
+        manifest: &AcceptedManifest,
+        key_id: &str,
+        action: Action,
+        now_ms: u64,
+        approvals: usize,
+    ) -> Authority {
+        let bytes = Request::new(
+            manifest.hash().as_bytes(),
+            &ids::KeyId::new(key_id).unwrap(),
+            action,
+            &ids::OperatorId::new(self.0[0].0.as_str()).unwrap(),
+            now_ms,
+            protocol::authority::DEFAULT_TTL_MS,
+            &[7u8; 16],
+        )
+        .encode()
+        .unwrap();
+        let id = protocol::authority::request_id(&bytes);
+        let mut approvers = self.0.iter().take(approvals.max(1));
+        let (first, key) = approvers.next().unwrap();
+        let mut authority = Authority::new(bytes, Approval::sign(first, key, &id));
+        for (operator, key) in approvers {
+            authority.add(Approval::sign(operator, key, &id)).unwrap();
+        }
+        authority
     }
 
     /// A manifest of `version` listing `nodes` with their measurements (one Nitro set
@@ -224,6 +256,11 @@ impl Cluster {
         self.members
             .get(id)
             .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// The nodes' wall clock, Unix milliseconds.
+    pub fn unix_ms(&self) -> u64 {
+        self.clock.unix_ms()
     }
 
     pub fn blobs(&self, id: &str) -> MemoryBlobs {

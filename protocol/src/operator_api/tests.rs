@@ -76,12 +76,8 @@ fn commands_are_accepted_only_from_manifest_operators_on_their_connection() {
             "measurements": [{"8": "00".repeat(48)}]}],
     });
     let manifest = manifest::Manifest::parse(&serde_json::to_vec(&body).unwrap()).unwrap();
-    let command = KeyCommand::Sign {
-        key_id: "k".into(),
-        digest: Some("00".repeat(32)),
-        message: None,
-        path: None,
-        signers: Vec::new(),
+    let command = KeyCommand::ShowRequest {
+        request_id: "00".repeat(32),
     };
     let exporter = [5u8; 32];
     let signed = SignedCommand::sign("operator-0", &key, &exporter, &command);
@@ -153,6 +149,8 @@ fn health_lines_stay_under_the_parents_limit() {
         keys: Vec::new(),
         key_count: 0,
         presignatures: 0,
+        policy_version: None,
+        policy_pending: None,
     };
     let line = serde_json::to_vec(&HealthLine::of(&status)).unwrap();
     assert!(line.len() < 1024, "{}", line.len());
@@ -277,6 +275,8 @@ fn largest(keys: Vec<KeyStatus>) -> NodeStatus {
         key_count: keys.len(),
         keys,
         presignatures: usize::MAX,
+        policy_version: Some(u64::MAX),
+        policy_pending: Some((u64::MAX, u64::MAX)),
     }
 }
 

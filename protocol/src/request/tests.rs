@@ -10,12 +10,24 @@ fn members() -> Vec<NodeId> {
 
 const HASH: [u8; 32] = [7; 32];
 
+/// An authority's shape only: the node, not this crate, checks what it says.
+fn authority() -> Authority {
+    Authority::new(
+        b"{}".to_vec(),
+        crate::authority::Approval {
+            operator: "operator-0".into(),
+            signature: "00".repeat(64),
+        },
+    )
+}
+
 fn sign_op() -> Operation {
     Operation::Sign {
         key_id: "k1".into(),
         signers: vec!["a".into(), "b".into()],
-        data: Data::Digest(hex::encode([1u8; 32])),
         path: vec![0, 1],
+        authority: authority(),
+        input: 0,
     }
 }
 
@@ -133,18 +145,10 @@ fn refuses_malformed_requests() {
     assert!(matches!(
         bad(Operation::Sign {
             key_id: "k1".into(),
-            signers: vec!["a".into(), "b".into()],
-            data: Data::Digest("00".into()),
-            path: vec![],
-        }),
-        RequestError::Invalid(_)
-    ));
-    assert!(matches!(
-        bad(Operation::Sign {
-            key_id: "k1".into(),
             signers: vec!["a".into(), "b".into(), "b".into()],
-            data: Data::Digest(hex::encode([1u8; 32])),
             path: vec![],
+            authority: authority(),
+            input: 0,
         }),
         RequestError::Invalid(_)
     ));
@@ -152,8 +156,9 @@ fn refuses_malformed_requests() {
         bad(Operation::Sign {
             key_id: "k1".into(),
             signers: vec!["a".into(), "b".into()],
-            data: Data::Digest(hex::encode([1u8; 32])),
             path: vec![0x8000_0000],
+            authority: authority(),
+            input: 0,
         }),
         RequestError::Invalid(_)
     ));
@@ -163,29 +168,69 @@ fn refuses_malformed_requests() {
             group: vec!["a".into(), "b".into()],
             threshold: 3,
             aux_info: hex::encode([0u8; 32]),
+            authority: authority(),
+        }),
+        RequestError::Invalid(_)
+    ));
+    // A record names the key's parties, each a manifest node, each once.
+    assert!(matches!(
+        bad(Operation::Record {
+            key_id: "k1".into(),
+            parties: vec!["a".into(), "b".into(), "b".into()],
+            signers: vec!["a".into(), "b".into()],
+            authority: authority(),
         }),
         RequestError::Invalid(_)
     ));
     assert!(matches!(
-        bad(Operation::Sign {
+        bad(Operation::Record {
             key_id: "k1".into(),
+            parties: vec!["a".into(), "b".into(), "z".into()],
             signers: vec!["a".into(), "b".into()],
-            data: Data::Message("ab".repeat(MAX_SIGN_MESSAGE_LEN + 1)),
-            path: vec![],
+            authority: authority(),
         }),
-        RequestError::Invalid(_)
+        RequestError::NotInManifest(_)
     ));
-    // The largest message is accepted.
-    let at_limit = encoded(
-        Operation::Sign {
-            key_id: "k1".into(),
-            signers: vec!["a".into(), "b".into()],
-            data: Data::Message("ab".repeat(MAX_SIGN_MESSAGE_LEN)),
-            path: vec![],
-        },
-        1,
-    );
-    SessionRequest::verify(&at_limit, &node("a"), &node("b"), &HASH, &members()).unwrap();
+    // An authority over its limit is refused with the request, before it is used.
+    let mut value: serde_json::Value = serde_json::from_slice(&encoded(sign_op(), 1)).unwrap();
+    value["operation"]["sign"]["authority"]["request"] = "A"
+        .repeat(crate::authority::MAX_REQUEST_LEN * 4 / 3 + 8)
+        .into();
+    assert!(matches!(
+        check(&serde_json::to_vec(&value).unwrap()),
+        RequestError::Malformed(_)
+    ));
+}
+
+/// The largest authority fits a session request, and the largest session request a peer
+/// message.
+#[test]
+fn the_largest_authority_fits_a_session_request() {
+    let largest = Authority::decode(
+        &serde_json::to_vec(&serde_json::json!({
+            "request": base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                vec![b'{'; crate::authority::MAX_REQUEST_LEN],
+            ),
+            "approvals": (0..crate::authority::MAX_APPROVALS).map(|i| serde_json::json!({
+                "operator": format!("{i:0>64}"), "signature": "ab".repeat(64),
+            })).collect::<Vec<_>>(),
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let op = Operation::SignPresigned {
+        key_id: "k".repeat(ids::MAX_ID_LEN),
+        signers: (0..manifest::MAX_NODES)
+            .map(|i| format!("{i:0>64}"))
+            .collect(),
+        presignature: hex::encode([1u8; 32]),
+        authority: largest,
+        input: u16::MAX,
+    };
+    let bytes = encoded(op, 1);
+    assert!(bytes.len() <= MAX_REQUEST_LEN, "{}", bytes.len());
+    const _: () = assert!(MAX_REQUEST_LEN + 8 < crate::peer::MAX_MESSAGE_LEN);
 }
 
 /// A request names its key's scheme; one without the field, as every request was
@@ -196,11 +241,14 @@ fn requests_name_their_scheme_and_old_ones_read_as_ecdsa() {
     let verify =
         |bytes: &[u8]| SessionRequest::verify(bytes, &node("a"), &node("b"), &HASH, &members());
     // The encoding of an ECDSA request is the one nodes wrote before the field.
-    let bytes = encoded(sign_op(), 1);
+    let aux = Operation::AuxInfo {
+        group: vec!["a".into(), "b".into()],
+        renew: false,
+    };
+    let bytes = encoded(aux.clone(), 1);
     let old = format!(
-        r#"{{"version":1,"coordinator":"a","manifest_hash":"{}","nonce":"{}","operation":{{"sign":{{"key_id":"k1","signers":["a","b"],"data":{{"digest":"{}"}},"path":[0,1]}}}}}}"#,
+        r#"{{"version":1,"coordinator":"a","manifest_hash":"{}","nonce":"{}","operation":{{"aux-info":{{"group":["a","b"]}}}}}}"#,
         hex::encode(HASH),
-        hex::encode([1u8; 32]),
         hex::encode([1u8; 32]),
     );
     assert_eq!(String::from_utf8(bytes.clone()).unwrap(), old);
@@ -208,11 +256,11 @@ fn requests_name_their_scheme_and_old_ones_read_as_ecdsa() {
     assert_eq!(verified.scheme, SchemeId::EcdsaSecp256k1);
     assert_eq!(
         verified.session,
-        SessionId::derive(Protocol::Sign, old.as_bytes())
+        SessionId::derive(Protocol::AuxInfo, old.as_bytes())
     );
     // Named explicitly, the same scheme; other bytes, so another session.
-    let request = SessionRequest::new(&node("a"), &HASH, &[1; 32], sign_op())
-        .with_scheme(SchemeId::EcdsaSecp256k1);
+    let request =
+        SessionRequest::new(&node("a"), &HASH, &[1; 32], aux).with_scheme(SchemeId::EcdsaSecp256k1);
     assert_eq!(request.encode().unwrap(), bytes);
     let mut named: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     named["scheme"] = "ecdsa-secp256k1".into();

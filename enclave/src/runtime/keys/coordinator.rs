@@ -1,17 +1,15 @@
-//! The coordinator side: an operator's key command becomes one or more sessions this node
+//! The coordinator side: an operator's request becomes one or more sessions this node
 //! coordinates ([`crate::core::coordination`] decides who is waited for, when to abort
 //! and what the operator is told), and their outcomes become the answer.
 
 use super::{CreatedKey, OperationError, Pending, SignedDigest, lock};
 use crate::core::coordination::{Action, Coordination, agreed, any_failed};
-use crate::operator_api::KeyCommand;
 use crate::provisioning::PeerMessage;
 use crate::runtime::{Blobs, Node};
-use crate::threshold::request::{
-    Data, FailureKind, MAX_SIGN_MESSAGE_LEN, Operation, Outcome, SessionRequest, Task,
-};
-use mpc::ecdsa::{Ecdsa, KeyShare, PoolKey, Signature, ToSign};
-use mpc::{DerivationPath, KeyId, NodeId, PartySet, PublicKey, Scheme, SessionId};
+use crate::threshold::request::{FailureKind, Operation, Outcome, SessionRequest, Task};
+use mpc::ecdsa::{Ecdsa, Signature};
+use mpc::{KeyId, NodeId, PartySet, PublicKey, Scheme, SessionId};
+use protocol::authority::Authority;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,78 +20,6 @@ impl<B: Blobs> Node<B> {
     fn manifest_view(&self) -> Result<([u8; 32], Vec<NodeId>), OperationError> {
         let trust = self.trust().ok_or(OperationError::NoManifest)?;
         Ok(trust.members()?)
-    }
-
-    /// An operator's key command, answered with JSON.
-    pub(in crate::runtime) async fn key_command(
-        self: &Arc<Self>,
-        command: KeyCommand,
-    ) -> Result<String, OperationError> {
-        let nodes = |ids: Vec<String>| {
-            ids.into_iter()
-                .map(NodeId::new)
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let started = self.now();
-        let answer = match command {
-            KeyCommand::CreateKey {
-                key_id,
-                threshold,
-                parties,
-                renew_aux,
-            } => {
-                let key_id = match key_id {
-                    Some(id) => KeyId::new(id)?,
-                    None => {
-                        let mut random = [0u8; 8];
-                        aws_lc_rs::rand::fill(&mut random)
-                            .map_err(|_| OperationError::Randomness)?;
-                        KeyId::new(format!("key-{}", hex::encode(random)))?
-                    }
-                };
-                let created = self
-                    .create_key(key_id, nodes(parties)?, threshold, renew_aux)
-                    .await?;
-                serde_json::to_string(&created)?
-            }
-            KeyCommand::Sign {
-                key_id,
-                digest,
-                message,
-                path,
-                signers,
-            } => {
-                let key_id = KeyId::new(key_id)?;
-                let to_sign = match (digest, message) {
-                    (Some(digest), None) => {
-                        let mut d = [0u8; 32];
-                        hex::decode_to_slice(&digest, &mut d)
-                            .map_err(|_| OperationError::Digest)?;
-                        ToSign::Digest(d)
-                    }
-                    (None, Some(message)) => {
-                        if message.len() > 2 * MAX_SIGN_MESSAGE_LEN {
-                            return Err(OperationError::MessageTooLong);
-                        }
-                        ToSign::Keccak256Message(
-                            hex::decode(&message).map_err(OperationError::MessageHex)?,
-                        )
-                    }
-                    _ => return Err(OperationError::DigestOrMessage),
-                };
-                let path = match path {
-                    Some(p) => DerivationPath::parse(&p)?,
-                    None => DerivationPath::master(),
-                };
-                let signed = self.sign(key_id, to_sign, path, nodes(signers)?).await?;
-                serde_json::to_string(&signed)?
-            }
-        };
-        tracing::info!(
-            ms = self.now().saturating_duration_since(started).as_millis() as u64,
-            "key command done"
-        );
-        Ok(answer)
     }
 
     /// Runs `operation` at every participant, this node included; returns each
@@ -240,12 +166,13 @@ impl<B: Blobs> Node<B> {
 
     /// Creates a key: auxiliary info for the party set first if any party lacks it or the
     /// operator asked to renew it (`renew_aux`), then the threshold key generation.
-    async fn create_key(
+    pub(super) async fn create_key(
         self: &Arc<Self>,
         key_id: KeyId,
         parties: Vec<NodeId>,
         threshold: u16,
         renew_aux: bool,
+        authority: &Authority,
     ) -> Result<CreatedKey, OperationError> {
         let (_, members) = self.manifest_view()?;
         let parties = if parties.is_empty() { members } else { parties };
@@ -269,6 +196,7 @@ impl<B: Blobs> Node<B> {
                     group: ids(&group),
                     threshold,
                     aux_info: aux.to_string(),
+                    authority: authority.clone(),
                 })
                 .await?;
             if any_failed(&outcomes, FailureKind::AuxInfoMissing) && attempt == 0 {
@@ -276,21 +204,7 @@ impl<B: Blobs> Node<B> {
                 aux = self.aux_info(&group, true).await?;
                 continue;
             }
-            let public = agreed("key generation", &outcomes, |o| match o {
-                Outcome::Keygen { public_key } => Some(public_key.clone()),
-                _ => None,
-            })?;
-            let bytes = hex::decode(&public)?;
-            let key = PublicKey::from_sec1(&bytes)?;
-            return Ok(CreatedKey {
-                scheme: Ecdsa::ID,
-                key_id: key_id.to_string(),
-                public_key: public,
-                eth_address: chains::eth_address(key.as_k256()),
-                btc_address: chains::btc_p2wpkh_address(key.as_k256()),
-                parties: ids(&group),
-                threshold,
-            });
+            return super::requests::created_key(&key_id, &outcomes, ids(&group), threshold);
         }
         Err(OperationError::AuxKeptMissing)
     }
@@ -324,84 +238,9 @@ impl<B: Blobs> Node<B> {
         );
         Ok(session)
     }
-
-    /// Signs with `key_id`: from a pooled presignature when the request allows one,
-    /// otherwise with the full protocol.
-    async fn sign(
-        self: &Arc<Self>,
-        key_id: KeyId,
-        to_sign: ToSign,
-        path: DerivationPath,
-        signers: Vec<NodeId>,
-    ) -> Result<SignedDigest, OperationError> {
-        let share = self
-            .keys
-            .share(&key_id)
-            .ok_or_else(|| OperationError::NotHeld(key_id.clone()))?;
-        let signers = if signers.is_empty() {
-            self.choose_signers(&share)
-        } else {
-            signers
-        };
-        let set = share
-            .signing_set(signers)
-            .map_err(OperationError::Signers)?;
-        if set.index_of(&self.me).is_none() {
-            return Err(OperationError::NotSigner(self.me.clone()));
-        }
-        let public = share
-            .derived_public_key(&path)
-            .map_err(OperationError::Derivation)?;
-        let names: Vec<String> = set.signers().iter().map(|n| n.to_string()).collect();
-        let prehash = to_sign.prehash();
-        if let (ToSign::Keccak256Message(message), true) = (&to_sign, path.is_master()) {
-            let pool_key = PoolKey {
-                key_id: key_id.clone(),
-                signers: set.clone(),
-                path: DerivationPath::master(),
-            };
-            let oldest = lock(&self.keys.presignatures).oldest(&pool_key);
-            if let Some(presignature) = oldest {
-                let (_, outcomes) = self
-                    .coordinate(Operation::SignPresigned {
-                        key_id: key_id.to_string(),
-                        signers: names.clone(),
-                        message: hex::encode(message),
-                        presignature: presignature.to_string(),
-                    })
-                    .await?;
-                if !any_failed(&outcomes, FailureKind::PresignatureMissing) {
-                    return finish_signature(&outcomes, &public, prehash, names, true);
-                }
-                tracing::info!("a signer lacks the pooled presignature; signing without one");
-            }
-        }
-        let (_, outcomes) = self
-            .coordinate(Operation::Sign {
-                key_id: key_id.to_string(),
-                signers: names.clone(),
-                data: Data::of(&to_sign),
-                path: path.indices().to_vec(),
-            })
-            .await?;
-        finish_signature(&outcomes, &public, prehash, names, false)
-    }
-
-    /// This node and the first other parties of the key, preferring those whose last
-    /// attested check succeeded.
-    fn choose_signers(&self, share: &KeyShare) -> Vec<NodeId> {
-        let peers = self.state().peers.clone();
-        let me = &self.me;
-        let mut others: Vec<&NodeId> = share.group().nodes().iter().filter(|n| *n != me).collect();
-        others.sort_by_key(|n| !peers.get(n.as_str()).is_some_and(|p| p.attested));
-        std::iter::once(me.clone())
-            .chain(others.into_iter().cloned())
-            .take(usize::from(share.threshold().get()))
-            .collect()
-    }
 }
 
-fn finish_signature(
+pub(super) fn finish_signature(
     outcomes: &BTreeMap<NodeId, Outcome>,
     public: &PublicKey,
     prehash: [u8; 32],

@@ -2,7 +2,10 @@
 //! ([`coordinator`]), the participant side of every session ([`participant`]), the
 //! presignature pools ([`presign`]), and the sealed key records ([`records`]).
 //!
-//! An operator's request reaches one node, the coordinator. It encodes a
+//! An operator's request reaches one node, the coordinator, which holds it while
+//! approvals arrive ([`requests`]) and carries it out once its own policy allows it.
+//! Every participant authorizes the session itself before it contributes
+//! ([`authorize`]). It encodes a
 //! [`SessionRequest`] and sends the same bytes to every other participant
 //! (`SessionStart`), while taking part itself. Each participant checks the request itself,
 //! is admitted or refused by [`crate::core::admission`], runs its session on a blocking
@@ -16,15 +19,17 @@
 //!
 //! [`SessionRequest`]: crate::threshold::request::SessionRequest
 
+mod authorize;
 mod coordinator;
 mod participant;
 mod presign;
 mod records;
+mod requests;
 
 use crate::core::admission::Admissions;
 use crate::core::coordination::{AgreementError, Coordination};
 use crate::operator_api::{KeyStatus, OperationFailure};
-use crate::threshold::request::{MAX_SIGN_MESSAGE_LEN, RequestError};
+use crate::threshold::request::RequestError;
 use crate::threshold::router::Router;
 use mpc::ecdsa::{AuxInfo, KeyShare, PresignaturePool, PrimePool, VerifyError};
 use mpc::{KeyId, NodeId, PartySet, SessionId};
@@ -198,14 +203,20 @@ pub enum OperationError {
     Derivation(#[source] mpc::KeyError),
     #[error(transparent)]
     Path(#[from] protocol::path::PathError),
-    #[error("digest must be 32 bytes of hex")]
-    Digest,
-    #[error("message longer than {MAX_SIGN_MESSAGE_LEN} bytes")]
-    MessageTooLong,
-    #[error("message: {0}")]
-    MessageHex(#[source] hex::FromHexError),
-    #[error("give exactly one of digest and message")]
-    DigestOrMessage,
+    #[error("a request id is 32 bytes of hex")]
+    RequestId,
+    #[error("an operator submits its own requests and approvals only")]
+    NotRequester,
+    #[error("the request is being carried out")]
+    Running,
+    #[error("assembling the signed transaction: {0}")]
+    Assemble(String),
+    #[error(transparent)]
+    Authority(#[from] protocol::authority::AuthorityError),
+    #[error(transparent)]
+    Book(#[from] crate::core::requests::BookError),
+    #[error(transparent)]
+    Governance(#[from] super::governance::GovernanceError),
     #[error("key {0} is not held by this node")]
     NotHeld(KeyId),
     #[error("key {0} already exists")]

@@ -15,6 +15,7 @@ use crate::threshold::router::{Inbound, Routed};
 use crate::threshold::runner::{self, RunError};
 use mpc::ecdsa::{AuxInfo, Ecdsa, KeyShare, PoolKey, Signature};
 use mpc::{DerivationPath, Envelope, KeyId, NodeId, Scheme, SessionError, SessionId, SigningSet};
+use protocol::ToSign;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,8 +48,8 @@ enum Input {
     AuxInfo,
     Keygen(Arc<AuxInfo>),
     Presign(Arc<KeyShare>, SigningSet),
-    Sign(Arc<KeyShare>, SigningSet),
-    SignPresigned(Box<mpc::ecdsa::Presignature>),
+    Sign(Arc<KeyShare>, SigningSet, ToSign),
+    SignPresigned(Box<mpc::ecdsa::Presignature>, ToSign),
 }
 
 enum Output {
@@ -160,9 +161,15 @@ impl<B: Blobs> Node<B> {
         } = admitted;
         let session = verified.session;
         let name = verified.task.name();
-        let outcome = match self.prepare(&verified) {
-            Ok(input) => self.run_session(verified, input, inbox).await,
-            Err(outcome) => outcome,
+        let outcome = match &verified.task {
+            Task::Record { .. } => self.record_here(&verified).await,
+            _ => match self.authorize(&verified).await {
+                Ok(to_sign) => match self.prepare(&verified, to_sign) {
+                    Ok(input) => self.run_session(verified, input, inbox).await,
+                    Err(outcome) => outcome,
+                },
+                Err(outcome) => outcome,
+            },
         };
         self.threshold().router().end(session);
         self.threshold().admissions().finish(&session);
@@ -202,8 +209,9 @@ impl<B: Blobs> Node<B> {
         )?)
     }
 
-    /// Everything a session needs from this node's state, checked before it starts.
-    fn prepare(&self, verified: &Verified) -> Result<Input, Outcome> {
+    /// Everything a session needs from this node's state, checked before it starts;
+    /// `to_sign` is what [`Self::authorize`] found the request asks to sign.
+    fn prepare(&self, verified: &Verified, to_sign: Option<ToSign>) -> Result<Input, Outcome> {
         let refuse = |reason: String| Outcome::failed(FailureKind::Refused, reason);
         let share = |key_id: &KeyId| {
             self.threshold()
@@ -249,7 +257,8 @@ impl<B: Blobs> Node<B> {
             } => {
                 let share = share(key_id)?;
                 let set = signing_set(&share, signers)?;
-                Input::Sign(share, set)
+                let to_sign = to_sign.ok_or_else(|| refuse("nothing to sign".to_owned()))?;
+                Input::Sign(share, set, to_sign)
             }
             Task::SignPresigned {
                 key_id,
@@ -259,6 +268,7 @@ impl<B: Blobs> Node<B> {
             } => {
                 let share = share(key_id)?;
                 let set = signing_set(&share, signers)?;
+                let to_sign = to_sign.ok_or_else(|| refuse("nothing to sign".to_owned()))?;
                 let pool_key = PoolKey {
                     key_id: key_id.clone(),
                     signers: set,
@@ -267,7 +277,7 @@ impl<B: Blobs> Node<B> {
                 // Taken out of the pool here: whatever happens next, it is never used again.
                 let taken = lock(&self.threshold().presignatures).take(&pool_key, presignature);
                 match taken {
-                    Some(p) => Input::SignPresigned(Box::new(p)),
+                    Some(p) => Input::SignPresigned(Box::new(p), to_sign),
                     None => {
                         return Err(Outcome::failed(
                             FailureKind::PresignatureMissing,
@@ -276,6 +286,7 @@ impl<B: Blobs> Node<B> {
                     }
                 }
             }
+            Task::Record { .. } => return Err(refuse("a record runs no session".to_owned())),
         })
     }
 
@@ -334,13 +345,13 @@ impl<B: Blobs> Node<B> {
                     let mut s = Ecdsa::presign(&bytes, share, &set, &me, None).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Presign)
                 }
-                (Task::Sign { to_sign, path, .. }, Input::Sign(share, set)) => {
+                (Task::Sign { path, .. }, Input::Sign(share, set, to_sign)) => {
                     let path = (!path.is_master()).then_some(&path);
                     let mut s =
                         Ecdsa::sign(&bytes, share, &set, &me, to_sign, path).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Signature)
                 }
-                (Task::SignPresigned { to_sign, .. }, Input::SignPresigned(p)) => {
+                (Task::SignPresigned { .. }, Input::SignPresigned(p, to_sign)) => {
                     let mut s =
                         Ecdsa::sign_presigned(&bytes, *p, &me, &to_sign, None).map_err(made)?;
                     runner::drive(&mut s, &inbox, round_timeout, limit, post).map(Output::Signature)
