@@ -6,6 +6,8 @@
 //! - [`pin`]: the manifest the client trusts, and how it follows approved successors.
 //! - [`operator`]: operator key files.
 //! - [`ops`]: status, key commands, attestation documents.
+//! - [`requests`]: requests and approvals: make, submit, approve, show, list.
+//! - [`policy_file`]: operators' approvals of a policy and the envelope they make.
 //! - [`verify`]: offline signature checks.
 //! - [`sim`] (feature `sim`): simulated clusters of real processes.
 //! - [`progress`]: progress of long steps on standard error.
@@ -16,7 +18,9 @@ pub mod connection;
 pub mod operator;
 pub mod ops;
 pub mod pin;
+pub mod policy_file;
 pub mod progress;
+pub mod requests;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod verify;

@@ -48,6 +48,29 @@ pub enum OpError {
     },
     #[error("manifest envelope: {0}")]
     Envelope(#[source] manifest::ManifestError),
+    /// A command line that asks for something no node would do.
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "--ttl {secs}: a request lives 1 to {} seconds",
+        crate::requests::MAX_TTL_SECS
+    )]
+    Ttl { secs: u64 },
+    #[error("random bytes: {0}")]
+    Random(String),
+    #[error("request: {0}")]
+    Authority(#[from] protocol::authority::AuthorityError),
+    /// No node of the cluster file holds the request.
+    #[error("no node of the cluster file holds request {request_id}")]
+    NoRequest { request_id: String },
+    /// The answer says the operation was done, but this client's own check of its
+    /// result failed: nothing of it is to be used.
+    #[error("{node}'s answer does not check: {source}")]
+    Unchecked {
+        node: String,
+        #[source]
+        source: crate::verify::AnswerCheckError,
+    },
     /// Refused before anything was sent to a node.
     #[error("not a successor of the pinned manifest (version {pinned}): {source}")]
     NotSuccessor {
@@ -208,6 +231,23 @@ pub fn submit_manifest(
     )
 }
 
+/// Submits a policy envelope to `node`, which runs the pinned manifest; its answer
+/// (`accepted_version`, `effective_at_secs`).
+pub fn submit_policy(
+    file: &ClusterFile,
+    node: &str,
+    envelope: &[u8],
+) -> Result<serde_json::Value, OpError> {
+    let envelope = envelope.to_vec();
+    ask(
+        file,
+        node,
+        Purpose::Command,
+        move |_| OperatorRequest::SubmitPolicy(envelope),
+        STATUS_PATIENCE,
+    )
+}
+
 /// What `custody manifest submit` did.
 #[derive(Debug, Clone)]
 pub struct SubmitReport {
@@ -294,23 +334,28 @@ fn submit_one(file: &ClusterFile, id: &str, hash: [u8; 32], envelope: &[u8]) -> 
 
 pub use protocol::operator_api::CreatedKey;
 
-/// Creates a key through `coordinator` and confirms it with every party, each over its
+/// What an operator asked of a new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAsked {
+    pub key_id: String,
+    pub threshold: u16,
+    /// Every node of the manifest when empty.
+    pub parties: Vec<String>,
+}
+
+/// Confirms the key `coordinator` reports it created with every party, each over its
 /// own attested connection to a node running the pinned manifest: each must hold the key
 /// with the same public key, parties and threshold. The addresses are computed here from
 /// the confirmed public key and must match the coordinator's. A coordinator that reports
-/// a key the parties do not hold, or other parties or threshold than asked, is refused,
-/// named.
-pub fn create_key(
+/// a key the parties do not hold, or other parties or threshold than asked (`asked`,
+/// when this client knows it), is refused, named.
+pub fn confirm_created(
     file: &ClusterFile,
     coordinator: &str,
-    command: &KeyCommand,
-) -> Result<CreatedKey, OpError> {
-    let answer = self::command(file, coordinator, command)?;
-    let created: CreatedKey = serde_json::from_value(answer).map_err(|e| OpError::Answer {
-        node: coordinator.to_owned(),
-        reason: e.to_string(),
-    })?;
-    check_created(file, coordinator, command, &created)?;
+    asked: Option<&KeyAsked>,
+    created: &CreatedKey,
+) -> Result<(), OpError> {
+    check_created(file, coordinator, asked, created)?;
     for party in &created.parties {
         let key_id = created.key_id.clone();
         let held =
@@ -334,9 +379,9 @@ pub fn create_key(
                 }
                 Err(e) => return Err(e),
             };
-        confirm_key(&created, party, held.as_ref())?;
+        confirm_key(created, party, held.as_ref())?;
     }
-    Ok(created)
+    Ok(())
 }
 
 /// Whether the coordinator's report matches the request and names parties this client can
@@ -344,7 +389,7 @@ pub fn create_key(
 pub fn check_created(
     file: &ClusterFile,
     coordinator: &str,
-    command: &KeyCommand,
+    asked: Option<&KeyAsked>,
     created: &CreatedKey,
 ) -> Result<(), OpError> {
     let refuse = |node: &str, reason: String| OpError::KeyNotConfirmed {
@@ -352,14 +397,13 @@ pub fn check_created(
         node: node.to_owned(),
         reason,
     };
-    if let KeyCommand::CreateKey {
+    if let Some(KeyAsked {
         key_id,
         threshold,
         parties,
-        ..
-    } = command
+    }) = asked
     {
-        if key_id.as_ref().is_some_and(|k| *k != created.key_id) {
+        if *key_id != created.key_id {
             return Err(refuse(coordinator, "reports another key id".to_owned()));
         }
         if *threshold != created.threshold {
@@ -489,4 +533,4 @@ pub fn attest(file: &ClusterFile, node: &str, nonce: &[u8]) -> Result<Vec<u8>, O
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

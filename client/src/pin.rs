@@ -150,6 +150,16 @@ impl Pin {
         self.version
     }
 
+    /// The pinned manifest's operators.
+    pub fn operators(&self) -> &[Operator] {
+        &self.operators
+    }
+
+    /// How many of them approve what they approve together.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
     /// Whether `candidate` is the pinned manifest or a successor the pinned operators
     /// approve: a higher version signed by `threshold` of them (signatures by operators
     /// that only the candidate lists do not count), as a node decides with

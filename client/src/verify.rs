@@ -49,6 +49,118 @@ pub fn verify_hex(public_key: &str, digest: &str, r: &str, s: &str) -> Result<()
         .map_err(|_| VerifyError::Invalid)
 }
 
+/// Why a signed answer does not check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerCheckError {
+    #[error("it says signed but carries no signature")]
+    NoSignature,
+    #[error("it signed digest {signed}, not the digest asked for ({asked})")]
+    OtherDigest { asked: String, signed: String },
+    #[error("it carries no signed transaction")]
+    NoSignedTx,
+    #[error("the PSBT's signatures name no input")]
+    NoInputs,
+    #[error("the signature of input {index}: {source}")]
+    Input {
+        index: usize,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("the signature: {0}")]
+    Signature(#[source] VerifyError),
+}
+
+/// How far this client checked a signed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerCheck {
+    /// Not a signature: nothing to check.
+    NotSigned,
+    /// Every signature verifies against the public key it names, over the digest asked
+    /// for (a digest request) or the digest the nodes say they computed.
+    SignaturesVerify,
+    /// As [`AnswerCheck::SignaturesVerify`]; the signed transaction's sender is not yet
+    /// recovered and compared with the key's address by this client.
+    SenderUnchecked,
+}
+
+/// Checks a node's answer before anything of it is printed as a success: every
+/// signature it carries must verify against the public key it names, over the digest
+/// asked for (a digest request) or the digest it names (a transaction's, which the nodes
+/// computed); a transaction or a PSBT must come back signed ([`check_eth_sender`] says
+/// what is not yet checked of a transaction). `payload` is `None` when this client
+/// approved a request it did not make: the signatures are checked all the same.
+pub fn check_answer(
+    payload: Option<&protocol::authority::Payload>,
+    answer: &protocol::operator_api::RequestAnswer,
+) -> Result<AnswerCheck, AnswerCheckError> {
+    use protocol::authority::Payload;
+    use protocol::operator_api::{RequestStatus, SignedDigest};
+    if answer.status != RequestStatus::Signed {
+        return Ok(AnswerCheck::NotSigned);
+    }
+    let verify = |s: &SignedDigest| verify_hex(&s.public_key, &s.digest, &s.r, &s.s);
+    if let Some(signed) = &answer.signature {
+        verify(signed).map_err(AnswerCheckError::Signature)?;
+    }
+    for (index, input) in answer.inputs.iter().enumerate() {
+        verify(input).map_err(|source| AnswerCheckError::Input { index, source })?;
+    }
+    match payload {
+        Some(Payload::Digest(asked)) => {
+            let signed = answer
+                .signature
+                .as_ref()
+                .ok_or(AnswerCheckError::NoSignature)?;
+            let normal = |d: &str| d.trim_start_matches("0x").to_ascii_lowercase();
+            if normal(asked) != normal(&signed.digest) {
+                return Err(AnswerCheckError::OtherDigest {
+                    asked: asked.clone(),
+                    signed: protocol::printable(&signed.digest),
+                });
+            }
+            Ok(AnswerCheck::SignaturesVerify)
+        }
+        Some(Payload::EthTx(_)) => {
+            let signed = answer
+                .signature
+                .as_ref()
+                .ok_or(AnswerCheckError::NoSignature)?;
+            let tx = answer
+                .signed_tx
+                .as_deref()
+                .ok_or(AnswerCheckError::NoSignedTx)?;
+            Ok(check_eth_sender(tx, &signed.public_key))
+        }
+        Some(Payload::BtcPsbt(_)) => {
+            if answer.inputs.is_empty() {
+                return Err(AnswerCheckError::NoInputs);
+            }
+            if answer.signed_tx.is_none() {
+                return Err(AnswerCheckError::NoSignedTx);
+            }
+            Ok(AnswerCheck::SignaturesVerify)
+        }
+        None if answer.signature.is_none() && answer.inputs.is_empty() => {
+            Err(AnswerCheckError::NoSignature)
+        }
+        // A transaction (a PSBT names its inputs).
+        None if answer.signed_tx.is_some() && answer.inputs.is_empty() => {
+            Ok(AnswerCheck::SenderUnchecked)
+        }
+        None => Ok(AnswerCheck::SignaturesVerify),
+    }
+}
+
+/// The check of a signed Ethereum transaction that its sender, recovered from the
+/// signed transaction itself, is the address of `public_key`. This client cannot parse a
+/// transaction yet, so it says the sender is unchecked; the signature over the digest
+/// the nodes named is checked by [`check_answer`].
+pub fn check_eth_sender(_signed_tx: &str, _public_key: &str) -> AnswerCheck {
+    AnswerCheck::SenderUnchecked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +206,113 @@ mod tests {
         assert_eq!(
             verify_hex("02", &hex::encode(digest), &r, &s),
             Err(VerifyError::PublicKey)
+        );
+    }
+
+    fn signed_answer(digest: [u8; 32]) -> protocol::operator_api::RequestAnswer {
+        use protocol::operator_api::{RequestAnswer, RequestStatus, SignedDigest};
+        let secret = SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let (signature, v) = secret.sign_prehash_recoverable(&digest).unwrap();
+        let signature = signature.normalize_s().unwrap_or(signature);
+        let (r, s) = signature.split_bytes();
+        let mut answer = RequestAnswer::new(&[1; 32], RequestStatus::Signed);
+        answer.signature = Some(SignedDigest {
+            scheme: protocol::SchemeId::EcdsaSecp256k1,
+            r: hex::encode(r),
+            s: hex::encode(s),
+            v: v.to_byte(),
+            public_key: hex::encode(secret.verifying_key().to_encoded_point(true).as_bytes()),
+            digest: hex::encode(digest),
+            signers: vec![],
+            presigned: false,
+        });
+        answer
+    }
+
+    /// A signed answer is believed only once its signatures verify over what was asked.
+    #[test]
+    fn answers_are_checked_before_they_count_as_signed() {
+        use protocol::authority::Payload;
+        use protocol::operator_api::{RequestAnswer, RequestStatus};
+        let asked = Payload::Digest(hex::encode([5u8; 32]));
+        let good = signed_answer([5; 32]);
+        assert_eq!(
+            check_answer(Some(&asked), &good),
+            Ok(AnswerCheck::SignaturesVerify)
+        );
+        assert_eq!(check_answer(None, &good), Ok(AnswerCheck::SignaturesVerify));
+        // A valid signature of another digest than the one asked for.
+        let other = signed_answer([6; 32]);
+        assert!(matches!(
+            check_answer(Some(&asked), &other),
+            Err(AnswerCheckError::OtherDigest { .. })
+        ));
+        // A signature that does not match its key, whatever was asked.
+        let mut forged = good.clone();
+        if let Some(s) = forged.signature.as_mut() {
+            s.digest = hex::encode([6u8; 32]);
+        }
+        assert!(matches!(
+            check_answer(None, &forged),
+            Err(AnswerCheckError::Signature(VerifyError::Invalid))
+        ));
+        // "Signed" without a signature.
+        let empty = RequestAnswer::new(&[1; 32], RequestStatus::Signed);
+        assert_eq!(
+            check_answer(Some(&asked), &empty),
+            Err(AnswerCheckError::NoSignature)
+        );
+        assert_eq!(
+            check_answer(None, &empty),
+            Err(AnswerCheckError::NoSignature)
+        );
+        // Anything but signed has nothing to check.
+        let pending = RequestAnswer::new(&[1; 32], RequestStatus::Pending);
+        assert_eq!(
+            check_answer(Some(&asked), &pending),
+            Ok(AnswerCheck::NotSigned)
+        );
+        // A transaction comes back signed, and its sender is not yet checked here.
+        let tx = Payload::EthTx("02ef".into());
+        assert_eq!(
+            check_answer(Some(&tx), &good),
+            Err(AnswerCheckError::NoSignedTx)
+        );
+        let mut with_tx = good.clone();
+        with_tx.signed_tx = Some("02f8".into());
+        assert_eq!(
+            check_answer(Some(&tx), &with_tx),
+            Ok(AnswerCheck::SenderUnchecked)
+        );
+        assert_eq!(
+            check_answer(None, &with_tx),
+            Ok(AnswerCheck::SenderUnchecked)
+        );
+        // A PSBT: every input verifies, and one that does not is named.
+        let psbt = Payload::BtcPsbt("cHNidP8=".into());
+        let mut inputs = RequestAnswer::new(&[1; 32], RequestStatus::Signed);
+        inputs.signed_tx = Some("cHNidP8=".into());
+        inputs.inputs = vec![
+            good.signature.clone().unwrap(),
+            forged.signature.clone().unwrap(),
+        ];
+        assert!(matches!(
+            check_answer(Some(&psbt), &inputs),
+            Err(AnswerCheckError::Input { index: 1, .. })
+        ));
+        inputs.inputs.pop();
+        assert_eq!(
+            check_answer(Some(&psbt), &inputs),
+            Ok(AnswerCheck::SignaturesVerify)
+        );
+        assert_eq!(
+            check_answer(None, &inputs),
+            Ok(AnswerCheck::SignaturesVerify)
+        );
+        inputs.inputs.clear();
+        assert_eq!(
+            check_answer(Some(&psbt), &inputs),
+            Err(AnswerCheckError::NoInputs)
         );
     }
 }

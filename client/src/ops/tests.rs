@@ -3,7 +3,7 @@ use crate::cluster_file::{NodeEntry, OperatorEntry};
 use crate::pin::{PinEntry, PinnedOperator};
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 
-fn file() -> ClusterFile {
+pub(crate) fn file() -> ClusterFile {
     ClusterFile {
         max_evidence_age_secs: 300,
         allow_debug: false,
@@ -52,12 +52,11 @@ fn created() -> CreatedKey {
     }
 }
 
-fn asked(parties: &[&str]) -> KeyCommand {
-    KeyCommand::CreateKey {
-        key_id: Some("treasury".into()),
+fn asked(parties: &[&str]) -> KeyAsked {
+    KeyAsked {
+        key_id: "treasury".into(),
         threshold: 2,
         parties: parties.iter().map(|p| (*p).to_owned()).collect(),
-        renew_aux: false,
     }
 }
 
@@ -84,13 +83,21 @@ fn refused_by(result: Result<(), OpError>) -> String {
 #[test]
 fn a_coordinators_report_must_match_the_request_and_the_key() {
     let f = file();
-    check_created(&f, "node-1", &asked(&["node-2", "node-1"]), &created()).unwrap();
-    check_created(&f, "node-1", &asked(&[]), &created()).unwrap();
+    check_created(
+        &f,
+        "node-1",
+        Some(&asked(&["node-2", "node-1"])),
+        &created(),
+    )
+    .unwrap();
+    check_created(&f, "node-1", Some(&asked(&[])), &created()).unwrap();
+    // Approving another operator's request, this client does not know what was asked.
+    check_created(&f, "node-1", None, &created()).unwrap();
 
-    let lie = |edit: &dyn Fn(&mut CreatedKey), command: &KeyCommand| {
+    let lie = |edit: &dyn Fn(&mut CreatedKey), asked: &KeyAsked| {
         let mut c = created();
         edit(&mut c);
-        refused_by(check_created(&f, "node-1", command, &c))
+        refused_by(check_created(&f, "node-1", Some(asked), &c))
     };
     let any = asked(&[]);
     assert_eq!(lie(&|c| c.threshold = 1, &any), "node-1");

@@ -14,9 +14,50 @@ use attestation::nsm::sim::SimCa;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Operators of a simulated cluster, and how many must approve a manifest.
-const OPERATORS: usize = 3;
-const APPROVALS: usize = 2;
+/// The operators of a simulated cluster: how many, and how many of them must approve a
+/// manifest, a policy or a key (the manifest's threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operators {
+    pub count: usize,
+    pub approvals: usize,
+}
+
+impl Default for Operators {
+    /// Three operators, two of whom approve.
+    fn default() -> Self {
+        Operators {
+            count: 3,
+            approvals: 2,
+        }
+    }
+}
+
+impl Operators {
+    /// 1 to [`manifest::MAX_OPERATORS`] operators, of whom 1 to all approve.
+    pub fn check(self) -> Result<Self, SimError> {
+        if (1..=manifest::MAX_OPERATORS).contains(&self.count)
+            && (1..=self.count).contains(&self.approvals)
+        {
+            Ok(self)
+        } else {
+            Err(SimError::Operators {
+                count: self.count,
+                approvals: self.approvals,
+            })
+        }
+    }
+}
+
+/// The cluster file of operator `i` (from 0) of a simulated cluster in `dir`: operator
+/// 0's is `cluster.toml`, which also records the cluster's processes; every other
+/// operator's, `cluster-operator-<i>.toml`, is the same but for the operator.
+pub fn operator_cluster_file(dir: &Path, i: usize) -> PathBuf {
+    if i == 0 {
+        dir.join("cluster.toml")
+    } else {
+        dir.join(format!("cluster-{}.toml", operator_id(i)))
+    }
+}
 
 /// The `enclave` and `parent` binaries next to this program.
 pub fn binaries() -> Result<Binaries, SimError> {
@@ -77,11 +118,24 @@ impl Probe for Client<'_> {
     }
 }
 
-/// Starts a cluster of `nodes` nodes under `dir` and waits until every node runs with every
-/// peer attested. Returns the cluster file, also written to `dir/cluster.toml`.
-/// `progress` receives one line per step.
+/// Starts a cluster of `nodes` nodes under `dir` with the default [`Operators`]; see
+/// [`up_with`].
 pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFile, SimError> {
+    up_with(dir, nodes, Operators::default(), progress)
+}
+
+/// Starts a cluster of `nodes` nodes under `dir`, whose manifest lists `operators`, and
+/// waits until every node runs with every peer attested. Returns operator 0's cluster
+/// file, also written to `dir/cluster.toml`; every other operator's is written beside it
+/// ([`operator_cluster_file`]). `progress` receives one line per step.
+pub fn up_with(
+    dir: &Path,
+    nodes: usize,
+    operators: Operators,
+    progress: &dyn Fn(&str),
+) -> Result<ClusterFile, SimError> {
     check_count(nodes)?;
+    let operators = operators.check()?;
     if dir.join("cluster.toml").exists() {
         return Err(SimError::Occupied {
             dir: dir.to_owned(),
@@ -93,13 +147,18 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
     let operators_dir = dir.join("operators");
     std::fs::create_dir_all(&operators_dir).map_err(super::io(&operators_dir))?;
     let mut keys = Vec::new();
-    for i in 0..OPERATORS {
+    for i in 0..operators.count {
         keys.push(operator::create(&key_file(&operators_dir, i))?);
     }
 
     let image = launcher.image()?;
-    let body = approve::body(1, APPROVALS, &keys, &launcher.listed(&image, &[])?)?;
-    let signed = approve::sign(&body, &keys, APPROVALS)?;
+    let body = approve::body(
+        1,
+        operators.approvals,
+        &keys,
+        &launcher.listed(&image, &[])?,
+    )?;
+    let signed = approve::sign(&body, &keys, operators.approvals)?;
     let envelope = signed.envelope_bytes().to_vec();
     launcher.write_manifest(&envelope)?;
 
@@ -131,7 +190,24 @@ pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFi
         launcher.stop_all();
         let _ = save(&launcher, &mut file, &path);
     }
-    result.map(|()| file)
+    result?;
+    for i in 1..operators.count {
+        operator_file(&file, &operators_dir, i).save(&operator_cluster_file(&dir, i))?;
+    }
+    Ok(file)
+}
+
+/// Operator `i`'s cluster file: operator 0's but for the operator, and without the
+/// record of the processes, which only `cluster.toml` keeps up to date.
+fn operator_file(file: &ClusterFile, operators_dir: &Path, i: usize) -> ClusterFile {
+    ClusterFile {
+        operator: OperatorEntry {
+            id: operator_id(i),
+            key_file: key_file(operators_dir, i),
+        },
+        sim: None,
+        ..file.clone()
+    }
 }
 
 fn key_file(operators_dir: &Path, i: usize) -> PathBuf {
@@ -205,4 +281,43 @@ pub fn down(file: &mut ClusterFile, path: &Path) -> Result<(), SimError> {
         file.save(path)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn operators_and_approvals_are_checked() {
+        assert_eq!(Operators::default().check().unwrap(), Operators::default());
+        let ok = |count, approvals| Operators { count, approvals }.check().is_ok();
+        assert!(ok(1, 1));
+        assert!(ok(3, 3));
+        assert!(ok(manifest::MAX_OPERATORS, 1));
+        assert!(!ok(0, 0));
+        assert!(!ok(3, 0));
+        assert!(!ok(3, 4));
+        assert!(!ok(manifest::MAX_OPERATORS + 1, 2));
+    }
+
+    #[test]
+    fn each_operator_has_a_cluster_file_of_its_own() {
+        let dir = Path::new("/sim");
+        assert_eq!(operator_cluster_file(dir, 0), dir.join("cluster.toml"));
+        assert_eq!(
+            operator_cluster_file(dir, 2),
+            dir.join("cluster-operator-2.toml")
+        );
+        let file = crate::ops::tests::file();
+        let two = operator_file(&file, Path::new("/sim/operators"), 2);
+        assert_eq!(two.operator.id, "operator-2");
+        assert_eq!(
+            two.operator.key_file,
+            Path::new("/sim/operators/operator-2.key")
+        );
+        assert_eq!(two.manifest, file.manifest);
+        assert_eq!(two.nodes, file.nodes);
+        assert!(two.sim.is_none());
+    }
 }

@@ -25,7 +25,9 @@ mod layout;
 mod process;
 pub mod ready;
 
-pub use cli::{binaries, down, kill_enclave, restart_enclave, up};
+pub use cli::{
+    Operators, binaries, down, kill_enclave, operator_cluster_file, restart_enclave, up, up_with,
+};
 pub use launcher::{Binaries, Launcher, MAX_NODES, Node, Options};
 pub use process::EnclaveArgs;
 pub use ready::{Probe, ReadyError, STARTUP};
@@ -35,6 +37,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
+    #[error(
+        "a simulated cluster has 1 to {} operators, of whom 1 to all approve ({count} with {approvals} asked)",
+        manifest::MAX_OPERATORS
+    )]
+    Operators { count: usize, approvals: usize },
     #[error("a simulated cluster has 1 to {MAX_NODES} nodes")]
     Nodes { requested: usize },
     #[error("{dir} already holds a cluster (cluster.toml); choose another directory")]

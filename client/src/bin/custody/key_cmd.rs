@@ -1,6 +1,10 @@
-//! `custody status`, `key create` and `sign`, and how their answers are printed.
+//! `custody status` and `key create`, and how a new key is printed.
 
 use super::*;
+use client::requests;
+use protocol::authority::Action;
+use protocol::operator_api::RequestAnswer;
+use request_cmd::{node_or_first, request_failed};
 
 pub(super) fn status(cli: &Cli) -> Result<(), Failed> {
     let (file, _) = cluster(cli)?;
@@ -44,6 +48,10 @@ pub(super) fn status(cli: &Cli) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Asks the first party (or the first node) to create a key: a request, approved by this
+/// operator, that the nodes act on once enough operators approve it. The node asked,
+/// what was asked, and its answer.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn create_key(
     json_mode: bool,
     file: &ClusterFile,
@@ -51,21 +59,24 @@ pub(super) fn create_key(
     parties: &[String],
     key_id: Option<String>,
     renew_aux: bool,
-) -> Result<Value, Failed> {
-    let coordinator = parties
-        .first()
-        .or_else(|| file.nodes.first().map(|n| &n.id))
-        .cloned()
-        .ok_or_else(|| usage("the cluster file lists no nodes"))?;
-    let command = KeyCommand::CreateKey {
-        key_id,
+    ttl: Option<u64>,
+) -> Result<(String, ops::KeyAsked, RequestAnswer), Failed> {
+    let coordinator = node_or_first(file, parties.first())?;
+    let failed = |e| request_failed(json_mode, "key create", e);
+    let key_id = match key_id {
+        Some(key_id) => key_id,
+        None => requests::new_key_id().map_err(failed)?,
+    };
+    let ttl = requests::ttl_ms(ttl).map_err(failed)?;
+    let action = Action::CreateKey {
         threshold,
         parties: parties.to_vec(),
         renew_aux,
     };
-    let (created, _) = progress::step(
+    let authority = requests::make(file, &key_id, action, ttl).map_err(failed)?;
+    let (answer, _) = progress::step(
         &format!(
-            "creating a {threshold}-of-{} key through {coordinator} (auxiliary info, then key generation), then confirming it with every party",
+            "asking {coordinator} to create {threshold}-of-{} key {key_id} (once approved: auxiliary info, then key generation, then each party confirms it)",
             if parties.is_empty() {
                 file.nodes.len()
             } else {
@@ -73,51 +84,15 @@ pub(super) fn create_key(
             }
         ),
         false,
-        || ops::create_key(file, &coordinator, &command),
+        || requests::submit(file, &coordinator, authority),
     );
-    let created = created.map_err(|e| op_failed(json_mode, "key create", e))?;
-    Ok(json!({
-        "key_id": created.key_id,
-        "scheme": created.scheme,
-        "public_key": created.public_key,
-        "eth_address": created.eth_address,
-        "btc_address": created.btc_address,
-        "parties": created.parties,
-        "threshold": created.threshold,
-        "confirmed_by": created.parties,
-    }))
-}
-
-pub(super) fn sign(json_mode: bool, file: &ClusterFile, args: &SignArgs) -> Result<Value, Failed> {
-    let coordinator = args
-        .signers
-        .first()
-        .or_else(|| file.nodes.first().map(|n| &n.id))
-        .cloned()
-        .ok_or_else(|| usage("the cluster file lists no nodes"))?;
-    let command = KeyCommand::Sign {
-        key_id: args.key.clone(),
-        digest: args.digest.clone(),
-        message: args.message.clone(),
-        path: args.path.clone(),
-        signers: args.signers.clone(),
+    let answer = answer.map_err(|e| op_failed(json_mode, "key create", e))?;
+    let asked = ops::KeyAsked {
+        key_id,
+        threshold,
+        parties: parties.to_vec(),
     };
-    let (answer, _) = progress::step(
-        &format!("signing with {} through {coordinator}", args.key),
-        false,
-        || ops::command(file, &coordinator, &command),
-    );
-    let answer = answer.map_err(|e| op_failed(json_mode, "sign", e))?;
-    let scheme = ops::scheme_of(&coordinator, &answer).map_err(|e| fail("sign", e))?;
-    let pick = |f: &str| answer.get(f).cloned().unwrap_or(Value::Null);
-    Ok(json!({
-        "scheme": scheme,
-        "r": pick("r"),
-        "s": pick("s"),
-        "v": pick("v"),
-        "public_key": pick("public_key"),
-        "digest": pick("digest"),
-    }))
+    Ok((coordinator, asked, answer))
 }
 
 pub(super) fn describe_key(created: &Value) -> String {
@@ -147,22 +122,5 @@ pub(super) fn describe_key(created: &Value) -> String {
         threshold.as_deref().unwrap_or("-"),
         f("eth_address"),
         f("btc_address")
-    )
-}
-
-pub(super) fn describe_signature(signed: &Value) -> String {
-    let f = |k: &str| match signed.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => "-".to_owned(),
-    };
-    format!(
-        "scheme:      {}\ndigest:      {}\nr:           {}\ns:           {}\nv:           {}\npublic key:  {}",
-        f("scheme"),
-        f("digest"),
-        f("r"),
-        f("s"),
-        f("v"),
-        f("public_key")
     )
 }

@@ -3,20 +3,23 @@
 use clap::{Args, Parser, Subcommand};
 use client::cluster_file::ClusterFile;
 use client::{ops, progress, verify};
-use protocol::operator_api::KeyCommand;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod key_cmd;
 mod manifest_cmd;
+mod policy_cmd;
+mod request_cmd;
 #[cfg(feature = "sim")]
 mod sim_cmd;
 #[cfg(test)]
 mod tests;
 
-use key_cmd::{create_key, describe_key, describe_signature, sign, status};
+use key_cmd::{create_key, describe_key, status};
 use manifest_cmd::manifest_command;
+use policy_cmd::{PolicyCmd, policy_command};
+use request_cmd::{RequestCmd, SignArgs, finish, request_command, sign};
 #[cfg(feature = "sim")]
 use sim_cmd::{demo, sim};
 
@@ -62,8 +65,20 @@ enum Command {
         #[command(subcommand)]
         command: KeyCmd,
     },
-    /// Sign a digest, or a message hashed with Keccak-256.
+    /// Ask the nodes to sign a transaction, a PSBT or a digest under the custodian's
+    /// policy. Exit status: 0 signed, 3 pending (more approvals needed), 1 refused,
+    /// failed or expired, 2 usage.
     Sign(SignArgs),
+    /// Requests the nodes hold: approve one, show one, list them.
+    Request {
+        #[command(subcommand)]
+        command: RequestCmd,
+    },
+    /// Policies: approve a body, assemble the approvals, submit the result.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCmd,
+    },
     /// Check an ECDSA signature offline: exit 0 if valid, 1 if not.
     Verify {
         /// Compressed or uncompressed SEC1 public key, hex.
@@ -134,12 +149,19 @@ enum ManifestCmd {
 #[cfg(feature = "sim")]
 #[derive(Subcommand, Debug)]
 enum SimCommand {
-    /// Start a simulated cluster in the background; writes DIR/cluster.toml.
+    /// Start a simulated cluster in the background; writes DIR/cluster.toml (operator
+    /// 0) and DIR/cluster-operator-<i>.toml for every other operator.
     Up {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Operators the manifest lists.
+        #[arg(long, default_value_t = 3)]
+        operators: usize,
+        /// Operators whose approval a manifest, a policy or a new key needs.
+        #[arg(long, default_value_t = 2)]
+        approvals: usize,
     },
     /// Stop every process of the cluster.
     Down {
@@ -170,32 +192,18 @@ enum KeyCmd {
         /// Parties, comma-separated (default: every node).
         #[arg(long, value_delimiter = ',')]
         parties: Vec<String>,
-        /// Key id (default: chosen by the node).
+        /// Key id (default: `key-` and 16 random hex digits).
         #[arg(long)]
         key_id: Option<String>,
         /// Generate the parties' auxiliary info afresh, even where they already hold it
         /// for this party set (a party refuses to run it again unless asked).
         #[arg(long)]
         renew_aux: bool,
+        /// How long the request waits for approvals, in seconds (default 3600, at most
+        /// 86400).
+        #[arg(long)]
+        ttl: Option<u64>,
     },
-}
-
-#[derive(Args, Debug)]
-struct SignArgs {
-    #[arg(long)]
-    key: String,
-    /// A 32-byte digest, hex.
-    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
-    digest: Option<String>,
-    /// A message, hex; the nodes hash it with Keccak-256.
-    #[arg(long)]
-    message: Option<String>,
-    /// Non-hardened derivation path, e.g. m/0/1.
-    #[arg(long)]
-    path: Option<String>,
-    /// Signers, comma-separated (exactly t; default: chosen by the node asked).
-    #[arg(long, value_delimiter = ',')]
-    signers: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -279,26 +287,24 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                     parties,
                     key_id,
                     renew_aux,
+                    ttl,
                 },
         } => {
             let (file, _) = cluster(cli)?;
-            let created = create_key(
+            let (node, asked, answer) = create_key(
                 cli.json,
                 &file,
                 *threshold,
                 parties,
                 key_id.clone(),
                 *renew_aux,
+                *ttl,
             )?;
-            print(cli.json, &created, &describe_key(&created));
-            Ok(())
+            finish(cli.json, &file, &node, None, Some(&asked), answer)
         }
-        Command::Sign(args) => {
-            let (file, _) = cluster(cli)?;
-            let signed = sign(cli.json, &file, args)?;
-            print(cli.json, &signed, &describe_signature(&signed));
-            Ok(())
-        }
+        Command::Sign(args) => sign(cli, args),
+        Command::Request { command } => request_command(cli, command),
+        Command::Policy { command } => policy_command(cli, command),
         Command::Verify {
             public_key,
             digest,

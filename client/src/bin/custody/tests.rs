@@ -22,3 +22,227 @@ fn renew_aux_only_when_asked() {
     assert!(renew_aux(&["--renew-aux"]));
     assert!(Cli::try_parse_from(["custody", "key", "create", "--renew-aux"]).is_err());
 }
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once(&"custody").chain(args))
+}
+
+/// `sign` takes exactly one payload; anything else is a usage error, exit status 2.
+#[test]
+fn sign_takes_exactly_one_payload() {
+    let digest = "ab".repeat(32);
+    let cli = parse(&[
+        "sign", "--key", "k", "--digest", &digest, "--ttl", "60", "--node", "node-2",
+    ])
+    .unwrap();
+    match cli.command {
+        Command::Sign(args) => {
+            assert_eq!(args.digest.as_deref(), Some(digest.as_str()));
+            assert_eq!(args.ttl, Some(60));
+            assert_eq!(args.node.as_deref(), Some("node-2"));
+            assert!(args.eth_tx.is_none() && args.btc_psbt.is_none() && args.path.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    parse(&["sign", "--key", "k", "--eth-tx", "02ef", "--path", "m/0"]).unwrap();
+    parse(&["sign", "--key", "k", "--btc-psbt", "cHNidP8="]).unwrap();
+    for refused in [
+        &["sign", "--key", "k"][..],
+        &["sign", "--key", "k", "--digest", "ab", "--eth-tx", "02"],
+        &["sign", "--key", "k", "--btc-psbt", "x", "--eth-tx", "02"],
+        &["sign", "--digest", "ab"],
+        &["sign", "--key", "k", "--digest", "ab", "--ttl", "-1"],
+        &["sign", "--key", "k", "--message", "ab"],
+    ] {
+        let err = parse(refused).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{refused:?}: {err}");
+    }
+}
+
+#[test]
+fn request_and_policy_commands_parse() {
+    let id = "cd".repeat(32);
+    match parse(&["request", "approve", &id]).unwrap().command {
+        Command::Request {
+            command:
+                RequestCmd::Approve {
+                    id: got,
+                    node: None,
+                },
+        } => assert_eq!(got, id),
+        other => panic!("{other:?}"),
+    }
+    match parse(&[
+        "--cluster",
+        "c.toml",
+        "request",
+        "show",
+        &id,
+        "--node",
+        "node-3",
+    ])
+    .unwrap()
+    .command
+    {
+        Command::Request {
+            command: RequestCmd::Show {
+                node: Some(node), ..
+            },
+        } => assert_eq!(node, "node-3"),
+        other => panic!("{other:?}"),
+    }
+    parse(&["request", "list", "--json"]).unwrap();
+    assert_eq!(parse(&["request", "approve"]).unwrap_err().exit_code(), 2);
+    parse(&[
+        "policy",
+        "approve",
+        "--body",
+        "b",
+        "--key",
+        "k",
+        "--id",
+        "operator-1",
+        "--out",
+        "o",
+    ])
+    .unwrap();
+    assert_eq!(
+        parse(&[
+            "policy", "approve", "--body", "b", "--key", "k", "--out", "o"
+        ])
+        .unwrap_err()
+        .exit_code(),
+        2
+    );
+    match parse(&[
+        "policy",
+        "assemble",
+        "--body",
+        "b",
+        "--approval",
+        "a",
+        "--approval",
+        "c",
+        "--out",
+        "o",
+    ])
+    .unwrap()
+    .command
+    {
+        Command::Policy {
+            command: PolicyCmd::Assemble { approvals, .. },
+        } => assert_eq!(approvals.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(&["policy", "assemble", "--body", "b", "--out", "o"]).is_err());
+    parse(&["policy", "submit", "envelope.json"]).unwrap();
+    match parse(&["key", "create", "--threshold", "2", "--ttl", "600"])
+        .unwrap()
+        .command
+    {
+        Command::Key {
+            command: KeyCmd::Create { ttl, key_id, .. },
+        } => assert_eq!((ttl, key_id), (Some(600), None)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn sim_up_asks_for_operators_only_when_told() {
+    match parse(&["sim", "up", "--dir", "d"]).unwrap().command {
+        Command::Sim {
+            command:
+                SimCommand::Up {
+                    operators,
+                    approvals,
+                    nodes,
+                    ..
+                },
+        } => assert_eq!((nodes, operators, approvals), (3, 3, 2)),
+        other => panic!("{other:?}"),
+    }
+    match parse(&[
+        "sim",
+        "up",
+        "--dir",
+        "d",
+        "--operators",
+        "5",
+        "--approvals",
+        "3",
+    ])
+    .unwrap()
+    .command
+    {
+        Command::Sim {
+            command:
+                SimCommand::Up {
+                    operators,
+                    approvals,
+                    ..
+                },
+        } => assert_eq!((operators, approvals), (5, 3)),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn file() -> ClusterFile {
+    let text = r#"
+[operator]
+id = "operator-0"
+key_file = "/nonexistent/operator-0.key"
+
+[manifest]
+hash = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+version = 1
+threshold = 1
+operators = [{ id = "operator-0", public_key = "0101010101010101010101010101010101010101010101010101010101010101" }]
+
+[[nodes]]
+id = "node-1"
+client = "127.0.0.1:1"
+[nodes.measurements]
+0 = "abababababababababababababababababababababababababababababababababababababababababababababababab"
+"#;
+    toml::from_str(text).unwrap()
+}
+
+/// Pending exits 3, refused, failed and expired 1, a command line no node would take 2;
+/// a "signed" answer whose signature does not check is never a success.
+#[test]
+fn exit_codes_follow_the_answer() {
+    use protocol::operator_api::{RequestAnswer, RequestStatus};
+    let file = file();
+    let exit = |status| {
+        finish(
+            false,
+            &file,
+            "node-1",
+            None,
+            None,
+            RequestAnswer::new(&[1; 32], status),
+        )
+        .err()
+        .map(|Failed(code)| code)
+    };
+    assert_eq!(exit(RequestStatus::Pending), Some(3));
+    assert_eq!(exit(RequestStatus::Refused), Some(1));
+    assert_eq!(exit(RequestStatus::Failed), Some(1));
+    assert_eq!(exit(RequestStatus::Expired), Some(1));
+    // Signed, but carrying no signature: refused by the client's check.
+    assert_eq!(exit(RequestStatus::Signed), Some(1));
+    // Created, but naming no key.
+    assert_eq!(exit(RequestStatus::Created), Some(1));
+
+    let code = |e| request_cmd::request_failed(false, "sign", e).0;
+    assert_eq!(code(client::ops::OpError::Usage("--digest".into())), 2);
+    assert_eq!(code(client::ops::OpError::Ttl { secs: 0 }), 2);
+    assert_eq!(
+        code(client::ops::OpError::Refused {
+            node: "node-1".into(),
+            reason: "malformed request".into()
+        }),
+        1
+    );
+}
