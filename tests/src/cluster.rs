@@ -13,7 +13,10 @@ use channel::client_port::{ManifestRule, NodeExpectation};
 use client::sim::ready::{self, Probe, Statuses};
 use client::sim::{Binaries, EnclaveArgs, Launcher, Node, Options, approve};
 use manifest::OperatorKey;
-use protocol::operator_api::{KeyCommand, NodeStatus, OperatorRequest, SignedCommand};
+use protocol::authority::{Action, Approval, Authority, DEFAULT_TTL_MS, Payload};
+use protocol::operator_api::{
+    KeyCommand, NodeStatus, OperatorRequest, RequestAnswer, RequestStatus, SignedCommand,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,14 +24,6 @@ use std::time::Duration;
 
 pub use client::sim::approve::PINNED_PCRS;
 pub use client::sim::ready::running_and_attested;
-
-/// What a test asks the nodes to sign.
-#[derive(Debug, Clone, Copy)]
-pub enum ToSign<'a> {
-    Digest([u8; 32]),
-    /// Hashed with Keccak-256 by the nodes.
-    Message(&'a [u8]),
-}
 
 /// Clusters run one at a time: each is a dozen processes on a small machine.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -320,7 +315,8 @@ impl Cluster {
         self.request(id, &OperatorRequest::SubmitManifest(envelope.to_vec()))
     }
 
-    /// Asks node `id` to create a key; the node's answer (JSON) or its refusal.
+    /// Asks node `id` to create a key as operator 0, and has the next operators approve
+    /// it while it is pending: the created key (JSON), or why it was not created.
     pub fn create_key(
         &self,
         id: &str,
@@ -328,45 +324,164 @@ impl Cluster {
         threshold: u16,
         parties: &[&str],
     ) -> Result<Result<serde_json::Value, String>, String> {
-        let command = KeyCommand::CreateKey {
-            key_id: Some(key_id.to_owned()),
+        let action = Action::CreateKey {
             threshold,
             parties: parties.iter().map(|p| p.to_string()).collect(),
             renew_aux: false,
         };
-        self.key_command(id, command)
+        let authority = self.request_as(id, 0, key_id, action, DEFAULT_TTL_MS)?;
+        let mut answer = match self.submit_as(id, 0, authority)? {
+            Ok(answer) => answer,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        for operator in 1..self.operators.len() {
+            if answer.status != RequestStatus::Pending {
+                break;
+            }
+            answer = match self.approve_as(id, operator, &answer.request_id)? {
+                Ok(answer) => answer,
+                Err(reason) => return Ok(Err(reason)),
+            };
+        }
+        Ok(match (answer.status, &answer.key) {
+            (RequestStatus::Created, Some(key)) => {
+                Ok(serde_json::to_value(key).map_err(|e| e.to_string())?)
+            }
+            _ => Err(outcome(&answer)),
+        })
     }
 
-    /// Asks node `id` to sign; the node's answer (JSON) or its refusal.
+    /// Asks node `id` to sign `digest` as operator 0 (a [`Payload::Digest`] request): the
+    /// signed answer (JSON: `r`, `s`, `v`, `digest`, `public_key`...), or why it was not
+    /// signed (a refusal, or the answer's status and reason).
     pub fn sign_with(
         &self,
         id: &str,
         key_id: &str,
-        data: ToSign<'_>,
+        digest: [u8; 32],
         path: Option<&str>,
-        signers: &[&str],
     ) -> Result<Result<serde_json::Value, String>, String> {
-        let (digest, message) = match data {
-            ToSign::Digest(d) => (Some(hex::encode(d)), None),
-            ToSign::Message(m) => (None, Some(hex::encode(m))),
-        };
-        let command = KeyCommand::Sign {
-            key_id: key_id.to_owned(),
-            digest,
-            message,
+        let action = Action::Sign {
             path: path.map(str::to_owned),
-            signers: signers.iter().map(|p| p.to_string()).collect(),
+            payload: Payload::Digest(hex::encode(digest)),
         };
-        self.key_command(id, command)
+        let authority = self.request_as(id, 0, key_id, action, DEFAULT_TTL_MS)?;
+        Ok(match self.submit_as(id, 0, authority)? {
+            Ok(answer) if answer.status == RequestStatus::Signed => {
+                Ok(serde_json::to_value(&answer).map_err(|e| e.to_string())?)
+            }
+            Ok(answer) => Err(outcome(&answer)),
+            Err(reason) => Err(reason),
+        })
     }
 
-    fn key_command(
+    /// The hash of the manifest node `id` runs.
+    pub fn running_manifest(&self, id: &str) -> Result<[u8; 32], String> {
+        let hash = self
+            .status(id)?
+            .manifest_hash
+            .ok_or_else(|| format!("{id} runs no manifest"))?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&hash, &mut out).map_err(|e| format!("{id}'s manifest hash: {e}"))?;
+        Ok(out)
+    }
+
+    /// A request by operator `operator` (its index) for `action` with key `key_id`, made
+    /// now under the manifest node `id` runs, living `ttl_ms`, with its approval.
+    pub fn request_as(
         &self,
         id: &str,
+        operator: usize,
+        key_id: &str,
+        action: Action,
+        ttl_ms: u64,
+    ) -> Result<Authority, String> {
+        static NONCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = self
+            .operators
+            .get(operator)
+            .ok_or_else(|| format!("no operator {operator}"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?;
+        let mut nonce = [0u8; 16];
+        let count = NONCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let unique = (now.as_nanos() as u64).to_le_bytes();
+        for (slot, byte) in nonce
+            .iter_mut()
+            .zip(unique.into_iter().chain(count.to_le_bytes()))
+        {
+            *slot = byte;
+        }
+        client::requests::authority(
+            &self.running_manifest(id)?,
+            &approve::operator_id(operator),
+            key,
+            key_id,
+            action,
+            u64::try_from(now.as_millis()).map_err(|e| e.to_string())?,
+            ttl_ms,
+            &nonce,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Submits `authority` to node `id` as operator `operator` (its index): the node's
+    /// answer, or its refusal.
+    pub fn submit_as(
+        &self,
+        id: &str,
+        operator: usize,
+        authority: Authority,
+    ) -> Result<Result<RequestAnswer, String>, String> {
+        self.request_command_as(id, operator, KeyCommand::Submit { authority })
+    }
+
+    /// Operator `operator` (its index) approves request `request_id` (hex) at node `id`:
+    /// the node's answer, or its refusal.
+    pub fn approve_as(
+        &self,
+        id: &str,
+        operator: usize,
+        request_id: &str,
+    ) -> Result<Result<RequestAnswer, String>, String> {
+        let key = self
+            .operators
+            .get(operator)
+            .ok_or_else(|| format!("no operator {operator}"))?;
+        let mut request = [0u8; 32];
+        hex::decode_to_slice(request_id, &mut request)
+            .map_err(|e| format!("request id {request_id}: {e}"))?;
+        let approval = Approval::sign(&approve::operator_id(operator), key, &request);
+        self.request_command_as(
+            id,
+            operator,
+            KeyCommand::Approve {
+                request_id: request_id.to_owned(),
+                approval,
+            },
+        )
+    }
+
+    fn request_command_as(
+        &self,
+        id: &str,
+        operator: usize,
         command: KeyCommand,
-    ) -> Result<Result<serde_json::Value, String>, String> {
-        let operator = self.operators.first().ok_or("no operators")?;
-        self.key_command_as(id, "operator-0", operator, command)
+    ) -> Result<Result<RequestAnswer, String>, String> {
+        let key = self
+            .operators
+            .get(operator)
+            .ok_or_else(|| format!("no operator {operator}"))?;
+        Ok(
+            match self.key_command_as(id, &approve::operator_id(operator), key, command)? {
+                Ok(value) => {
+                    Ok(serde_json::from_value(value.clone())
+                        .map_err(|e| format!("{e}: {value}"))?)
+                }
+                Err(reason) => Err(reason),
+            },
+        )
     }
 
     /// Sends `command` to node `id` signed as `operator_id` with `key`.
@@ -451,6 +566,21 @@ impl Cluster {
         }
         out
     }
+}
+
+/// An answer that is not the one hoped for, as text: its status, rule and reason.
+pub fn outcome(answer: &RequestAnswer) -> String {
+    let mut text = client::requests::status_name(answer.status).to_owned();
+    if let Some(reason) = &answer.reason {
+        text.push_str(&format!(": {reason}"));
+    }
+    if let Some(rule) = &answer.rule {
+        text.push_str(&format!(" (rule {rule})"));
+    }
+    if let (Some(have), Some(need)) = (answer.approvals, answer.approvals_needed) {
+        text.push_str(&format!(" ({have} of {need} approvals)"));
+    }
+    text
 }
 
 /// The harness reaches nodes as the tests' instrument does: whatever manifest they run.
