@@ -42,8 +42,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start a simulated cluster, create a key, sign a sample message, verify the
-    /// signature, stop everything. Exits 0 only if the signature verified.
+    /// Start a simulated cluster, create a key that two operators approve, show a
+    /// signature refused without a policy, submit a policy, have two operators approve
+    /// a signature of a sample message, verify it, stop everything. Exits 0 only if the
+    /// signature verified.
     #[cfg(feature = "sim")]
     Demo {
         #[arg(long, default_value_t = 3)]

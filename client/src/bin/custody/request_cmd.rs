@@ -70,7 +70,6 @@ pub(super) fn request_failed(json_mode: bool, what: &str, error: ops::OpError) -
 }
 
 pub(super) fn sign(cli: &Cli, args: &SignArgs) -> Result<(), Failed> {
-    let (file, _) = cluster(cli)?;
     let (payload, ttl) = requests::payload(
         args.eth_tx.as_deref(),
         args.btc_psbt.as_deref(),
@@ -78,6 +77,7 @@ pub(super) fn sign(cli: &Cli, args: &SignArgs) -> Result<(), Failed> {
     )
     .and_then(|p| Ok((p, requests::ttl_ms(args.ttl)?)))
     .map_err(|e| request_failed(cli.json, "sign", e))?;
+    let (file, _) = cluster(cli)?;
     let node = node_or_first(&file, args.node.as_ref())?;
     let action = Action::Sign {
         path: args.path.clone(),
