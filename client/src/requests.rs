@@ -119,6 +119,7 @@ pub fn make(
 pub fn payload(
     eth_tx: Option<&str>,
     btc_psbt: Option<&str>,
+    btc_network: &str,
     digest: Option<&str>,
 ) -> Result<Payload, OpError> {
     let usage = |m: &str| OpError::Usage(m.to_owned());
@@ -138,7 +139,18 @@ pub fn payload(
             {
                 return Err(usage("--btc-psbt: a PSBT in base64"));
             }
-            Ok(Payload::BtcPsbt(psbt.to_owned()))
+            if chains::btc::BtcNetwork::ALL
+                .iter()
+                .all(|n| n.name() != btc_network)
+            {
+                return Err(usage(
+                    "--btc-network: mainnet, testnet, testnet4, signet or regtest",
+                ));
+            }
+            Ok(Payload::BtcPsbt {
+                psbt: psbt.to_owned(),
+                network: btc_network.to_owned(),
+            })
         }
         (None, None, Some(digest)) => {
             let digest = digest.strip_prefix("0x").unwrap_or(digest);

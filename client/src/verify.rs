@@ -69,6 +69,8 @@ pub enum AnswerCheckError {
     },
     #[error("the signature: {0}")]
     Signature(#[source] VerifyError),
+    #[error("the signed transaction: {0}")]
+    Sender(String),
 }
 
 /// How far this client checked a signed answer.
@@ -80,9 +82,9 @@ pub enum AnswerCheck {
     /// Every signature verifies against the public key it names, over the digest asked
     /// for (a digest request) or the digest the nodes say they computed.
     SignaturesVerify,
-    /// As [`AnswerCheck::SignaturesVerify`]; the signed transaction's sender is not yet
-    /// recovered and compared with the key's address by this client.
-    SenderUnchecked,
+    /// As [`AnswerCheck::SignaturesVerify`], and the sender recovered from the signed
+    /// Ethereum transaction is the key's address.
+    SenderChecked,
 }
 
 /// Checks a node's answer before anything of it is printed as a success: every
@@ -131,9 +133,9 @@ pub fn check_answer(
                 .signed_tx
                 .as_deref()
                 .ok_or(AnswerCheckError::NoSignedTx)?;
-            Ok(check_eth_sender(tx, &signed.public_key))
+            check_eth_sender(tx, &signed.public_key)
         }
-        Some(Payload::BtcPsbt(_)) => {
+        Some(Payload::BtcPsbt { .. }) => {
             if answer.inputs.is_empty() {
                 return Err(AnswerCheckError::NoInputs);
             }
@@ -146,19 +148,39 @@ pub fn check_answer(
             Err(AnswerCheckError::NoSignature)
         }
         // A transaction (a PSBT names its inputs).
-        None if answer.signed_tx.is_some() && answer.inputs.is_empty() => {
-            Ok(AnswerCheck::SenderUnchecked)
-        }
-        None => Ok(AnswerCheck::SignaturesVerify),
+        None => match (
+            &answer.signed_tx,
+            &answer.signature,
+            answer.inputs.is_empty(),
+        ) {
+            (Some(tx), Some(signed), true) => check_eth_sender(tx, &signed.public_key),
+            _ => Ok(AnswerCheck::SignaturesVerify),
+        },
     }
 }
 
 /// The check of a signed Ethereum transaction that its sender, recovered from the
-/// signed transaction itself, is the address of `public_key`. This client cannot parse a
-/// transaction yet, so it says the sender is unchecked; the signature over the digest
-/// the nodes named is checked by [`check_answer`].
-pub fn check_eth_sender(_signed_tx: &str, _public_key: &str) -> AnswerCheck {
-    AnswerCheck::SenderUnchecked
+/// signed transaction itself, is the address of `public_key`: whatever the nodes said
+/// they signed, the transaction spends from that key or is refused here.
+pub fn check_eth_sender(
+    signed_tx: &str,
+    public_key: &str,
+) -> Result<AnswerCheck, AnswerCheckError> {
+    let raw = hex::decode(signed_tx.trim_start_matches("0x"))
+        .map_err(|_| AnswerCheckError::NoSignedTx)?;
+    let sender =
+        chains::eth::recover_sender(&raw).map_err(|e| AnswerCheckError::Sender(e.to_string()))?;
+    let key = hex::decode(public_key)
+        .ok()
+        .and_then(|k| k256::PublicKey::from_sec1_bytes(&k).ok())
+        .ok_or_else(|| AnswerCheckError::Sender("the answer's public key is invalid".into()))?;
+    let expected = chains::eth_address(&key);
+    if sender.to_ascii_lowercase() != expected.to_ascii_lowercase() {
+        return Err(AnswerCheckError::Sender(format!(
+            "the signed transaction spends from {sender}, not from the key's address {expected}"
+        )));
+    }
+    Ok(AnswerCheck::SenderChecked)
 }
 
 #[cfg(test)]
@@ -272,7 +294,7 @@ mod tests {
             check_answer(Some(&asked), &pending),
             Ok(AnswerCheck::NotSigned)
         );
-        // A transaction comes back signed, and its sender is not yet checked here.
+        // A transaction comes back signed, and one whose sender cannot be recovered fails.
         let tx = Payload::EthTx("02ef".into());
         assert_eq!(
             check_answer(Some(&tx), &good),
@@ -280,16 +302,19 @@ mod tests {
         );
         let mut with_tx = good.clone();
         with_tx.signed_tx = Some("02f8".into());
-        assert_eq!(
+        assert!(matches!(
             check_answer(Some(&tx), &with_tx),
-            Ok(AnswerCheck::SenderUnchecked)
-        );
-        assert_eq!(
+            Err(AnswerCheckError::Sender(_))
+        ));
+        assert!(matches!(
             check_answer(None, &with_tx),
-            Ok(AnswerCheck::SenderUnchecked)
-        );
+            Err(AnswerCheckError::Sender(_))
+        ));
         // A PSBT: every input verifies, and one that does not is named.
-        let psbt = Payload::BtcPsbt("cHNidP8=".into());
+        let psbt = Payload::BtcPsbt {
+            psbt: "cHNidP8=".into(),
+            network: "mainnet".into(),
+        };
         let mut inputs = RequestAnswer::new(&[1; 32], RequestStatus::Signed);
         inputs.signed_tx = Some("cHNidP8=".into());
         inputs.inputs = vec![
@@ -314,5 +339,34 @@ mod tests {
             check_answer(Some(&psbt), &inputs),
             Err(AnswerCheckError::NoInputs)
         );
+    }
+
+    /// A signed Ethereum transaction is accepted only when the sender recovered from it
+    /// is the key's address.
+    #[test]
+    fn an_ethereum_transaction_must_spend_from_the_keys_address() {
+        let unsigned = hex::decode("02ef0103843b9aca008506fc23ac0082ea6094abababababababababababababababababababab87038d7ea4c6800080c0").unwrap();
+        let tx = chains::eth::EthTx::parse_unsigned(&unsigned).unwrap();
+        let secret = SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let (signature, recovery) = secret.sign_prehash_recoverable(&tx.signing_hash()).unwrap();
+        assert!(signature.normalize_s().is_none());
+        let raw = tx
+            .signed_raw(
+                signature.r().to_bytes().into(),
+                signature.s().to_bytes().into(),
+                recovery.is_y_odd(),
+            )
+            .unwrap();
+        let public = hex::encode(secret.verifying_key().to_encoded_point(true).as_bytes());
+        assert_eq!(
+            check_eth_sender(&hex::encode(&raw), &public),
+            Ok(AnswerCheck::SenderChecked)
+        );
+        let other = SigningKey::from_slice(&[10u8; 32]).unwrap();
+        let other = hex::encode(other.verifying_key().to_encoded_point(true).as_bytes());
+        assert!(matches!(
+            check_eth_sender(&hex::encode(&raw), &other),
+            Err(AnswerCheckError::Sender(_))
+        ));
     }
 }

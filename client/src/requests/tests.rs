@@ -123,16 +123,19 @@ fn new_key_ids_are_random_and_valid() {
 #[test]
 fn payloads_are_checked_for_form() {
     assert_eq!(
-        payload(Some("0x02EF"), None, None).unwrap(),
+        payload(Some("0x02EF"), None, "mainnet", None).unwrap(),
         Payload::EthTx("02ef".into())
     );
     assert_eq!(
-        payload(None, Some("cHNidP8="), None).unwrap(),
-        Payload::BtcPsbt("cHNidP8=".into())
+        payload(None, Some("cHNidP8="), "regtest", None).unwrap(),
+        Payload::BtcPsbt {
+            psbt: "cHNidP8=".into(),
+            network: "regtest".into()
+        }
     );
     let digest = "AB".repeat(32);
     assert_eq!(
-        payload(None, None, Some(&digest)).unwrap(),
+        payload(None, None, "mainnet", Some(&digest)).unwrap(),
         Payload::Digest("ab".repeat(32))
     );
     for (tx, psbt, digest) in [
@@ -146,7 +149,7 @@ fn payloads_are_checked_for_form() {
         (Some("02"), None, Some(&*"ab".repeat(32))),
     ] {
         assert!(
-            matches!(payload(tx, psbt, digest), Err(OpError::Usage(_))),
+            matches!(payload(tx, psbt, "mainnet", digest), Err(OpError::Usage(_))),
             "{tx:?} {psbt:?} {digest:?}"
         );
     }

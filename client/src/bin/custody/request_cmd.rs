@@ -18,6 +18,9 @@ pub(super) struct SignArgs {
     /// A PSBT spending P2WPKH inputs, base64.
     #[arg(long)]
     pub btc_psbt: Option<String>,
+    /// The network a PSBT spends on, which decides how its addresses read.
+    #[arg(long, default_value = "mainnet")]
+    pub btc_network: String,
     /// A raw 32-byte digest, hex (signed only under a policy rule for digests).
     #[arg(long)]
     pub digest: Option<String>,
@@ -69,10 +72,18 @@ pub(super) fn request_failed(json_mode: bool, what: &str, error: ops::OpError) -
     }
 }
 
+/// Says on standard error (never in JSON) that the transaction's sender was checked.
+fn note_sender_checked(json_mode: bool) {
+    if !json_mode {
+        eprintln!("custody: the signed transaction spends from the key's address");
+    }
+}
+
 pub(super) fn sign(cli: &Cli, args: &SignArgs) -> Result<(), Failed> {
     let (payload, ttl) = requests::payload(
         args.eth_tx.as_deref(),
         args.btc_psbt.as_deref(),
+        &args.btc_network,
         args.digest.as_deref(),
     )
     .and_then(|p| Ok((p, requests::ttl_ms(args.ttl)?)))
@@ -129,10 +140,8 @@ pub(super) fn finish(
             .map_err(|e| op_failed(json_mode, "key create", e))?;
     }
     print_answer(json_mode, &answer);
-    if checked == AnswerCheck::SenderUnchecked {
-        eprintln!(
-            "custody: the signatures verify; this client does not yet recover the sender of the signed transaction: check it before broadcasting"
-        );
+    if checked == AnswerCheck::SenderChecked {
+        note_sender_checked(json_mode);
     }
     match requests::exit_code(answer.status) {
         0 => Ok(()),
