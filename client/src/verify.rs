@@ -175,7 +175,7 @@ pub fn check_eth_sender(
         .and_then(|k| k256::PublicKey::from_sec1_bytes(&k).ok())
         .ok_or_else(|| AnswerCheckError::Sender("the answer's public key is invalid".into()))?;
     let expected = chains::eth_address(&key);
-    if sender.to_ascii_lowercase() != expected.to_ascii_lowercase() {
+    if !sender.eq_ignore_ascii_case(&expected) {
         return Err(AnswerCheckError::Sender(format!(
             "the signed transaction spends from {sender}, not from the key's address {expected}"
         )));

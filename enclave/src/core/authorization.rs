@@ -361,4 +361,3 @@ fn parse(payload: &Payload, key: &SigningKey<'_>) -> Result<(Parsed, Facts), Den
         }
     }
 }
-
