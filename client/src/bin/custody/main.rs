@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod audit_cmd;
 mod key_cmd;
 mod manifest_cmd;
 mod policy_cmd;
@@ -16,6 +17,7 @@ mod sim_cmd;
 #[cfg(test)]
 mod tests;
 
+use audit_cmd::{AuditCmd, audit_command};
 use key_cmd::{create_key, describe_key, status};
 use manifest_cmd::manifest_command;
 use policy_cmd::{PolicyCmd, policy_command};
@@ -111,6 +113,11 @@ enum Command {
     Manifest {
         #[command(subcommand)]
         command: ManifestCmd,
+    },
+    /// Nodes' audit logs.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
     },
 }
 
@@ -345,6 +352,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
             Ok(())
         }
         Command::Manifest { command } => manifest_command(cli, command),
+        Command::Audit { command } => audit_command(cli, command),
         Command::Operator {
             command: OperatorCmd::New { out, id },
         } => {
