@@ -261,7 +261,7 @@ impl VerifiedExport {
 }
 
 /// Checks an export one line at a time, keeping only the chain's head in memory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ExportVerifier {
     header: ExportHeader,
     evidence: Verified<Evidence>,
