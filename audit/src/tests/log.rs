@@ -116,6 +116,21 @@ fn a_line_that_is_not_canonical_is_refused() {
         Entry::parse(&extra),
         Err(EntryProblem::Malformed { .. })
     ));
+    let inner = line.replacen(
+        "{\"kind\":\"request\",",
+        "{\"kind\":\"request\",\"x\":1,",
+        1,
+    );
+    assert_ne!(inner, line);
+    assert!(matches!(
+        Entry::parse(&inner),
+        Err(EntryProblem::Malformed { .. })
+    ));
+    let kind = line.replacen("\"kind\":\"request\"", "\"kind\":\"Request\"", 1);
+    assert!(matches!(
+        Entry::parse(&kind),
+        Err(EntryProblem::Malformed { .. })
+    ));
     assert!(matches!(
         Entry::parse("not json"),
         Err(EntryProblem::Malformed { .. })
