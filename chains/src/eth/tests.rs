@@ -186,7 +186,7 @@ fn an_erc20_transfer_is_parsed_signed_and_recovered() {
             assert_eq!(tx.value(), 0);
             assert_eq!(
                 tx.erc20_transfer(),
-                Some(&Erc20Transfer {
+                Some(Erc20Transfer {
                     token: lower(TOKEN),
                     recipient: lower(recipient),
                     amount: 1_234_567,

@@ -107,7 +107,8 @@ impl EthTx {
         &self.to
     }
 
-    /// The native value sent, in wei (a value above `u128::MAX` was refused by the parser).
+    /// The native value sent, in wei. A value above `u128::MAX` was refused by the parser
+    /// ([`TxError::AmountTooLarge`]), so every accepted amount fits the policy's arithmetic.
     pub fn value(&self) -> u128 {
         self.value
     }
@@ -127,10 +128,11 @@ impl EthTx {
     }
 
     /// The ERC-20 transfer this transaction makes, if its calldata is one (a malformed
-    /// transfer was refused by the parser).
-    pub fn erc20_transfer(&self) -> Option<&Erc20Transfer> {
+    /// transfer was refused by the parser). A transfer call may also carry a native
+    /// [`Self::value`]; a policy must account for both.
+    pub fn erc20_transfer(&self) -> Option<Erc20Transfer> {
         match &self.calldata {
-            Calldata::Erc20Transfer(transfer) => Some(transfer),
+            Calldata::Erc20Transfer(transfer) => Some(transfer.clone()),
             Calldata::Empty | Calldata::Other => None,
         }
     }
