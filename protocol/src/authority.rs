@@ -63,11 +63,15 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action {
-    /// A signature with key `key_id` at `path` (the master key when absent).
+    /// A signature with key `key_id` at `path` (the master key when absent), by
+    /// `signers` (chosen by the node asked when empty).
     Sign {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
         payload: Payload,
+        /// The signing set, when the requester names one: then no other set signs it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        signers: Vec<String>,
     },
     /// A new key `key_id` shared by `parties` (every manifest node when empty), of
     /// which `threshold` sign.

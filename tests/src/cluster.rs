@@ -364,6 +364,7 @@ impl Cluster {
         let action = Action::Sign {
             path: path.map(str::to_owned),
             payload: Payload::Digest(hex::encode(digest)),
+            signers: Vec::new(),
         };
         let authority = self.request_as(id, 0, key_id, action, DEFAULT_TTL_MS)?;
         Ok(match self.submit_as(id, 0, authority)? {

@@ -163,6 +163,7 @@ fn a_request_is_approved_by_its_requester() {
     let action = Action::Sign {
         path: Some("m/0/1".into()),
         payload: Payload::Digest("cd".repeat(32)),
+        signers: Vec::new(),
     };
     let made = authority(
         &[7; 32],

@@ -85,6 +85,8 @@ pub enum Denied {
     OtherKey { requested: String, session: String },
     #[error("the request is for path {requested}, the session signs at {session}")]
     OtherPath { requested: String, session: String },
+    #[error("the request names another signing set than the session's")]
+    OtherSigners,
     #[error("the request asks to sign {count} digests; the session signs number {input}")]
     NoSuchInput { count: usize, input: u16 },
     #[error("the session signs another digest than the request's")]
@@ -137,7 +139,12 @@ pub fn check_sign(
 ) -> Result<Allowed, Denied> {
     let authorized = authority.verify(g.manifest, g.manifest_hash, g.now_ms)?;
     let request = authorized.request();
-    let Action::Sign { path, payload } = &request.action else {
+    let Action::Sign {
+        path,
+        payload,
+        signers,
+    } = &request.action
+    else {
         return Err(Denied::OtherAction { asked: "a new key" });
     };
     if request.key_id != key.key_id.as_str() {
@@ -155,6 +162,16 @@ pub fn check_sign(
             requested: protocol::printable(path.as_deref().unwrap_or("m")),
             session: key.path.to_string(),
         });
+    }
+    if !signers.is_empty() {
+        let mut named: Vec<&str> = signers.iter().map(String::as_str).collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut session: Vec<&str> = key.signers.iter().map(NodeId::as_str).collect();
+        session.sort_unstable();
+        if named != session {
+            return Err(Denied::OtherSigners);
+        }
     }
     let (parsed, facts) = parse(payload, key)?;
     let now_secs = g.now_ms / 1000;

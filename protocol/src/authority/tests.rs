@@ -36,6 +36,7 @@ fn request(f: &Fixture, requester: usize) -> Vec<u8> {
         Action::Sign {
             path: None,
             payload: Payload::Digest("11".repeat(32)),
+            signers: Vec::new(),
         },
         &OperatorId::new(format!("operator-{requester}")).unwrap(),
         NOW,

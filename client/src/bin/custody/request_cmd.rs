@@ -27,6 +27,10 @@ pub(super) struct SignArgs {
     /// Non-hardened derivation path, e.g. m/0/1.
     #[arg(long)]
     pub path: Option<String>,
+    /// The signing set, comma-separated node ids (the node asked chooses when absent);
+    /// the nodes sign with no other set.
+    #[arg(long, value_delimiter = ',')]
+    pub signers: Vec<String>,
     /// How long the request waits for approvals, in seconds (default 3600, at most
     /// 86400).
     #[arg(long)]
@@ -93,6 +97,7 @@ pub(super) fn sign(cli: &Cli, args: &SignArgs) -> Result<(), Failed> {
     let action = Action::Sign {
         path: args.path.clone(),
         payload: payload.clone(),
+        signers: args.signers.clone(),
     };
     let authority = requests::make(&file, &args.key, action, ttl)
         .map_err(|e| request_failed(cli.json, "sign", e))?;

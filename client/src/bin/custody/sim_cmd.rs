@@ -204,6 +204,7 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
             Action::Sign {
                 path: None,
                 payload: payload.clone(),
+                signers: Vec::new(),
             },
             protocol::authority::DEFAULT_TTL_MS,
         )

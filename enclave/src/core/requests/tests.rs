@@ -37,6 +37,7 @@ fn request(c: &Cluster, by: usize, nonce: u8) -> (Authorized, Authority) {
         Action::Sign {
             path: None,
             payload: Payload::Digest("11".repeat(32)),
+            signers: Vec::new(),
         },
         &OperatorId::new(format!("operator-{by}")).unwrap(),
         NOW,

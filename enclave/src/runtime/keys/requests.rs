@@ -149,9 +149,13 @@ impl<B: Blobs> Node<B> {
             .keys
             .share(&key_id)
             .ok_or_else(|| OperationError::NotHeld(key_id.clone()))?;
-        let Action::Sign { path, .. } = &request.action else {
+        let Action::Sign { path, signers, .. } = &request.action else {
             return Err(OperationError::RequestId);
         };
+        let named = signers
+            .iter()
+            .map(|s| NodeId::new(s.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
         let path = match path {
             Some(p) => DerivationPath::parse(p)?,
             None => DerivationPath::master(),
@@ -160,13 +164,20 @@ impl<B: Blobs> Node<B> {
             .derived_public_key(&path)
             .map_err(OperationError::Derivation)?;
         let public_bytes = public.to_sec1_compressed();
-        let mut signers = self.choose_signers(&share, &[]);
+        let mut signers = if named.is_empty() {
+            self.choose_signers(&share, &[])
+        } else {
+            named.clone()
+        };
         let mut decided = self.decide_with(authority, &key_id, &path, &public_bytes, &signers)?;
         // A rule that names mandatory signers: choose them, and decide again.
-        if let Err(Denied::Refused {
-            reason: policy::Refusal::SignersMissing { missing },
-            ..
-        }) = &decided
+        if let (
+            true,
+            Err(Denied::Refused {
+                reason: policy::Refusal::SignersMissing { missing },
+                ..
+            }),
+        ) = (named.is_empty(), &decided)
         {
             signers = self.choose_signers(&share, &missing.clone());
             decided = self.decide_with(authority, &key_id, &path, &public_bytes, &signers)?;
