@@ -62,6 +62,40 @@ impl Operators {
         OperatorRequest::Command(SignedCommand::sign(id, key, exporter, command))
     }
 
+    /// `command`, signed by operator `i` for the connection with `exporter`.
+    pub fn command_as(
+        &self,
+        i: usize,
+        exporter: &[u8; 32],
+        command: &KeyCommand,
+    ) -> OperatorRequest {
+        let (id, key) = &self.0[i];
+        OperatorRequest::Command(SignedCommand::sign(id, key, exporter, command))
+    }
+
+    /// Operator `i`'s approval of the request with id `request`.
+    pub fn approval(&self, i: usize, request: &[u8; 32]) -> Approval {
+        let (id, key) = &self.0[i];
+        Approval::sign(id, key, request)
+    }
+
+    /// The policy `body` in its envelope, approved by the first two operators.
+    pub fn policy(&self, body: &[u8]) -> Vec<u8> {
+        let signatures: Vec<_> = self
+            .0
+            .iter()
+            .take(2)
+            .map(|(id, key)| OperatorSignature {
+                operator: id.clone(),
+                signature: policy::sign(body, key),
+            })
+            .collect();
+        policy::SignedPolicy::assemble(body, &signatures)
+            .unwrap()
+            .envelope_bytes()
+            .to_vec()
+    }
+
     /// A request by the first operator under `manifest` at `now_ms` (Unix), approved by
     /// the first `approvals` operators.
     pub fn request(
