@@ -63,6 +63,7 @@ impl Operators {
     }
 
     /// `command`, signed by operator `i` for the connection with `exporter`.
+    #[allow(dead_code)] // used by some test crates only
     pub fn command_as(
         &self,
         i: usize,
@@ -74,12 +75,14 @@ impl Operators {
     }
 
     /// Operator `i`'s approval of the request with id `request`.
+    #[allow(dead_code)] // used by some test crates only
     pub fn approval(&self, i: usize, request: &[u8; 32]) -> Approval {
         let (id, key) = &self.0[i];
         Approval::sign(id, key, request)
     }
 
     /// The policy `body` in its envelope, approved by the first two operators.
+    #[allow(dead_code)] // used by some test crates only
     pub fn policy(&self, body: &[u8]) -> Vec<u8> {
         let signatures: Vec<_> = self
             .0
