@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+#[allow(dead_code)] // the harness serves several test crates
 mod support;
 
 use enclave::operator_api::{
