@@ -16,6 +16,7 @@ mod support;
 use enclave::operator_api::{
     Answer, KeyCommand, NodeStatus, OperatorRequest, RequestAnswer, RequestStatus,
 };
+use enclave::sealed::BlobStore;
 use protocol::authority::{Action, Authority, Payload};
 use std::time::Duration;
 use support::Cluster;
@@ -205,6 +206,7 @@ async fn a_velocity_limit_holds_across_every_signing_set() {
         }),
     )
     .await;
+    let mut paid = Vec::new();
     for (nonce, (node, signers)) in [
         ("node-1", ["node-1", "node-2"]),
         ("node-3", ["node-1", "node-3"]),
@@ -212,7 +214,9 @@ async fn a_velocity_limit_holds_across_every_signing_set() {
     .into_iter()
     .enumerate()
     {
-        let signed = submit(&c, node, pay(&c, nonce as u64, ETHER, &signers, 1)).await;
+        let authority = pay(&c, nonce as u64, ETHER, &signers, 1);
+        paid.push(authority.clone());
+        let signed = submit(&c, node, authority).await;
         assert_eq!(signed.status, RequestStatus::Signed, "{signed:?}");
         assert_eq!(signed.rule.as_deref(), Some("small"));
         assert_eq!(signed.signature.as_ref().unwrap().signers, signers);
@@ -249,5 +253,158 @@ async fn a_velocity_limit_holds_across_every_signing_set() {
     assert!(
         matches!(&again, Answer::Refused(r) if r.contains("takes no more approvals")),
         "{again:?}"
+    );
+
+    // A signed request replayed: at the node that holds it, the answer it had; through
+    // another node, the signers that signed it refuse it.
+    let replayed = submit(&c, "node-1", paid[0].clone()).await;
+    assert_eq!(replayed.status, RequestStatus::Signed);
+    // With a second approval, so that the policy allows it again (the limit is used up).
+    let mut replay = paid[0].clone();
+    replay.add(c.operators.approval(1, &replay.id())).unwrap();
+    let command = KeyCommand::Submit { authority: replay };
+    let through = c
+        .ask("node-2", |exporter| c.operators.command(exporter, &command))
+        .await
+        .unwrap();
+    let Answer::Failed(failure) = &through else {
+        panic!("{through:?}")
+    };
+    assert!(
+        failure
+            .failures
+            .iter()
+            .any(|f| f.reason.contains("a replay")),
+        "{failure:?}"
+    );
+
+    // Raw digests: refused by default, and no rule of this policy takes them.
+    let digest = c.operators.request(
+        &c.manifest,
+        "treasury",
+        Action::Sign {
+            path: None,
+            payload: Payload::Digest("11".repeat(32)),
+            signers: Vec::new(),
+        },
+        c.unix_ms(),
+        3,
+    );
+    let refused = submit(&c, "node-1", digest).await;
+    assert_eq!(refused.status, RequestStatus::Refused, "{refused:?}");
+    assert_eq!(refused.rule, None);
+
+    // A payment that needs two operators, not approved within its hour: expired.
+    let late = submit(&c, "node-1", pay(&c, 9, 5 * ETHER, &[], 1)).await;
+    assert_eq!(late.status, RequestStatus::Pending, "{late:?}");
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(&late.request_id, &mut id).unwrap();
+    let command = KeyCommand::Approve {
+        request_id: late.request_id.clone(),
+        approval: c.operators.approval(1, &id),
+    };
+    let expired = c
+        .ask("node-1", |exporter| {
+            c.operators.command_as(1, exporter, &command)
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&expired, Answer::Refused(r) if r.contains("expired")),
+        "{expired:?}"
+    );
+
+    // Office hours, by the nodes' clock: a digest rule for 08:00-20:00 UTC. Outside it,
+    // refused; once the clock reaches it, signed.
+    install_policy(
+        &c,
+        &serde_json::json!({
+            "version": 2,
+            "effective_after_secs": 0,
+            "allowlist_delay_secs": 0,
+            "allowlist": [],
+            "rules": [{"name": "office hours", "chain": "digest", "hours_utc": [8, 20],
+                       "approvals": 1, "action": "allow"}]
+        }),
+    )
+    .await;
+    let hour = (c.unix_ms() / 1000 / 3600) % 24;
+    let digest = |c: &Cluster| {
+        c.operators.request(
+            &c.manifest,
+            "treasury",
+            Action::Sign {
+                path: None,
+                payload: Payload::Digest("22".repeat(32)),
+                signers: Vec::new(),
+            },
+            c.unix_ms(),
+            1,
+        )
+    };
+    if !(8..20).contains(&hour) {
+        let night = submit(&c, "node-1", digest(&c)).await;
+        assert_eq!(night.status, RequestStatus::Refused, "{night:?}");
+        let until_eight = ((8 + 24 - hour) % 24) * 3600;
+        tokio::time::advance(Duration::from_secs(until_eight)).await;
+        c.wait_until("every node runs", SETTLE, |_, s| running(s))
+            .await;
+    }
+    let day = submit(&c, "node-1", digest(&c)).await;
+    assert_eq!(day.status, RequestStatus::Signed, "{day:?}");
+    assert_eq!(day.rule.as_deref(), Some("office hours"));
+}
+
+/// The parent replays the sealed policy a node held before the last one it accepted:
+/// the node refuses to run on it, and says why.
+#[tokio::test(start_paused = true)]
+async fn a_parent_cannot_roll_a_nodes_policy_back() {
+    let mut c = three_with_primes().await;
+    let policy = |version: u64| {
+        serde_json::json!({
+            "version": version,
+            "effective_after_secs": 0,
+            "allowlist_delay_secs": 0,
+            "allowlist": [],
+            "rules": [{"name": "none", "chain": "digest", "approvals": 1, "action": "deny"}]
+        })
+    };
+    install_policy(&c, &policy(1)).await;
+    let blobs = c.blobs("node-1");
+    let old = blobs.get("policy").await.unwrap().unwrap();
+    install_policy(&c, &policy(2)).await;
+    assert_eq!(c.status("node-1").policy_version, Some(2));
+    // An older approved policy submitted again is refused too.
+    let envelope = c.operators.policy(&serde_json::to_vec(&policy(1)).unwrap());
+    let again = c
+        .ask("node-2", |_| {
+            OperatorRequest::SubmitPolicy(envelope.clone())
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Answer::Refused(r) if r.contains("version")),
+        "{again:?}"
+    );
+    c.stop("node-1").await;
+    blobs.put("policy", old).await.unwrap();
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mpc/fixtures/primes.json"
+    ))
+    .unwrap();
+    c.start_with("node-1", mpc::sim::load_primes(&fixture).unwrap());
+    c.wait_until("node-1 refuses its rolled-back state", SETTLE, |id, s| {
+        id != "node-1" || s.phase == "failed"
+    })
+    .await;
+    let status = c.status("node-1");
+    assert!(
+        status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("policy")),
+        "{status:?}"
     );
 }

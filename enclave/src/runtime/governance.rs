@@ -13,7 +13,7 @@ use crate::core::authorization::Governance;
 use crate::core::requests::RequestBook;
 use crate::sealed::{SealError, SealedStore};
 use policy::{Ledger, LedgerError, PolicyError, PolicyState, Recorded, SignedPolicy, Spend};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -23,6 +23,11 @@ const POLICY_BLOB: &str = "policy";
 const LEDGER_BLOB: &str = "ledger";
 /// Sealed blob of the requests held for operators.
 const REQUESTS_BLOB: &str = "requests";
+/// Sealed blob of the signatures this node contributed to, by request and input.
+const SIGNED_BLOB: &str = "signed";
+/// Most signatures remembered; a request is remembered until it expires, and requests
+/// live at most a day, so this bounds the signing rate a replay check covers.
+const MAX_SIGNED: usize = 65_536;
 /// Requests remembered as recorded at every party; beyond, the oldest are forgotten (and
 /// recorded again if asked: recording is idempotent).
 const MAX_RECORDED_EVERYWHERE: usize = 4096;
@@ -33,6 +38,9 @@ pub(super) struct Books {
     pub(super) policy: Mutex<PolicyState>,
     pub(super) ledger: Mutex<Ledger>,
     pub(super) requests: Mutex<RequestBook>,
+    /// The request inputs this node contributed a completed signature to, with when
+    /// each request expires: a replay of one is refused.
+    pub(super) signed: Mutex<BTreeMap<([u8; 32], u16), u64>>,
     /// Requests whose spend every party of their key recorded, as this node saw.
     pub(super) everywhere: Mutex<BTreeSet<[u8; 32]>>,
     /// Held from a change to its sealed write, so that writes land in change order.
@@ -116,8 +124,58 @@ impl<B: Blobs> Node<B> {
         );
         *lock(&self.books.policy) = policy;
         *lock(&self.books.ledger) = ledger;
+        let signed: Vec<(String, u16, u64)> = match read(store, SIGNED_BLOB).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(format_error(SIGNED_BLOB))?,
+            None => Vec::new(),
+        };
+        let mut by_input = BTreeMap::new();
+        for (id, input, expires) in signed {
+            let mut request = [0u8; 32];
+            hex::decode_to_slice(&id, &mut request).map_err(|e| GovernanceError::Format {
+                name: SIGNED_BLOB,
+                reason: e.to_string(),
+            })?;
+            by_input.insert((request, input), expires);
+        }
         *lock(&self.books.requests) = requests;
+        *lock(&self.books.signed) = by_input;
         Ok(())
+    }
+
+    /// Whether this node already contributed a completed signature to `input` of
+    /// request `id`: a second session for it is a replay.
+    pub(super) fn already_signed(&self, id: &[u8; 32], input: u16) -> bool {
+        lock(&self.books.signed).contains_key(&(*id, input))
+    }
+
+    /// Remembers, sealed, that this node contributed a completed signature to `input`
+    /// of request `id`, which expires at `expires_ms`.
+    pub(super) async fn mark_signed(
+        &self,
+        id: [u8; 32],
+        input: u16,
+        expires_ms: u64,
+    ) -> Result<(), GovernanceError> {
+        let _write = self.books.write.lock().await;
+        let now = self.clock.unix_ms();
+        let bytes = {
+            let mut signed = lock(&self.books.signed);
+            let skew = protocol::authority::MAX_CLOCK_SKEW_MS;
+            signed.retain(|_, expires| expires.saturating_add(skew) >= now);
+            if signed.len() >= MAX_SIGNED {
+                return Err(GovernanceError::Format {
+                    name: SIGNED_BLOB,
+                    reason: format!("{MAX_SIGNED} signatures within a day"),
+                });
+            }
+            signed.insert((id, input), expires_ms);
+            let list: Vec<(String, u16, u64)> = signed
+                .iter()
+                .map(|((id, input), expires)| (hex::encode(id), *input, *expires))
+                .collect();
+            serde_json::to_vec(&list).map_err(format_error(SIGNED_BLOB))?
+        };
+        self.seal_book(SIGNED_BLOB, &bytes).await
     }
 
     /// Calls `f` with this node's governance as it is now.

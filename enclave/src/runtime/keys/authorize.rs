@@ -106,6 +106,13 @@ impl<B: Blobs> Node<B> {
                 tracing::warn!(key = %key_id, %denied, "signature refused by this node's policy");
                 refused(denied)
             })?;
+        if self.already_signed(allowed.authorized.id(), input) {
+            tracing::warn!(request = %hex::encode(allowed.authorized.id()), input, "a request this node signed before, replayed: refused");
+            return Err(refused(format!(
+                "this node already signed input {input} of request {}: a replay",
+                hex::encode(allowed.authorized.id())
+            )));
+        }
         self.ensure_recorded(&allowed, &share, signers, authority)
             .await?;
         tracing::info!(request = %hex::encode(allowed.authorized.id()), rule = %allowed.rule, policy_version = allowed.policy_version, input, "signature authorized");

@@ -415,7 +415,21 @@ impl<B: Blobs> Node<B> {
                 Outcome::Presigned
             }
             Output::Signature(sig) => {
-                if let Task::Sign { .. } | Task::SignPresigned { .. } = task {
+                if let Task::Sign {
+                    authority, input, ..
+                }
+                | Task::SignPresigned {
+                    authority, input, ..
+                } = task
+                {
+                    let expires = protocol::authority::Request::parse(authority.request_bytes())
+                        .map(|r| r.expires_ms)
+                        .unwrap_or(u64::MAX);
+                    if let Err(e) = self.mark_signed(authority.id(), *input, expires).await {
+                        // The signature exists now; a later replay of it is the risk.
+                        tracing::error!(error = %e, "could not remember a signature for the replay check");
+                        return storage(&e);
+                    }
                     Outcome::Signature {
                         r: hex::encode(sig.r()),
                         s: hex::encode(sig.s()),
