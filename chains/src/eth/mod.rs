@@ -10,7 +10,7 @@ pub mod erc20;
 pub mod tx;
 
 pub use erc20::{CalldataKind, ERC20_TRANSFER_SELECTOR, Erc20Transfer};
-pub use tx::{EthTx, EthTxType, MAX_ETH_TX_LEN, recover_sender};
+pub use tx::{EthTx, EthTxType, MAX_ETH_TX_LEN, Transfer, recover_sender, unsigned_transfer};
 
 #[cfg(test)]
 mod tests;

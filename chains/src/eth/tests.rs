@@ -489,3 +489,36 @@ fn recover_sender_refuses_high_s_and_trailing_bytes() {
         assert!(recover_sender(&bytes).is_err());
     }
 }
+
+#[test]
+fn an_unsigned_transfer_is_what_the_node_accepts() {
+    let to = "0x1111111111111111111111111111111111111111";
+    let bytes = unsigned_transfer(&Transfer {
+        chain_id: 1,
+        nonce: 7,
+        to,
+        value: 5,
+        gas_limit: 21_000,
+        max_fee_per_gas: 30_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+    })
+    .unwrap();
+    let tx = EthTx::parse_unsigned(&bytes).unwrap();
+    assert_eq!(
+        (tx.chain_id(), tx.nonce(), tx.to(), tx.value()),
+        (1, 7, to, 5)
+    );
+    let bad = Transfer {
+        to: "0x11",
+        ..Transfer {
+            chain_id: 1,
+            nonce: 0,
+            to,
+            value: 0,
+            gas_limit: 21_000,
+            max_fee_per_gas: 1,
+            max_priority_fee_per_gas: 1,
+        }
+    };
+    assert!(unsigned_transfer(&bad).is_err());
+}

@@ -332,3 +332,43 @@ fn rlp(part: &'static str) -> impl Fn(alloy_rlp::Error) -> TxError {
         reason: error.to_string(),
     }
 }
+
+/// What an unsigned native transfer pays, for [`unsigned_transfer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer<'a> {
+    pub chain_id: u64,
+    pub nonce: u64,
+    /// `0x` and 40 hex digits.
+    pub to: &'a str,
+    pub value: u128,
+    pub gas_limit: u64,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
+/// An unsigned EIP-1559 transaction paying `transfer.value` wei, encoded by alloy as the
+/// node accepts it: for clients that ask the cluster to sign a payment.
+pub fn unsigned_transfer(transfer: &Transfer<'_>) -> Result<Vec<u8>, TxError> {
+    let to: alloy_primitives::Address =
+        transfer
+            .to
+            .parse()
+            .map_err(
+                |e: alloy_primitives::hex::FromHexError| TxError::Malformed {
+                    part: "destination address",
+                    reason: e.to_string(),
+                },
+            )?;
+    let tx = TxEip1559 {
+        chain_id: transfer.chain_id,
+        nonce: transfer.nonce,
+        gas_limit: transfer.gas_limit,
+        max_fee_per_gas: transfer.max_fee_per_gas,
+        max_priority_fee_per_gas: transfer.max_priority_fee_per_gas,
+        to: TxKind::Call(to),
+        value: U256::from(transfer.value),
+        access_list: Default::default(),
+        input: Default::default(),
+    };
+    Ok(tx.encoded_for_signing())
+}

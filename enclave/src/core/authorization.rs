@@ -89,8 +89,6 @@ pub enum Denied {
     OtherSigners,
     #[error("the request asks to sign {count} digests; the session signs number {input}")]
     NoSuchInput { count: usize, input: u16 },
-    #[error("the session signs another digest than the request's")]
-    OtherDigest,
     #[error("{what}: {reason}")]
     Payload { what: &'static str, reason: String },
     #[error("the transaction calls a contract other than with an ERC-20 transfer")]

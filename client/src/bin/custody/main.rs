@@ -45,9 +45,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start a simulated cluster, create a key that two operators approve, show a
-    /// signature refused without a policy, submit a policy, have two operators approve
-    /// a signature of a sample message, verify it, stop everything. Exits 0 only if the
-    /// signature verified.
+    /// payment refused without a policy, submit a policy, sign a small payment, show one
+    /// to an unlisted address refused and a large one signed once a second operator
+    /// approves, check both signed transactions, stop everything. Exits 0 only if every
+    /// step went as the policy says.
     #[cfg(feature = "sim")]
     Demo {
         #[arg(long, default_value_t = 3)]

@@ -105,16 +105,45 @@ impl Drop for DemoCluster {
     }
 }
 
-/// The demo's policy: digests with the demo key are signed once two operators approve.
+/// Where the demo pays: the one address its policy lists.
+const EXCHANGE: &str = "0x1111111111111111111111111111111111111111";
+/// An address no policy lists.
+const STRANGER: &str = "0x000000000000000000000000000000000000dead";
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+/// The demo's policy: payments of the demo key to the exchange, up to 1 ether with the
+/// requester's approval alone, more with two operators'; nothing else. Its delays are 0
+/// so the demo runs in seconds: a real policy gives operators time to notice a change.
 const DEMO_POLICY: &str = r#"{
   "version": 1,
-  "effective_after_secs": 86400,
-  "allowlist_delay_secs": 86400,
-  "allowlist": [],
+  "effective_after_secs": 0,
+  "allowlist_delay_secs": 0,
+  "allowlist": [
+    {"name": "exchange", "chain": "ethereum:1", "address": "0x1111111111111111111111111111111111111111"}
+  ],
   "rules": [
-    {"name": "demo digests", "keys": ["demo"], "chain": "digest", "approvals": 2, "action": "allow"}
+    {"name": "small payments to the exchange", "keys": ["demo"], "chain": "ethereum:1", "asset": "native",
+     "to": ["exchange"], "max_amount": "1000000000000000000", "approvals": 1, "action": "allow"},
+    {"name": "large payments to the exchange", "keys": ["demo"], "chain": "ethereum:1", "asset": "native",
+     "to": ["exchange"], "approvals": 2, "action": "allow"}
   ]
 }"#;
+
+/// An unsigned Ethereum payment of the demo.
+#[cfg(feature = "sim")]
+fn payment(nonce: u64, to: &str, value: u128) -> Result<Payload, Failed> {
+    let bytes = chains::eth::unsigned_transfer(&chains::eth::Transfer {
+        chain_id: 1,
+        nonce,
+        to,
+        value,
+        gas_limit: 21_000,
+        max_fee_per_gas: 30_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+    })
+    .map_err(|e| fail("demo: transaction", e))?;
+    Ok(Payload::EthTx(hex::encode(bytes)))
+}
 
 #[cfg(feature = "sim")]
 fn demo_step<T>(
@@ -194,10 +223,7 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
         .map_err(|e| op_failed(cli.json, "demo: key create", e))?;
     time("key_create", created_at.elapsed());
 
-    let message = b"tee-custody demo: pay 1 ETH to 0x000000000000000000000000000000000000dEaD";
-    let digest = hex::encode(chains::keccak256(message));
-    let payload = Payload::Digest(digest.clone());
-    let request = |file: &ClusterFile| {
+    let request = |file: &ClusterFile, payload: &Payload| {
         requests::make(
             file,
             "demo",
@@ -210,13 +236,42 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
         )
         .and_then(|authority| requests::submit(file, &node, authority))
     };
+    // Whatever the nodes say, a signed payment counts only if this client checks it: the
+    // signatures verify and the transaction spends from the demo key's address.
+    let check = |answer: &RequestAnswer, payload: &Payload| -> Result<(), String> {
+        match (&answer.status, &answer.signature) {
+            (RequestStatus::Signed, Some(s)) if s.public_key != key.public_key => {
+                Err("the signature is by another key".to_owned())
+            }
+            (RequestStatus::Signed, Some(_)) => client::verify::check_answer(Some(payload), answer)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            _ => Err(format!(
+                "not signed: {}",
+                requests::describe(answer).replace('\n', "; ")
+            )),
+        }
+    };
+    let expect = |answer: &RequestAnswer, status: RequestStatus| -> Result<(), String> {
+        if answer.status == status {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {status:?}, got: {}",
+                requests::describe(answer).replace('\n', "; ")
+            ))
+        }
+    };
+    let small = payment(0, EXCHANGE, ETHER / 2)?;
+    let stranger = payment(1, STRANGER, 2 * ETHER)?;
+    let large = payment(1, EXCHANGE, 5 * ETHER)?;
 
     // No policy yet: the nodes refuse to sign anything.
-    let refused = demo_step(
-        "asking for a signature before any policy: the nodes refuse it",
+    let before = demo_step(
+        "asking to pay 0.5 ether before any policy: the nodes refuse it",
         cli.json,
         "demo: sign",
-        || request(&file),
+        || request(&file, &small),
     )?;
 
     // The policy, approved by two operators, goes to every node.
@@ -246,30 +301,34 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
     }
     time("policy", policy_at.elapsed());
 
-    // Under the policy a digest needs two operators: operator-1 approves.
     let signed_at = std::time::Instant::now();
-    let pending = demo_step(
-        "asking for the signature again, under the policy",
+    let small_signed = demo_step(
+        "paying 0.5 ether to the exchange: operator-0's approval is enough",
         cli.json,
         "demo: sign",
-        || request(&file),
+        || request(&file, &small),
     )?;
-    let signed = second_approval(cli.json, &other, &node, pending.clone())?;
     time("sign", signed_at.elapsed());
+    let refused = demo_step(
+        "paying 2 ether to an address the policy does not list: refused",
+        cli.json,
+        "demo: sign",
+        || request(&file, &stranger),
+    )?;
+    let pending = demo_step(
+        "paying 5 ether to the exchange: it needs a second operator",
+        cli.json,
+        "demo: sign",
+        || request(&file, &large),
+    )?;
+    let large_signed = second_approval(cli.json, &other, &node, pending.clone())?;
 
     let verify_at = std::time::Instant::now();
-    let verified = match (&signed.status, &signed.signature) {
-        (RequestStatus::Signed, Some(s)) if s.public_key != key.public_key => {
-            Err("the signature is by another key".to_owned())
-        }
-        (RequestStatus::Signed, Some(_)) => client::verify::check_answer(Some(&payload), &signed)
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        _ => Err(format!(
-            "not signed: {}",
-            requests::describe(&signed).replace('\n', "; ")
-        )),
-    };
+    let verified = expect(&before, RequestStatus::Refused)
+        .and_then(|()| check(&small_signed, &small))
+        .and_then(|()| expect(&refused, RequestStatus::Refused))
+        .and_then(|()| expect(&pending, RequestStatus::Pending))
+        .and_then(|()| check(&large_signed, &large));
     time("verify", verify_at.elapsed());
 
     let (stop, elapsed) = progress::step("stopping the cluster", false, || {
@@ -280,22 +339,17 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
     stop.map_err(|e| fail("demo: stopping the cluster", e))?;
     time("cluster_down", elapsed);
 
-    let signature = signed.signature.clone();
-    let field = |f: fn(&protocol::operator_api::SignedDigest) -> String| {
-        signature.as_ref().map(f).unwrap_or_default()
-    };
     let value = json!({
         "scheme": key.scheme,
         "public_key": key.public_key,
         "eth_address": key.eth_address,
         "btc_address": key.btc_address,
         "key_request": created.request_id,
+        "before_policy": before,
+        "signed": small_signed,
         "refused": refused,
         "pending": pending,
-        "digest": digest,
-        "r": field(|s| s.r.clone()),
-        "s": field(|s| s.s.clone()),
-        "v": signature.as_ref().map(|s| s.v),
+        "approved": large_signed,
         "timings_ms": timings,
     });
     let created_value = json!({
@@ -304,15 +358,23 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
         "parties": key.parties, "threshold": key.threshold,
     });
     let summary = format!(
-        "{}\n(created once operator-0 asked and operator-1 approved)\n\nbefore any policy:\n{}\n\nunder the policy, operator-0 asks:\n{}\n\noperator-1 approves:\n{}\nmessage:     {:?}\nsignature:   {}\ntimings (ms): {}",
+        "{}\n(created once operator-0 asked and operator-1 approved)\n\n\
+         0.5 ether to the exchange, before any policy:\n{}\n\n\
+         0.5 ether to the exchange, under the policy:\n{}\n\n\
+         2 ether to {STRANGER}:\n{}\n\n\
+         5 ether to the exchange, operator-0 asks:\n{}\n\n\
+         operator-1 approves:\n{}\n\n\
+         check:        {}\ntimings (ms): {}",
         describe_key(&created_value),
+        requests::describe(&before),
+        requests::describe(&small_signed),
         requests::describe(&refused),
         requests::describe(&pending),
-        requests::describe(&signed),
-        String::from_utf8_lossy(message),
+        requests::describe(&large_signed),
         match &verified {
-            Ok(()) => "verified with k256 against the public key".to_owned(),
-            Err(e) => format!("NOT verified: {e}"),
+            Ok(()) =>
+                "both payments verified with k256 and spend from the key's address".to_owned(),
+            Err(e) => format!("FAILED: {e}"),
         },
         value
             .get("timings_ms")
@@ -321,5 +383,5 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
     );
     print(cli.json, &value, &summary);
     drop(guard);
-    verified.map_err(|e| fail("demo: signature check", e))
+    verified.map_err(|e| fail("demo: check", e))
 }
