@@ -376,3 +376,6 @@ fn parse(payload: &Payload, key: &SigningKey<'_>) -> Result<(Parsed, Facts), Den
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
