@@ -304,6 +304,7 @@ fn sign(payload: Payload) -> Action {
     Action::Sign {
         path: None,
         payload,
+        signers: Vec::new(),
     }
 }
 

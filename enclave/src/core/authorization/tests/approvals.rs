@@ -200,6 +200,7 @@ fn a_request_for_another_path_is_refused() {
     let at = |path: Option<&str>| Action::Sign {
         path: path.map(str::to_owned),
         payload: native(1, EXCHANGE, 10),
+        signers: Vec::new(),
     };
     assert_eq!(
         f.check(&f.authority(at(Some("m/1")), &[0])).unwrap_err(),
@@ -225,6 +226,32 @@ fn a_request_for_another_path_is_refused() {
     );
     allowed_by(
         f.check(&f.authority(at(Some("m/0/1")), &[0])),
+        "small native",
+    );
+}
+
+/// A request that names its signing set is signed by that set only, in any order.
+#[test]
+fn a_request_naming_its_signers_is_signed_by_them_only() {
+    let mut f = Fixture::new();
+    let by = |ids: &[&str]| Action::Sign {
+        path: None,
+        payload: native(1, EXCHANGE, 10),
+        signers: ids.iter().map(|s| s.to_string()).collect(),
+    };
+    f.signers = nodes(&[1, 3]);
+    assert_eq!(
+        f.check(&f.authority(by(&["node-1", "node-2"]), &[0]))
+            .unwrap_err(),
+        Denied::OtherSigners
+    );
+    assert_eq!(
+        f.check(&f.authority(by(&["node-1", "node-3", "node-2"]), &[0]))
+            .unwrap_err(),
+        Denied::OtherSigners
+    );
+    allowed_by(
+        f.check(&f.authority(by(&["node-3", "node-1"]), &[0])),
         "small native",
     );
 }
