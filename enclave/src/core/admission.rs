@@ -71,6 +71,17 @@ pub struct AuxRequest<'a> {
     pub renew: bool,
 }
 
+/// What a key-generation request asks of this node's key store: room for one more key,
+/// under an id it does not hold.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRequest<'a> {
+    pub key_id: &'a KeyId,
+    /// This node holds a key with this id already.
+    pub exists: bool,
+    /// How many keys this node holds.
+    pub held: usize,
+}
+
 /// What an abort from a peer does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Abort {
@@ -87,6 +98,8 @@ struct Admitted {
     coordinator: NodeId,
     /// The party set of an auxiliary-info session, whose budget it holds.
     aux: Option<PartySet>,
+    /// The key a key-generation session creates, which it holds room for.
+    key: Option<KeyId>,
 }
 
 /// The sessions running here, and the auxiliary-info budget.
@@ -107,12 +120,15 @@ impl Admissions {
     }
 
     /// Admits `session` from `coordinator` at `now`, or says why not. An admitted session
-    /// holds its slot (and its aux-info budget) until [`Self::finish`].
+    /// holds its slot (its aux-info budget, the room for the key it creates) until
+    /// [`Self::finish`]. A key generation is refused when the keys held and those being
+    /// generated here would pass [`MAX_KEYS`], or when its id is held or being generated.
     pub fn admit(
         &mut self,
         session: SessionId,
         coordinator: &NodeId,
         aux: Option<AuxRequest<'_>>,
+        key: Option<KeyRequest<'_>>,
         now: Instant,
     ) -> Result<(), Refusal> {
         if self.running.contains_key(&session) {
@@ -131,6 +147,19 @@ impl Admissions {
         if self.running.len() >= MAX_SESSIONS {
             return Err(Refusal::Busy);
         }
+        if let Some(key) = key {
+            let generating: Vec<&KeyId> = self
+                .running
+                .values()
+                .filter_map(|a| a.key.as_ref())
+                .collect();
+            let exists = key.exists || generating.contains(&key.key_id);
+            check_new_key(
+                key.key_id,
+                exists,
+                key.held.saturating_add(generating.len()),
+            )?;
+        }
         if let Some(aux) = aux {
             self.aux
                 .admit(coordinator, aux.group, aux.held, aux.renew, now)?;
@@ -140,6 +169,7 @@ impl Admissions {
             Admitted {
                 coordinator: coordinator.clone(),
                 aux: aux.map(|a| a.group.clone()),
+                key: key.map(|k| k.key_id.clone()),
             },
         );
         Ok(())
@@ -206,11 +236,11 @@ mod tests {
         let (a, b) = (node("node-1"), node("node-2"));
         // Exactly the cap is admitted...
         for i in 0..MAX_SESSIONS_PER_COORDINATOR {
-            admissions.admit(session(i), &a, None, now).unwrap();
+            admissions.admit(session(i), &a, None, None, now).unwrap();
         }
         // ...and one more is refused as busy, naming the coordinator.
         let refused = admissions
-            .admit(session(MAX_SESSIONS_PER_COORDINATOR), &a, None, now)
+            .admit(session(MAX_SESSIONS_PER_COORDINATOR), &a, None, None, now)
             .unwrap_err();
         assert_eq!(
             refused,
@@ -221,10 +251,10 @@ mod tests {
         assert_eq!(refused.kind(), FailureKind::Busy);
         assert!(refused.to_string().contains("node-1 already runs 8"));
         // Another coordinator still gets in; once one of a's sessions ends, a does too.
-        admissions.admit(session(100), &b, None, now).unwrap();
+        admissions.admit(session(100), &b, None, None, now).unwrap();
         admissions.finish(&session(0));
         admissions
-            .admit(session(MAX_SESSIONS_PER_COORDINATOR), &a, None, now)
+            .admit(session(MAX_SESSIONS_PER_COORDINATOR), &a, None, None, now)
             .unwrap();
     }
 
@@ -236,19 +266,19 @@ mod tests {
         // Exactly MAX_SESSIONS, spread so that no coordinator reaches its own cap.
         for i in 0..MAX_SESSIONS {
             let c = &coordinators[i % coordinators.len()];
-            admissions.admit(session(i), c, None, now).unwrap();
+            admissions.admit(session(i), c, None, None, now).unwrap();
         }
         assert_eq!(admissions.running(), MAX_SESSIONS);
         // The next one, from a coordinator below its cap, is refused: busy.
         let fresh = node("node-9");
         let refused = admissions
-            .admit(session(MAX_SESSIONS), &fresh, None, now)
+            .admit(session(MAX_SESSIONS), &fresh, None, None, now)
             .unwrap_err();
         assert_eq!(refused, Refusal::Busy);
         assert_eq!(refused.kind(), FailureKind::Busy);
         admissions.finish(&session(3));
         admissions
-            .admit(session(MAX_SESSIONS), &fresh, None, now)
+            .admit(session(MAX_SESSIONS), &fresh, None, None, now)
             .unwrap();
         assert_eq!(admissions.running(), MAX_SESSIONS);
     }
@@ -258,8 +288,10 @@ mod tests {
         let mut admissions = Admissions::new();
         let now = Instant::now();
         let a = node("node-1");
-        admissions.admit(session(1), &a, None, now).unwrap();
-        let again = admissions.admit(session(1), &a, None, now).unwrap_err();
+        admissions.admit(session(1), &a, None, None, now).unwrap();
+        let again = admissions
+            .admit(session(1), &a, None, None, now)
+            .unwrap_err();
         assert_eq!(again, Refusal::Running(session(1)));
         assert_eq!(again.kind(), FailureKind::Refused);
         // Finishing something never admitted changes nothing.
@@ -273,7 +305,7 @@ mod tests {
         let now = Instant::now();
         let (coordinator, other) = (node("node-1"), node("node-2"));
         admissions
-            .admit(session(1), &coordinator, None, now)
+            .admit(session(1), &coordinator, None, None, now)
             .unwrap();
         // Another participant of the same session, or any other node: refused, and the
         // session still runs.
@@ -308,7 +340,7 @@ mod tests {
             renew: false,
         };
         let refused = admissions
-            .admit(session(1), &a, Some(held), now)
+            .admit(session(1), &a, Some(held), None, now)
             .unwrap_err();
         assert_eq!(refused, Refusal::AuxInfo(AuxRefusal::AlreadyHeld));
         assert_eq!(refused.kind(), FailureKind::AuxInfoHeld);
@@ -317,15 +349,56 @@ mod tests {
             renew: true,
             ..held
         };
-        admissions.admit(session(1), &a, Some(renew), now).unwrap();
+        admissions
+            .admit(session(1), &a, Some(renew), None, now)
+            .unwrap();
         // One at a time per coordinator and set: busy until the first one ends.
         let running = admissions
-            .admit(session(2), &a, Some(renew), now)
+            .admit(session(2), &a, Some(renew), None, now)
             .unwrap_err();
         assert_eq!(running, Refusal::AuxInfo(AuxRefusal::Running));
         assert_eq!(running.kind(), FailureKind::Busy);
         admissions.finish(&session(1));
-        admissions.admit(session(2), &a, Some(renew), now).unwrap();
+        admissions
+            .admit(session(2), &a, Some(renew), None, now)
+            .unwrap();
+    }
+
+    /// The cap counts the keys being generated: at exactly MAX_KEYS held and running,
+    /// one more is refused at admission, and an id being generated is not generated twice.
+    #[test]
+    fn key_generations_are_capped_when_admitted() {
+        let now = Instant::now();
+        let a = node("node-1");
+        let mut admissions = Admissions::new();
+        let id = |i: usize| KeyId::new(format!("k{i}")).unwrap();
+        fn ask(key: &KeyId, held: usize) -> Option<KeyRequest<'_>> {
+            Some(KeyRequest {
+                key_id: key,
+                exists: false,
+                held,
+            })
+        }
+        let (k1, k2, k3) = (id(1), id(2), id(3));
+        admissions
+            .admit(session(1), &a, None, ask(&k1, MAX_KEYS - 2), now)
+            .unwrap();
+        assert_eq!(
+            admissions.admit(session(2), &a, None, ask(&k1, MAX_KEYS - 2), now),
+            Err(Refusal::KeyExists(k1.clone()))
+        );
+        admissions
+            .admit(session(3), &a, None, ask(&k2, MAX_KEYS - 2), now)
+            .unwrap();
+        assert_eq!(
+            admissions.admit(session(4), &a, None, ask(&k3, MAX_KEYS - 2), now),
+            Err(Refusal::TooManyKeys)
+        );
+        // A finished generation frees its room (its key, if sealed, is then held).
+        admissions.finish(&session(3));
+        admissions
+            .admit(session(4), &a, None, ask(&k3, MAX_KEYS - 2), now)
+            .unwrap();
     }
 
     #[test]

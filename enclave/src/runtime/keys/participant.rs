@@ -4,7 +4,7 @@
 
 use super::records::{aux_blob, key_blob};
 use super::{Keys, lock};
-use crate::core::admission::{Abort, AuxRequest, Refusal, check_new_key};
+use crate::core::admission::{Abort, AuxRequest, KeyRequest, Refusal, check_new_key};
 use crate::core::phase::{Admit, PeerKind, Request};
 use crate::provisioning::PeerMessage;
 use crate::runtime::{Blobs, Node};
@@ -128,11 +128,23 @@ impl<B: Blobs> Node<B> {
             }),
             _ => None,
         };
+        let key = match &verified.task {
+            Task::Keygen { key_id, .. } => {
+                let shares = lock(&self.threshold().shares);
+                Some((key_id, shares.contains_key(key_id), shares.len()))
+            }
+            _ => None,
+        };
+        let key = key.map(|(key_id, exists, held)| KeyRequest {
+            key_id,
+            exists,
+            held,
+        });
         let session = verified.session;
         let now = self.now();
         self.threshold()
             .admissions()
-            .admit(session, &verified.coordinator, aux, now)
+            .admit(session, &verified.coordinator, aux, key, now)
             .map_err(|refusal| {
                 if let Refusal::AuxInfo(refusal) = &refusal {
                     tracing::warn!(coordinator = %verified.coordinator, %refusal, "auxiliary-info session refused");
