@@ -5,7 +5,8 @@
 //! policy; `[1][2]` asks for the node's
 //! status; `[1][4][operator-signed command]` is a [`KeyCommand`] (create a key, sign) with
 //! its operator's signature ([`SignedCommand`]); `[1][5][nonce]` asks for a fresh
-//! attestation document; `[1][6][key id]` asks for one key's record ([`KeyStatus`]).
+//! attestation document; `[1][6][key id]` asks for one key's record ([`KeyStatus`]);
+//! `[1][8][from u64 BE]` asks for a page of the node's audit log ([`AuditPage`]).
 //! Answers ([`Answer`]): `[1][0][JSON]`, `[1][1][reason]`, or `[1][2][JSON]` for an
 //! operation the participants did not complete ([`OperationFailure`]: per participant,
 //! its node id, the kind of failure, its reason and the nodes the protocol blamed). An
@@ -50,6 +51,26 @@ pub enum OperatorRequest {
     Key {
         key_id: String,
     },
+    /// A page of the node's audit log, from entry `from` ([`AuditPage`]).
+    AuditExport {
+        from: u64,
+    },
+}
+
+/// One page of a node's audit log export, the answer to [`OperatorRequest::AuditExport`].
+///
+/// `header` is present exactly on the page asked `from` 0: the export's header line,
+/// whose attestation document is fresh and binds the log's head at that moment; its count
+/// is where the export ends, and the pages after the first continue up to it. `entries`
+/// are entry lines in order, starting with entry `from`; `next` is the `from` of the next
+/// page, `null` when the log (as it stands, or at the header's count) has no more. Lines
+/// are exactly what the export file holds, without their line breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPage {
+    pub header: Option<String>,
+    pub entries: Vec<String>,
+    pub next: Option<u64>,
 }
 
 /// Longest nonce an attestation request may carry (the NSM's limit).
@@ -307,6 +328,9 @@ impl OperatorRequest {
             }
             OperatorRequest::Attest { nonce } => [&[VERSION, 5][..], nonce.as_slice()].concat(),
             OperatorRequest::Key { key_id } => [&[VERSION, 6][..], key_id.as_bytes()].concat(),
+            OperatorRequest::AuditExport { from } => {
+                [&[VERSION, 8][..], from.to_be_bytes().as_slice()].concat()
+            }
         }
     }
 
@@ -336,6 +360,14 @@ impl OperatorRequest {
                 ids::KeyId::new(key_id).map_err(|e| ApiError::Malformed(e.to_string()))?;
                 Ok(OperatorRequest::Key {
                     key_id: key_id.to_owned(),
+                })
+            }
+            [VERSION, 8, from @ ..] => {
+                let from = <[u8; 8]>::try_from(from).map_err(|_| {
+                    ApiError::Malformed("an audit export names its first entry in 8 bytes".into())
+                })?;
+                Ok(OperatorRequest::AuditExport {
+                    from: u64::from_be_bytes(from),
                 })
             }
             _ => Err(ApiError::Unknown),

@@ -294,6 +294,12 @@ pub fn check_create(
     Ok(authorized)
 }
 
+/// What `payload` moves, as this node parses it for `key`: what its audit log records of
+/// a request before deciding it.
+pub fn facts(payload: &Payload, key: &SigningKey<'_>) -> Result<Facts, Denied> {
+    parse(payload, key).map(|(_, facts)| facts)
+}
+
 /// Parses a payload into what is signed and what the policy evaluates.
 fn parse(payload: &Payload, key: &SigningKey<'_>) -> Result<(Parsed, Facts), Denied> {
     let facts_error = |e: policy::FactsError| payload_error("transaction", e);

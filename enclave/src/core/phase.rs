@@ -50,6 +50,8 @@ pub enum OperatorKind {
     Attest,
     /// One key's record.
     Key,
+    /// A page of the audit log, which exists once the node runs.
+    AuditExport,
 }
 
 /// The kinds of message a peer sends on an attested channel.
@@ -67,12 +69,13 @@ pub enum PeerKind {
 }
 
 impl OperatorKind {
-    pub const ALL: [OperatorKind; 5] = [
+    pub const ALL: [OperatorKind; 6] = [
         OperatorKind::SubmitManifest,
         OperatorKind::Status,
         OperatorKind::Command,
         OperatorKind::Attest,
         OperatorKind::Key,
+        OperatorKind::AuditExport,
     ];
 
     pub fn of(request: &crate::operator_api::OperatorRequest) -> Self {
@@ -84,6 +87,7 @@ impl OperatorKind {
             R::Command(_) | R::SubmitPolicy(_) => OperatorKind::Command,
             R::Attest { .. } => OperatorKind::Attest,
             R::Key { .. } => OperatorKind::Key,
+            R::AuditExport { .. } => OperatorKind::AuditExport,
         }
     }
 }
@@ -185,7 +189,8 @@ impl<T, S> Phase<T, S> {
     /// manifest its sealed state confirmed; a release request is answered while waiting
     /// too (a node that holds an escrow can say so without its own key, see
     /// `crate::runtime`); status, attestation and key records are always served, so that
-    /// a node can say what it is doing and why.
+    /// a node can say what it is doing and why; the audit log is exported only while the
+    /// node runs, the only phase in which it is restored and checked.
     pub fn admits(&self, request: Request) -> Admit {
         use Admit::*;
         use OperatorKind as O;
@@ -431,6 +436,7 @@ mod tests {
             ("running", Request::Operator(O::Key)),
             ("running", Request::Operator(O::SubmitManifest)),
             ("running", Request::Operator(O::Command)),
+            ("running", Request::Operator(O::AuditExport)),
             ("running", Request::Peer(P::Ping)),
             ("running", Request::Peer(P::EscrowPut)),
             ("running", Request::Peer(P::ReleaseRequest)),

@@ -337,6 +337,9 @@ impl<B: Blobs> Node<B> {
         let Some(trust) = self.trust() else {
             return Err(self.fail("no manifest after provisioning".to_owned()));
         };
+        if let Err(e) = self.load_audit(&mut store, &trust).await {
+            return Err(self.fail(format!("sealed audit log refused: {e}")));
+        }
         let escrow = match escrow {
             Some(key) => Escrow {
                 plan: EscrowPlan::new(trust.peers(&self.config.node_id)),

@@ -73,6 +73,8 @@ pub enum GovernanceError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("audit log: {0}")]
+    Audit(#[from] super::AuditFailure),
 }
 
 fn format_error(name: &'static str) -> impl Fn(serde_json::Error) -> GovernanceError {
@@ -218,15 +220,21 @@ impl<B: Blobs> Node<B> {
         let trust = self.trust().ok_or(GovernanceError::NoManifest)?;
         let _write = self.books.write.lock().await;
         let now = self.clock.unix_ms() / 1000;
-        let (bytes, version, effective_at) = {
+        let (bytes, version, effective_at, policy_hash) = {
             let mut state = lock(&self.books.policy).clone();
             let accepted =
                 policy::accept(trust.manifest.manifest(), state.newest_version(), signed)?;
-            let version = accepted.version();
+            let (version, policy_hash) = (accepted.version(), accepted.signed().hash());
             let effective_at = state.accept(accepted, now)?;
             let bytes = serde_json::to_vec(&state).map_err(format_error(POLICY_BLOB))?;
-            (bytes, version, effective_at)
+            (bytes, version, effective_at, policy_hash)
         };
+        self.audit(::audit::Event::PolicyChange {
+            version,
+            policy_hash,
+            effective_at_secs: effective_at,
+        })
+        .await?;
         self.seal_book(POLICY_BLOB, &bytes).await?;
         let state = serde_json::from_slice(&bytes).map_err(format_error(POLICY_BLOB))?;
         *lock(&self.books.policy) = state;

@@ -18,6 +18,7 @@
 //! Threshold keys: `keys`. The world (clock, sockets, blob store) is behind the small
 //! traits of [`env`](mod@env) and [`crate::sealed::BlobStore`].
 
+mod audit;
 mod boot;
 pub mod env;
 mod governance;
@@ -27,6 +28,7 @@ mod links;
 mod operator;
 mod outbound;
 
+pub use audit::AuditFailure;
 pub use env::{Clock, Network, SystemClock};
 #[cfg(any(test, feature = "sim"))]
 pub use env::{ManualClock, MemoryNetwork};
@@ -233,6 +235,8 @@ pub struct Node<B: Blobs = ParentBlobs> {
     keys: keys::Keys,
     /// Policy, ledger and the requests held.
     books: governance::Books,
+    /// The audit log, once restored.
+    audit: audit::AuditBook,
     links: Mutex<BTreeMap<mpc::NodeId, links::LinkSender>>,
     attester: Arc<dyn Attester>,
     identity: Arc<TlsIdentity>,
@@ -283,6 +287,7 @@ impl<B: Blobs> Node<B> {
             client_tls,
             keys,
             books: governance::Books::default(),
+            audit: audit::AuditBook::default(),
             me,
             links: Mutex::new(BTreeMap::new()),
             blobs: env.blobs,

@@ -66,6 +66,8 @@ pub enum OperatorError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Governance(#[from] super::GovernanceError),
+    #[error("audit log: {0}")]
+    Audit(#[from] super::AuditFailure),
 }
 
 impl OperatorError {
@@ -254,6 +256,7 @@ impl<B: Blobs> Node<B> {
                 Ok(serde_json::to_string(&key)?)
             }
             OperatorRequest::SubmitManifest(envelope) => self.submit_manifest(&envelope).await,
+            OperatorRequest::AuditExport { from } => Ok(self.audit_export(from).await?),
             OperatorRequest::SubmitPolicy(envelope) => {
                 Ok(self.submit_policy(&envelope).await.inspect_err(|e| {
                     tracing::warn!(error = %e, "policy refused");
@@ -288,6 +291,9 @@ impl<B: Blobs> Node<B> {
             tracing::warn!(error = %e, "manifest refused");
         })?;
         let version = accepted.version();
+        let hash = *accepted.hash().as_bytes();
+        self.audit_when_running(::audit::Event::ManifestChange { version, hash })
+            .await?;
         self.blobs
             .put(MANIFEST_BLOB, accepted.envelope_bytes().to_vec())
             .await

@@ -300,6 +300,13 @@ impl Cluster {
         self.clock.unix_ms()
     }
 
+    /// The roots the nodes trust: the production roots and this cluster's simulated CA.
+    /// (Not every test binary that shares this module checks evidence itself.)
+    #[allow(dead_code)]
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
     pub fn blobs(&self, id: &str) -> MemoryBlobs {
         self.member(id).blobs.clone()
     }

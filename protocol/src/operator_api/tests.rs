@@ -17,6 +17,8 @@ fn round_trips_and_refusals() {
         OperatorRequest::Key {
             key_id: "k".repeat(64),
         },
+        OperatorRequest::AuditExport { from: 0 },
+        OperatorRequest::AuditExport { from: u64::MAX },
     ] {
         assert_eq!(OperatorRequest::decode(&r.encode()).unwrap(), r);
     }
@@ -430,4 +432,39 @@ fn the_largest_key_record_fits() {
     let encoded = encode_answer(&Ok(json.clone()));
     assert_eq!(decode_answer(&encoded).unwrap(), Ok(json));
     assert!(encoded.len() < MAX_RESPONSE_LEN / 8);
+}
+
+/// An audit export names its first entry in exactly eight bytes: seven or nine are
+/// refused, never read as another entry.
+#[test]
+fn audit_export_requests_carry_exactly_eight_bytes() {
+    assert_eq!(
+        OperatorRequest::AuditExport { from: 258 }.encode(),
+        [1, 8, 0, 0, 0, 0, 0, 0, 1, 2]
+    );
+    for bad in [
+        &[1u8, 8][..],
+        &[1, 8, 0, 0, 0, 0, 0, 0, 1],
+        &[1, 8, 0, 0, 0, 0, 0, 0, 0, 1, 2],
+    ] {
+        assert!(
+            matches!(OperatorRequest::decode(bad), Err(ApiError::Malformed(_))),
+            "{bad:?}"
+        );
+    }
+    let page = AuditPage {
+        header: None,
+        entries: vec!["{\"seq\":1}".into()],
+        next: Some(2),
+    };
+    let json = serde_json::to_string(&page).unwrap();
+    assert_eq!(
+        json,
+        r#"{"header":null,"entries":["{\"seq\":1}"],"next":2}"#
+    );
+    assert_eq!(serde_json::from_str::<AuditPage>(&json).unwrap(), page);
+    assert!(
+        serde_json::from_str::<AuditPage>(r#"{"header":null,"entries":[],"next":null,"x":1}"#)
+            .is_err()
+    );
 }

@@ -17,6 +17,10 @@ fn refused(reason: impl ToString) -> Outcome {
     Outcome::failed(FailureKind::Refused, reason.to_string())
 }
 
+fn unrecorded(error: crate::runtime::AuditFailure) -> Outcome {
+    Outcome::failed(FailureKind::Storage, error.to_string())
+}
+
 impl<B: Blobs> Node<B> {
     fn held_share(&self, key_id: &KeyId) -> Result<Arc<KeyShare>, Outcome> {
         self.keys
@@ -69,6 +73,9 @@ impl<B: Blobs> Node<B> {
                         check_create(g, authority, key_id, group.nodes(), *threshold)
                     })
                     .map_err(refused)?;
+                if let Err(denied) = &checked {
+                    let _ = self.audit_decision(&authority.id(), Err(denied)).await;
+                }
                 let authorized = checked.map_err(|denied| {
                     tracing::warn!(coordinator = %verified.coordinator, %denied, "key creation refused");
                     refused(denied)
@@ -99,13 +106,20 @@ impl<B: Blobs> Node<B> {
             public_key: &public,
             signers,
         };
-        let (allowed, to_sign) = self
+        let decided = self
             .with_governance(|g| check_session(g, authority, &key, input))
-            .map_err(refused)?
-            .map_err(|denied| {
-                tracing::warn!(key = %key_id, %denied, "signature refused by this node's policy");
-                refused(denied)
-            })?;
+            .map_err(refused)?;
+        let recorded = self
+            .audit_decision(
+                &authority.id(),
+                decided.as_ref().map(|(allowed, _)| allowed),
+            )
+            .await;
+        let (allowed, to_sign) = decided.map_err(|denied| {
+            tracing::warn!(key = %key_id, %denied, "signature refused by this node's policy");
+            refused(denied)
+        })?;
+        recorded.map_err(unrecorded)?;
         if self.already_signed(allowed.authorized.id(), input) {
             tracing::warn!(request = %hex::encode(allowed.authorized.id()), input, "a request this node signed before, replayed: refused");
             return Err(refused(format!(
@@ -213,10 +227,17 @@ impl<B: Blobs> Node<B> {
             Ok(Ok(allowed)) => allowed,
             Ok(Err(denied)) => {
                 tracing::warn!(key = %key_id, coordinator = %verified.coordinator, %denied, "spend not recorded: refused by this node's policy");
+                let _ = self.audit_decision(&authority.id(), Err(&denied)).await;
                 return refused(denied);
             }
             Err(e) => return refused(e),
         };
+        if let Err(e) = self
+            .audit_decision(allowed.authorized.id(), Ok(&allowed))
+            .await
+        {
+            return unrecorded(e);
+        }
         match self.record_spend(allowed.spend.clone()).await {
             Ok(recorded) => {
                 tracing::info!(request = %hex::encode(allowed.authorized.id()), ?recorded, asked_by = %verified.coordinator, "spend recorded");

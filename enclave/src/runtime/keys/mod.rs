@@ -140,7 +140,7 @@ impl Keys {
         lock(&self.admissions)
     }
 
-    fn share(&self, key: &KeyId) -> Option<Arc<KeyShare>> {
+    pub(super) fn share(&self, key: &KeyId) -> Option<Arc<KeyShare>> {
         lock(&self.shares).get(key).cloned()
     }
 
@@ -244,6 +244,8 @@ pub enum OperationError {
     AuxKeptMissing,
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    #[error("audit log: {0}")]
+    Audit(#[from] super::AuditFailure),
 }
 
 impl OperationError {

@@ -52,6 +52,18 @@ enum Input {
     SignPresigned(Box<mpc::ecdsa::Presignature>, ToSign),
 }
 
+impl Input {
+    /// What a signing session signs, for the node's audit log.
+    fn digest(&self) -> Option<[u8; 32]> {
+        match self {
+            Input::Sign(_, _, to_sign) | Input::SignPresigned(_, to_sign) => {
+                Some(to_sign.prehash())
+            }
+            _ => None,
+        }
+    }
+}
+
 enum Output {
     AuxInfo(AuxInfo),
     Keygen(KeyShare),
@@ -319,6 +331,7 @@ impl<B: Blobs> Node<B> {
         let session = verified.session;
         let task = verified.task.clone();
         let bytes = verified.bytes.clone();
+        let digest = input.digest();
         let handle = tokio::runtime::Handle::current();
         let joined = tokio::task::spawn_blocking(move || {
             let post = |to: &NodeId, envelope: &Envelope| {
@@ -381,10 +394,17 @@ impl<B: Blobs> Node<B> {
                 return Outcome::failed(FailureKind::Aborted, format!("session thread: {e}"));
             }
         };
-        self.store_output(session, &verified.task, output).await
+        self.store_output(session, &verified.task, output, digest)
+            .await
     }
 
-    async fn store_output(&self, session: SessionId, task: &Task, output: Output) -> Outcome {
+    async fn store_output(
+        &self,
+        session: SessionId,
+        task: &Task,
+        output: Output,
+        digest: Option<[u8; 32]>,
+    ) -> Outcome {
         let storage =
             |e: &dyn std::fmt::Display| Outcome::failed(FailureKind::Storage, e.to_string());
         match output {
@@ -410,6 +430,10 @@ impl<B: Blobs> Node<B> {
                     Ok(b) => b,
                     Err(e) => return storage(&e),
                 };
+                let public_bytes = public.to_sec1_compressed();
+                if let Err(e) = self.audit_key_created(task, &public_bytes).await {
+                    return storage(&e);
+                }
                 if let Err(e) = self.seal_new(&key_blob(share.key_id()), &bytes).await {
                     return storage(&e);
                 }
@@ -440,6 +464,9 @@ impl<B: Blobs> Node<B> {
                     if let Err(e) = self.mark_signed(authority.id(), *input, expires).await {
                         // The signature exists now; a later replay of it is the risk.
                         tracing::error!(error = %e, "could not remember a signature for the replay check");
+                        return storage(&e);
+                    }
+                    if let Err(e) = self.audit_signature(task, digest, &sig).await {
                         return storage(&e);
                     }
                     Outcome::Signature {

@@ -52,6 +52,7 @@ impl<B: Blobs> Node<B> {
                 let id = *authorized.id();
                 let action = action_name(&authorized.request().action);
                 tracing::info!(request = %hex::encode(id), %operator, %action, key = %authorized.request().key_id, "request submitted");
+                self.audit_request(&authorized).await?;
                 lock(&self.books.requests).submit(&authorized, authority, &action, now)?;
                 self.seal_requests().await?;
                 self.decide(id).await
@@ -68,6 +69,7 @@ impl<B: Blobs> Node<B> {
                 // Whole again: a forged approval is refused here and never stored.
                 self.with_governance(|g| authority.verify(g.manifest, g.manifest_hash, g.now_ms))??;
                 tracing::info!(request = %text, %operator, "request approved");
+                self.audit_approval(&id, operator).await?;
                 {
                     let mut book = lock(&self.books.requests);
                     let answer = book.get(&id).map(|h| h.answer.clone());
@@ -182,6 +184,7 @@ impl<B: Blobs> Node<B> {
             signers = self.choose_signers(&share, &missing.clone());
             decided = self.decide_with(authority, &key_id, &path, &public_bytes, &signers)?;
         }
+        self.audit_decision(&id, decided.as_ref()).await?;
         let allowed = match decided {
             Ok(allowed) => allowed,
             Err(denied) => return Ok(denied_answer(&id, denied)),
@@ -309,6 +312,7 @@ impl<B: Blobs> Node<B> {
             let mut pending = RequestAnswer::new(&id, RequestStatus::Pending);
             pending.approvals = Some(approvals);
             pending.approvals_needed = Some(needed);
+            self.audit(crate::runtime::audit::pending_key(&id)).await?;
             return Ok(pending);
         }
         if !lock(&self.books.requests).start(&id, self.clock.unix_ms()) {
