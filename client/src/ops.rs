@@ -1,5 +1,6 @@
 //! The operations `custody` performs against a cluster, shared by its commands and the
-//! demo: status of every node, key creation, signing, attestation documents.
+//! demo: status of every node, key creation, signing, attestation documents, audit log
+//! exports.
 
 use crate::cluster_file::{ClusterFile, ClusterFileError, Purpose};
 use crate::connection::{RequestError, request_blocking};
@@ -7,7 +8,7 @@ use crate::operator;
 use crate::pin::{self, Pin, PinError, Submitted};
 use protocol::SchemeId;
 use protocol::operator_api::{
-    self, KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand,
+    self, AuditPage, KeyCommand, KeyStatus, NodeStatus, OperatorRequest, SignedCommand,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -530,6 +531,81 @@ pub fn attest(file: &ClusterFile, node: &str, nonce: &[u8]) -> Result<Vec<u8>, O
         .and_then(|d| d.as_str())
         .ok_or_else(|| unreadable("no document".to_owned()))?;
     hex::decode(document).map_err(|e| unreadable(e.to_string()))
+}
+
+/// Fetches `node`'s audit log, page by page, and writes it to `out` as the JSON Lines
+/// export [`audit::verify_export`] reads: the first page's header, then every entry up to
+/// the header's count, each line ending with `\n`. Returns that count. Nothing here is
+/// trusted: the caller verifies what was written.
+pub fn audit_export(
+    file: &ClusterFile,
+    node: &str,
+    out: &mut impl std::io::Write,
+) -> Result<u64, OpError> {
+    let unreadable = |reason: String| OpError::Answer {
+        node: node.to_owned(),
+        reason,
+    };
+    let fetch = |from: u64| -> Result<AuditPage, OpError> {
+        let value = ask(
+            file,
+            node,
+            Purpose::Command,
+            move |_| OperatorRequest::AuditExport { from },
+            STATUS_PATIENCE,
+        )?;
+        serde_json::from_value(value).map_err(|e| unreadable(format!("audit page: {e}")))
+    };
+    write_pages(node, fetch, out)
+}
+
+/// [`audit_export`]'s assembly: the pages `fetch` returns for each `from`, written out.
+/// A header anywhere but on the first page, or a page that does not continue where the
+/// last ended, is refused; entries past the header's count are not written.
+pub(crate) fn write_pages(
+    node: &str,
+    mut fetch: impl FnMut(u64) -> Result<AuditPage, OpError>,
+    out: &mut impl std::io::Write,
+) -> Result<u64, OpError> {
+    let unreadable = |reason: String| OpError::Answer {
+        node: node.to_owned(),
+        reason,
+    };
+    let written = |e: std::io::Error| unreadable(format!("writing the export: {e}"));
+    let mut page = fetch(0)?;
+    let header = page
+        .header
+        .take()
+        .ok_or_else(|| unreadable("the first audit page has no header".to_owned()))?;
+    let count = audit::ExportHeader::parse(&header)
+        .map_err(|e| unreadable(e.to_string()))?
+        .head()
+        .count;
+    writeln!(out, "{header}").map_err(written)?;
+    let mut have = 0u64;
+    loop {
+        if page.header.is_some() {
+            return Err(unreadable(format!(
+                "a header on the page from entry {have}"
+            )));
+        }
+        let remaining = usize::try_from(count.saturating_sub(have)).unwrap_or(usize::MAX);
+        for line in page.entries.iter().take(remaining) {
+            writeln!(out, "{line}").map_err(written)?;
+            have = have.saturating_add(1);
+        }
+        match page.next {
+            _ if have >= count => return Ok(have),
+            // Fewer entries than the header says: the verifier names the first missing.
+            None => return Ok(have),
+            Some(next) if next == have && !page.entries.is_empty() => page = fetch(next)?,
+            Some(next) => {
+                return Err(unreadable(format!(
+                    "the audit page that ends at entry {have} says the next starts at {next}"
+                )));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -196,3 +196,88 @@ fn answers_name_their_scheme_and_old_ones_read_as_ecdsa() {
     let held: KeyStatus = serde_json::from_value(old).unwrap();
     confirm_key(&c, "node-2", Some(&held)).unwrap();
 }
+
+fn audit_header(count: u64) -> String {
+    audit::export_header(
+        &ids::NodeId::new("node-2").unwrap(),
+        &[1; 32],
+        audit::Head {
+            count,
+            hash: [2; 32],
+        },
+        &ids::ManifestHash::from([3; 32]),
+        b"document",
+    )
+    .unwrap()
+}
+
+fn audit_page(header: Option<String>, entries: &[&str], next: Option<u64>) -> AuditPage {
+    AuditPage {
+        header,
+        entries: entries.iter().map(|e| (*e).to_owned()).collect(),
+        next,
+    }
+}
+
+/// Pages are written as one export: the header, then every entry up to its count, each
+/// from the page asked where the last one ended; entries appended since the header are
+/// left out.
+#[test]
+fn audit_pages_make_one_export_up_to_the_headers_count() {
+    let header = audit_header(3);
+    let mut asked = Vec::new();
+    let mut out = Vec::new();
+    let written = write_pages(
+        "node-2",
+        |from| {
+            asked.push(from);
+            Ok(match from {
+                0 => audit_page(Some(header.clone()), &["e0", "e1"], Some(2)),
+                _ => audit_page(None, &["e2", "e3"], None),
+            })
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(written, 3);
+    assert_eq!(asked, [0, 2]);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("{header}\ne0\ne1\ne2\n")
+    );
+}
+
+/// A node that answers pages out of order, with a second header, or without progress
+/// is refused, never looped on.
+#[test]
+fn audit_pages_that_do_not_continue_are_refused() {
+    let cases: [&dyn Fn(u64) -> AuditPage; 4] = [
+        // No header on the first page.
+        &|_| audit_page(None, &["e0"], None),
+        // A header on a later page.
+        &|from| audit_page(Some(audit_header(3)), &["e"], (from == 0).then_some(1)),
+        // The next page is said to start elsewhere.
+        &|from| match from {
+            0 => audit_page(Some(audit_header(3)), &["e0"], Some(2)),
+            _ => audit_page(None, &["e"], None),
+        },
+        // A first page without entries that asks for the same page again.
+        &|_| audit_page(Some(audit_header(3)), &[], Some(0)),
+    ];
+    for (i, page) in cases.iter().enumerate() {
+        let result = write_pages("node-2", |from| Ok(page(from)), &mut Vec::new());
+        assert!(
+            matches!(result, Err(OpError::Answer { .. })),
+            "case {i}: {result:?}"
+        );
+    }
+    // An unreadable header is refused before anything is written.
+    let mut out = Vec::new();
+    let result = write_pages(
+        "node-2",
+        |_| Ok(audit_page(Some("{}".into()), &["e0"], None)),
+        &mut out,
+    );
+    assert!(matches!(result, Err(OpError::Answer { .. })));
+    assert!(out.is_empty());
+}

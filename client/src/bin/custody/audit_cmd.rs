@@ -1,5 +1,6 @@
-//! `custody audit verify`: checks a node's audit log export offline, one line at a time,
-//! and says what it proved.
+//! `custody audit export`: fetches a node's audit log and writes it as JSON Lines, then
+//! verifies what it wrote; `custody audit verify`: checks an export offline, one line at
+//! a time, and says what it proved.
 
 use super::*;
 use attestation::Verifier;
@@ -8,6 +9,15 @@ use std::io::{BufRead, BufReader, Read};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum AuditCmd {
+    /// Fetch node N's audit log with a fresh attestation of its head (over attested TLS,
+    /// from a node that runs the pinned manifest) and write it as JSON Lines; then verify
+    /// the file as `audit verify --cluster` does. Exit 0 only if what was written verifies.
+    Export {
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check an export offline: the attestation document (at its own time) binds the
     /// audit key, the head and the manifest; every entry is signed, links to the one
     /// before and follows it without a gap; the entries end at the attested head. Exit 0
@@ -28,6 +38,34 @@ pub(super) enum AuditCmd {
 
 pub(super) fn audit_command(cli: &Cli, command: &AuditCmd) -> Result<(), Failed> {
     match command {
+        AuditCmd::Export { node, out } => {
+            let (file, _) = cluster(cli)?;
+            let shown = out.display().to_string();
+            let mut writer =
+                std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| fail(&shown, e))?);
+            let written = ops::audit_export(&file, node, &mut writer)
+                .map_err(|e| fail(&format!("audit export {node}"), e))?;
+            writer
+                .into_inner()
+                .map_err(|e| fail(&shown, e.into_error()))?
+                .sync_all()
+                .map_err(|e| fail(&shown, e))?;
+            let verified = verify(cli, out, file.sim_root.is_some(), None)?;
+            let mut report = report(&verified, true);
+            if let Some(fields) = report.as_object_mut() {
+                fields.insert("out".to_owned(), json!(out));
+                fields.insert("entries_written".to_owned(), json!(written));
+            }
+            print(
+                cli.json,
+                &report,
+                &format!(
+                    "{written} entries of {node} written to {shown}\n{}",
+                    describe(&verified, true)
+                ),
+            );
+            Ok(())
+        }
         AuditCmd::Verify {
             file,
             sim,

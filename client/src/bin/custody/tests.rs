@@ -246,3 +246,25 @@ fn exit_codes_follow_the_answer() {
         1
     );
 }
+
+/// `audit export` names the node and the file; either missing is a usage error.
+#[test]
+fn audit_export_needs_a_node_and_a_file() {
+    let cli = parse(&["audit", "export", "--node", "node-2", "--out", "log.jsonl"]).unwrap();
+    match cli.command {
+        Command::Audit {
+            command: AuditCmd::Export { node, out },
+        } => {
+            assert_eq!(node, "node-2");
+            assert_eq!(out, PathBuf::from("log.jsonl"));
+        }
+        other => panic!("{other:?}"),
+    }
+    for refused in [
+        &["audit", "export", "--node", "node-2"][..],
+        &["audit", "export", "--out", "log.jsonl"],
+        &["audit", "export", "node-2", "--out", "log.jsonl"],
+    ] {
+        assert_eq!(parse(refused).unwrap_err().exit_code(), 2, "{refused:?}");
+    }
+}
