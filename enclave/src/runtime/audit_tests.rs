@@ -250,6 +250,7 @@ fn request_summaries_say_what_the_policy_will_see() {
     let sign = |payload| Action::Sign {
         path: None,
         payload,
+        signers: Vec::new(),
     };
     let eth = sign(Payload::EthTx(tx.into()));
     assert_eq!(
