@@ -467,5 +467,6 @@ fn payment(to_payee: u64, change: u64) -> Psbt {
 }
 
 mod approvals;
+mod findings;
 mod rules;
 mod transactions;
