@@ -111,6 +111,14 @@ pub enum TxError {
         /// The input.
         index: usize,
     },
+    /// An input without its whole previous transaction (`non_witness_utxo`): without it
+    /// the amount a BIP143 signature commits to is only the requester's word, and two
+    /// PSBTs of one transaction, each understating another input, could hide a fee.
+    #[error("input {index} has no previous transaction (non_witness_utxo)")]
+    MissingPreviousTransaction {
+        /// The input.
+        index: usize,
+    },
     /// An input whose previous output is not P2WPKH.
     #[error("input {index} does not spend a P2WPKH output")]
     NotP2wpkh {

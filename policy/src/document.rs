@@ -107,6 +107,7 @@ pub struct Rule {
     asset: Option<Asset>,
     to: Option<Vec<String>>,
     max_amount: Option<u128>,
+    max_fee: Option<u128>,
     velocity: Option<Velocity>,
     hours_utc: Option<(u8, u8)>,
     days: Option<Vec<Weekday>>,
@@ -135,6 +136,11 @@ impl Rule {
     }
     pub fn max_amount(&self) -> Option<u128> {
         self.max_amount
+    }
+    /// The most an Ethereum transaction may pay for gas (gas limit times the highest
+    /// price per gas it offers), in wei.
+    pub fn max_fee(&self) -> Option<u128> {
+        self.max_fee
     }
     pub fn velocity(&self) -> Option<Velocity> {
         self.velocity
@@ -196,10 +202,35 @@ impl Policy {
         let allowlist = allowlist(wire.allowlist.within("allowlist entries")?)?;
         let mut rules = Vec::new();
         let mut names = BTreeSet::new();
+        // The bitcoin network each key spends on: a PSBT's sighashes name no network, so a
+        // key named on two would let a requester pick the laxer rules.
+        let mut networks: std::collections::BTreeMap<KeyId, Chain> =
+            std::collections::BTreeMap::new();
         for (index, rule) in wire.rules.within("rules")?.into_iter().enumerate() {
             let rule = rule.check(index, &allowlist)?;
             if !names.insert(rule.name.clone()) {
                 return Err(PolicyError::DuplicateRule(rule.name));
+            }
+            if let Chain::Bitcoin { .. } = rule.chain {
+                for key in rule.keys.iter().flatten() {
+                    match networks.insert(key.clone(), rule.chain) {
+                        Some(other) if other != rule.chain => {
+                            let place = Place::Rule {
+                                index,
+                                name: shown(&rule.name),
+                            };
+                            return Err(PolicyError::field(
+                                &place,
+                                "keys",
+                                Reason::KeyOnTwoNetworks {
+                                    key: key.to_string(),
+                                    other: other.to_string(),
+                                },
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
             }
             rules.push(rule);
         }
@@ -404,6 +435,22 @@ impl RuleWire {
             Some(s) => Some(parse_amount(s).map_err(|r| PolicyError::field(p, "max_amount", r))?),
             None => None,
         };
+        let ethereum = matches!(chain, Chain::Ethereum { .. });
+        let max_fee = match &self.max_fee {
+            Some(_) if !ethereum => {
+                return Err(PolicyError::field(p, "max_fee", Reason::OnlyOnEthereum));
+            }
+            Some(s) => Some(parse_amount(s).map_err(|r| PolicyError::field(p, "max_fee", r))?),
+            None => None,
+        };
+        let limits = self.max_amount.is_some() || self.velocity.is_some();
+        if ethereum && limits && asset.is_none() {
+            return Err(PolicyError::field(p, "asset", Reason::AssetRequired));
+        }
+        if matches!(chain, Chain::Bitcoin { .. }) && self.action == Action::Allow && keys.is_none()
+        {
+            return Err(PolicyError::field(p, "keys", Reason::KeysRequired));
+        }
         let velocity = match self.velocity {
             Some(v) => {
                 in_range(p, "velocity.window_secs", v.window_secs, 1, MAX_WINDOW_SECS)?;
@@ -466,6 +513,7 @@ impl RuleWire {
             asset,
             to: self.to,
             max_amount,
+            max_fee,
             velocity,
             hours_utc,
             days: self.days,
@@ -504,6 +552,7 @@ struct RuleWire {
     asset: Option<String>,
     to: Option<Vec<String>>,
     max_amount: Option<String>,
+    max_fee: Option<String>,
     velocity: Option<VelocityWire>,
     hours_utc: Option<[u8; 2]>,
     days: Option<Vec<Weekday>>,

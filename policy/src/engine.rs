@@ -21,6 +21,10 @@
 //!     most `max_amount`. This request is not counted twice when it is in the ledger
 //!     already. The ledger holds the spends of every signing set (see [`crate::ledger`]),
 //!     so what counts is what the key spent, not what this node signed;
+//!   - `max_fee` (Ethereum): the transaction pays at most this for gas (gas limit times
+//!     the highest price it offers, in wei). An `allow` rule without it never matches an
+//!     ERC-20 transfer, whose gas no amount of the rule counts; a native transfer's gas
+//!     counts in its amount;
 //!   - `hours_utc` `[from, to)`: the UTC hour of `now` is in it;
 //!   - `days`: the UTC day of the week of `now` is listed.
 //!
@@ -172,6 +176,18 @@ fn matches(policy: &Policy, rule: &Rule, ctx: &Context<'_>, amount: u128) -> boo
     let facts = ctx.facts;
     if !covers(rule, facts.key_id(), facts.chain(), facts.asset()) {
         return false;
+    }
+    if let Chain::Ethereum { .. } = facts.chain() {
+        match rule.max_fee() {
+            Some(max) if facts.network_fee() > max => return false,
+            Some(_) => {}
+            // Gas is paid in ether whatever a transfer moves: a token transfer's gas is
+            // bounded by the rule that allows it, or no rule allows it.
+            None if rule.action() == Action::Allow && matches!(facts.asset(), Asset::Erc20(_)) => {
+                return false;
+            }
+            None => {}
+        }
     }
     if let Some(names) = rule.to() {
         let usable = |address: &str| {

@@ -334,8 +334,8 @@ fn mandatory_signers_refuse_without_falling_through() {
 fn tiered() -> Policy {
     policy_with(|v| {
         v["rules"] = json!([
-            {"name": "daily", "keys": ["treasury"], "chain": "ethereum:1", "to": ["exchange"],
-             "velocity": {"window_secs": DAY, "max_amount": "2000"},
+            {"name": "daily", "keys": ["treasury"], "chain": "ethereum:1", "asset": "native",
+             "to": ["exchange"], "velocity": {"window_secs": DAY, "max_amount": "2000"},
              "approvals": 1, "action": "allow"},
             {"name": "large", "keys": ["treasury"], "chain": "ethereum:1", "to": ["exchange"],
              "approvals": 2, "action": "allow"}
@@ -441,6 +441,7 @@ fn velocity_counts_the_same_asset_only() {
         v["rules"][0]["asset"] = json!(TOKEN);
         v["rules"][0].as_object_mut().unwrap().remove("max_amount");
         v["rules"][0]["velocity"]["max_amount"] = json!("100");
+        v["rules"][0]["max_fee"] = json!("1000");
     });
     let token = |amount, request| {
         let facts = Facts::transaction(
@@ -493,4 +494,74 @@ proptest::proptest! {
             proptest::prop_assert!(window <= 2000, "{window}");
         }
     }
+}
+
+/// Gas is paid in ether whatever a transfer moves: a rule bounds it with `max_fee`, and
+/// an allow rule without one never takes a token transfer.
+#[test]
+fn gas_is_bounded_by_the_rule_that_allows_it() {
+    let token_rule = |max_fee: Option<&str>| {
+        policy_with(|v| {
+            v["rules"] = json!([{"name": "tokens", "chain": "ethereum:1", "asset": TOKEN,
+                "max_amount": "100", "approvals": 1, "action": "allow"}]);
+            if let Some(fee) = max_fee {
+                v["rules"][0]["max_fee"] = json!(fee);
+            }
+        })
+    };
+    let transfer = |gas| {
+        Case::new(
+            Facts::transaction(
+                key("treasury"),
+                Chain::Ethereum { chain_id: 1 },
+                Asset::Erc20(TOKEN.into()),
+                vec![Transfer::new(EXCHANGE, 10)],
+                0,
+            )
+            .unwrap()
+            .with_network_fee(gas),
+        )
+    };
+    assert_eq!(transfer(1).eval(&token_rule(None)), no_rule());
+    assert_eq!(
+        transfer(1000).eval(&token_rule(Some("1000"))),
+        allow("tokens")
+    );
+    assert_eq!(transfer(1001).eval(&token_rule(Some("1000"))), no_rule());
+}
+
+/// Limits compare base units of one asset, and a key spends on one bitcoin network.
+#[test]
+fn limits_name_their_asset_and_keys_their_network() {
+    let refused = |rules: serde_json::Value| {
+        let mut v = json!({"version": 1, "effective_after_secs": 0, "allowlist_delay_secs": 0,
+            "allowlist": [], "rules": rules});
+        let _ = &mut v;
+        Policy::parse(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        refused(
+            json!([{"name": "r", "chain": "ethereum:1", "max_amount": "1",
+        "approvals": 1, "action": "allow"}])
+        )
+        .contains("asset")
+    );
+    assert!(
+        refused(json!([{"name": "r", "chain": "bitcoin:mainnet",
+        "approvals": 1, "action": "allow"}]))
+        .contains("keys")
+    );
+    assert!(refused(json!([
+        {"name": "m", "keys": ["k"], "chain": "bitcoin:mainnet", "approvals": 2, "action": "allow"},
+        {"name": "t", "keys": ["k"], "chain": "bitcoin:testnet", "approvals": 1, "action": "allow"}
+    ])).contains("another rule names on bitcoin:mainnet"));
+    assert!(
+        refused(
+            json!([{"name": "r", "keys": ["k"], "chain": "bitcoin:mainnet",
+        "max_fee": "1", "approvals": 1, "action": "allow"}])
+        )
+        .contains("ethereum")
+    );
 }

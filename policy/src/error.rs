@@ -63,6 +63,20 @@ pub enum Reason {
     Approvals { approvals: usize, approvers: usize },
     #[error("is required on an allow rule")]
     Missing,
+    #[error(
+        "is required on an ethereum rule that limits amounts: base units of different assets are not comparable"
+    )]
+    AssetRequired,
+    #[error(
+        "is required on an allow rule for bitcoin: a key is bound to one network by the rules that name it"
+    )]
+    KeysRequired,
+    #[error(
+        "names key {key:?}, which another rule names on {other}: a key spends on one bitcoin network only"
+    )]
+    KeyOnTwoNetworks { key: String, other: String },
+    #[error("is only allowed on an ethereum rule")]
+    OnlyOnEthereum,
     #[error(transparent)]
     Id(#[from] ids::IdError),
 }

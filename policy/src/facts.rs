@@ -48,6 +48,8 @@ pub struct Facts {
     asset: Asset,
     transfers: Vec<Transfer>,
     fee: u128,
+    /// The most an Ethereum transaction may pay for gas, in wei, whatever its asset.
+    network_fee: u128,
 }
 
 impl Facts {
@@ -91,6 +93,7 @@ impl Facts {
             asset,
             transfers,
             fee,
+            network_fee: 0,
         };
         facts.amount()?;
         Ok(facts)
@@ -104,6 +107,7 @@ impl Facts {
             asset: Asset::Native,
             transfers: Vec::new(),
             fee: 0,
+            network_fee: 0,
         }
     }
 
@@ -125,6 +129,17 @@ impl Facts {
 
     pub fn fee(&self) -> u128 {
         self.fee
+    }
+
+    /// The same facts, paying at most `wei` for gas (an Ethereum transaction): what a
+    /// rule's `max_fee` bounds. For a native transfer the caller also counts it in `fee`.
+    pub fn with_network_fee(mut self, wei: u128) -> Facts {
+        self.network_fee = wei;
+        self
+    }
+
+    pub fn network_fee(&self) -> u128 {
+        self.network_fee
     }
 
     /// What the request spends: every transfer plus the fee. Never overflows for facts a

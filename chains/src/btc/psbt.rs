@@ -310,13 +310,15 @@ fn spendable_utxo(
             field: "input amount",
         });
     }
-    // Wallets add the whole previous transaction so that a signer can check the amount
-    // BIP143 commits to; when it is there, it must agree.
-    if let Some(previous) = &input.non_witness_utxo {
-        let vout = usize::try_from(outpoint.vout).map_err(|_| TxError::UtxoMismatch { index })?;
-        if previous.compute_txid() != outpoint.txid || previous.output.get(vout) != Some(utxo) {
-            return Err(TxError::UtxoMismatch { index });
-        }
+    // The whole previous transaction is what proves the amount BIP143 commits to (its
+    // txid is in the outpoint the signature covers); it is required, and must agree.
+    let previous = input
+        .non_witness_utxo
+        .as_ref()
+        .ok_or(TxError::MissingPreviousTransaction { index })?;
+    let vout = usize::try_from(outpoint.vout).map_err(|_| TxError::UtxoMismatch { index })?;
+    if previous.compute_txid() != outpoint.txid || previous.output.get(vout) != Some(utxo) {
+        return Err(TxError::UtxoMismatch { index });
     }
     Ok(utxo)
 }

@@ -12,7 +12,7 @@ use bitcoin::sighash::SighashCache;
 use bitcoin::transaction::Version;
 use bitcoin::{
     Address, Amount, CompressedPublicKey, EcdsaSighashType, Network, OutPoint, PubkeyHash,
-    ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WScriptHash, Witness,
+    ScriptBuf, Sequence, Transaction, TxIn, TxOut, WScriptHash, Witness,
 };
 use k256::ecdsa::signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
 use k256::ecdsa::{Signature, SigningKey};
@@ -46,34 +46,47 @@ fn p2wpkh(key: &SigningKey) -> ScriptBuf {
     ScriptBuf::new_p2wpkh(&compressed(key).wpubkey_hash())
 }
 
-fn txid(n: u8) -> Txid {
-    Txid::from_byte_array([n; 32])
-}
-
 /// A PSBT spending `inputs` (script, amount) and paying `outputs`, with witness UTXOs.
 fn psbt(inputs: &[(ScriptBuf, u64)], outputs: Vec<TxOut>) -> Psbt {
-    let tx = Transaction {
+    let mut tx = Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
-        input: (0..inputs.len())
-            .map(|i| TxIn {
-                previous_output: OutPoint {
-                    txid: txid(i as u8 + 1),
-                    vout: i as u32,
-                },
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            })
-            .collect(),
+        input: Vec::new(),
         output: outputs,
     };
+    // Each input spends output `i` of a previous transaction of its own, which the PSBT
+    // carries whole (as a signer requires).
+    let previous: Vec<Transaction> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (script, amount))| {
+            let mut output: Vec<TxOut> = (0..i).map(|_| pay(ScriptBuf::new(), 0)).collect();
+            output.push(pay(script.clone(), *amount));
+            Transaction {
+                version: Version::TWO,
+                lock_time: LockTime::from_consensus(i as u32 + 1),
+                input: vec![],
+                output,
+            }
+        })
+        .collect();
+    tx.input = previous
+        .iter()
+        .enumerate()
+        .map(|(i, prev)| TxIn {
+            previous_output: OutPoint {
+                txid: prev.compute_txid(),
+                vout: i as u32,
+            },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        })
+        .collect();
     let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-    for (input, (script, amount)) in psbt.inputs.iter_mut().zip(inputs) {
-        input.witness_utxo = Some(TxOut {
-            value: Amount::from_sat(*amount),
-            script_pubkey: script.clone(),
-        });
+    for ((input, (script, amount)), prev) in psbt.inputs.iter_mut().zip(inputs).zip(previous) {
+        input.witness_utxo = Some(pay(script.clone(), *amount));
+        input.non_witness_utxo = Some(prev);
     }
     psbt
 }
@@ -117,7 +130,9 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 fn a_two_input_two_output_psbt_is_signed_and_checks_out_independently() {
     let ours = key(1);
-    let parsed = BtcPsbt::parse(&b64(&two_by_two(&ours)), BtcNetwork::Mainnet).unwrap();
+    let unsigned = two_by_two(&ours);
+    let parsed = BtcPsbt::parse(&b64(&unsigned), BtcNetwork::Mainnet).unwrap();
+    let txid = |i: usize| unsigned.unsigned_tx.input[i - 1].previous_output.txid;
     let our_hash = compressed(&ours).wpubkey_hash().to_byte_array();
     assert_eq!(
         parsed.inputs(),
@@ -307,6 +322,20 @@ fn non_p2wpkh_inputs_are_refused() {
             Err(TxError::NotP2wpkh { index: 1 })
         );
     }
+}
+
+/// Without the whole previous transaction the amount a BIP143 signature commits to is
+/// the requester's word: two PSBTs of one transaction, each understating another input,
+/// could each pass a limit while the real fee is far larger. Refused.
+#[test]
+fn an_input_needs_its_previous_transaction() {
+    let ours = key(1);
+    let mut spend = two_by_two(&ours);
+    spend.inputs[1].non_witness_utxo = None;
+    assert_eq!(
+        BtcPsbt::parse(&b64(&spend), BtcNetwork::Mainnet).unwrap_err(),
+        TxError::MissingPreviousTransaction { index: 1 }
+    );
 }
 
 #[test]

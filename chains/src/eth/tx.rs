@@ -147,6 +147,17 @@ impl EthTx {
         }
     }
 
+    /// The most the transaction can pay for gas, in wei: its gas limit times its gas
+    /// price (legacy) or its maximum fee per gas (EIP-1559). `None` when that does not fit
+    /// in 128 bits, which the node refuses.
+    pub fn max_fee_wei(&self) -> Option<u128> {
+        let (gas, price) = match &self.tx {
+            Unsigned::Legacy(tx) => (tx.gas_limit, tx.gas_price),
+            Unsigned::Eip1559(tx) => (tx.gas_limit, tx.max_fee_per_gas),
+        };
+        u128::from(gas).checked_mul(price)
+    }
+
     /// The bytes whose Keccak-256 is [`Self::signing_hash`], encoded by alloy: what the
     /// nodes hash themselves when they sign the transaction, so that nobody chooses the
     /// digest directly (which signing from a presignature requires).

@@ -13,7 +13,8 @@
 //! PSBT moves each output to its address, except outputs that pay back to the signing key
 //! itself (change), and its fee counts with the amount; an output that is no address
 //! (data carrier, non-standard script) is refused unless it carries no value. Ethereum
-//! gas is not counted in the amount.
+//! gas (gas limit times the highest price offered) counts in a native transfer's amount,
+//! and a rule's `max_fee` bounds it for any transfer.
 
 use chains::btc::{BtcDestination, BtcPsbt};
 use chains::eth::{CalldataKind, EthTx};
@@ -335,8 +336,15 @@ fn parse(payload: &Payload, key: &SigningKey<'_>) -> Result<(Parsed, Facts), Den
                 }
                 CalldataKind::Other => return Err(Denied::ContractCall),
             };
-            let facts = Facts::transaction(key.key_id.clone(), chain, asset, vec![transfer], 0)
-                .map_err(facts_error)?;
+            // Gas is a spend too: of ether, so it counts in a native transfer's amount, and
+            // a rule's `max_fee` bounds it whatever the asset.
+            let gas = tx
+                .max_fee_wei()
+                .ok_or_else(|| payload_error("transaction", "gas limit times price overflows"))?;
+            let fee = if asset == Asset::Native { gas } else { 0 };
+            let facts = Facts::transaction(key.key_id.clone(), chain, asset, vec![transfer], fee)
+                .map_err(facts_error)?
+                .with_network_fee(gas);
             Ok((Parsed::Eth(tx), facts))
         }
         Payload::BtcPsbt { psbt, network } => {

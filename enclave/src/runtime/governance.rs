@@ -45,6 +45,9 @@ pub(super) struct Books {
     pub(super) everywhere: Mutex<BTreeSet<[u8; 32]>>,
     /// Held from a change to its sealed write, so that writes land in change order.
     write: AsyncMutex<()>,
+    /// Held from a spend's check against the ledger to its record, so that no other
+    /// spend is checked in between.
+    pub(super) spending: AsyncMutex<()>,
 }
 
 /// Why governance state could not be read, written or changed.

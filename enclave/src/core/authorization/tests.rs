@@ -23,7 +23,7 @@ use bitcoin::sighash::SighashCache;
 use bitcoin::transaction::Version;
 use bitcoin::{
     Amount, CompressedPublicKey, EcdsaSighashType, Network, OutPoint, ScriptBuf, Sequence,
-    Transaction, TxIn, TxOut, Txid, Witness,
+    Transaction, TxIn, TxOut, Witness,
 };
 use ids::OperatorId;
 use manifest::{OperatorKey, OperatorSignature};
@@ -116,10 +116,11 @@ fn base_policy() -> Value {
             {"name": "large native", "keys": ["treasury"], "chain": "ethereum:1",
              "asset": "native", "to": ["exchange"], "approvals": 2, "action": "allow"},
             {"name": "token to desk", "chain": "ethereum:1", "asset": eth_address(TOKEN),
-             "to": ["desk"], "max_amount": "5000", "approvals": 1, "action": "allow"},
+             "to": ["desk"], "max_amount": "5000", "max_fee": "1000000", "approvals": 1,
+             "action": "allow"},
             {"name": "sepolia", "chain": format!("ethereum:{SEPOLIA}"), "approvals": 3,
              "action": "allow"},
-            {"name": "btc payee", "chain": "bitcoin:mainnet", "to": ["btc-payee"],
+            {"name": "btc payee", "keys": ["treasury"], "chain": "bitcoin:mainnet", "to": ["btc-payee"],
              "max_amount": "102000", "approvals": 1, "action": "allow"},
         ]
     })
@@ -349,9 +350,10 @@ fn eip1559(chain_id: u64, to: [u8; 20], value: u128, input: Vec<u8>) -> TxEip155
     TxEip1559 {
         chain_id,
         nonce: 3,
+        // Gas at price 0, so that amounts are the values; gas is tested on its own.
         gas_limit: 60_000,
-        max_fee_per_gas: 30_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
+        max_fee_per_gas: 0,
+        max_priority_fee_per_gas: 0,
         to: TxKind::Call(Address::from(to)),
         value: U256::from(value),
         access_list: Default::default(),
@@ -363,7 +365,7 @@ fn legacy(chain_id: u64, to: [u8; 20], value: u128) -> TxLegacy {
     TxLegacy {
         chain_id: Some(chain_id),
         nonce: 7,
-        gas_price: 20_000_000_000,
+        gas_price: 0,
         gas_limit: 21_000,
         to: TxKind::Call(Address::from(to)),
         value: U256::from(value),
@@ -428,25 +430,45 @@ fn pay(script: ScriptBuf, sats: u64) -> TxOut {
 
 /// Spends `inputs` (script, amount), each described by its witness UTXO, to `outputs`.
 fn psbt(inputs: &[(ScriptBuf, u64)], outputs: Vec<TxOut>) -> Psbt {
-    let tx = Transaction {
+    let mut tx = Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
-        input: (0..inputs.len())
-            .map(|i| TxIn {
-                previous_output: OutPoint {
-                    txid: Txid::from_byte_array([i as u8 + 1; 32]),
-                    vout: i as u32,
-                },
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            })
-            .collect(),
+        input: Vec::new(),
         output: outputs,
     };
+    // Each input spends output `i` of a previous transaction of its own, which the PSBT
+    // carries whole (as a signer requires).
+    let previous: Vec<Transaction> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (script, amount))| {
+            let mut output: Vec<TxOut> = (0..i).map(|_| pay(ScriptBuf::new(), 0)).collect();
+            output.push(pay(script.clone(), *amount));
+            Transaction {
+                version: Version::TWO,
+                lock_time: LockTime::from_consensus(i as u32 + 1),
+                input: vec![],
+                output,
+            }
+        })
+        .collect();
+    tx.input = previous
+        .iter()
+        .enumerate()
+        .map(|(i, prev)| TxIn {
+            previous_output: OutPoint {
+                txid: prev.compute_txid(),
+                vout: i as u32,
+            },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        })
+        .collect();
     let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-    for (input, (script, amount)) in psbt.inputs.iter_mut().zip(inputs) {
+    for ((input, (script, amount)), prev) in psbt.inputs.iter_mut().zip(inputs).zip(previous) {
         input.witness_utxo = Some(pay(script.clone(), *amount));
+        input.non_witness_utxo = Some(prev);
     }
     psbt
 }

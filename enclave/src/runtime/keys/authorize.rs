@@ -106,6 +106,9 @@ impl<B: Blobs> Node<B> {
             public_key: &public,
             signers,
         };
+        // The check and the record of its spend are one step: two requests checked at
+        // once cannot both pass a limit that only one of them fits.
+        let spending = self.books.spending.lock().await;
         let decided = self
             .with_governance(|g| check_session(g, authority, &key, input))
             .map_err(refused)?;
@@ -127,15 +130,21 @@ impl<B: Blobs> Node<B> {
                 hex::encode(allowed.authorized.id())
             )));
         }
+        if self.policy_counts_spends() {
+            self.record_spend(allowed.spend.clone())
+                .await
+                .map_err(|e| Outcome::failed(FailureKind::Storage, e.to_string()))?;
+        }
+        drop(spending);
         self.ensure_recorded(&allowed, &share, signers, authority)
             .await?;
         tracing::info!(request = %hex::encode(allowed.authorized.id()), rule = %allowed.rule, policy_version = allowed.policy_version, input, "signature authorized");
         Ok(to_sign)
     }
 
-    /// Records the spend here and, when the policy counts spends, at every party of the
-    /// key: each of them checks it against its own policy and ledger first, and one that
-    /// does not record it means no share from this node.
+    /// When the policy counts spends, has the spend (already recorded here) recorded at
+    /// every party of the key: each of them checks it against its own policy and ledger
+    /// first, and one that does not record it means no share from this node.
     async fn ensure_recorded(
         self: &Arc<Self>,
         allowed: &Allowed,
@@ -144,9 +153,6 @@ impl<B: Blobs> Node<B> {
         authority: &Authority,
     ) -> Result<(), Outcome> {
         let id = *allowed.authorized.id();
-        self.record_spend(allowed.spend.clone())
-            .await
-            .map_err(|e| Outcome::failed(FailureKind::Storage, e.to_string()))?;
         if !self.policy_counts_spends() || self.is_recorded_everywhere(&id) {
             return Ok(());
         }
@@ -223,6 +229,8 @@ impl<B: Blobs> Node<B> {
             public_key: &public,
             signers,
         };
+        // Checked and recorded as one step (see `authorize_signature`).
+        let _spending = self.books.spending.lock().await;
         let allowed = match self.with_governance(|g| check_sign(g, authority, &key)) {
             Ok(Ok(allowed)) => allowed,
             Ok(Err(denied)) => {

@@ -83,6 +83,40 @@ fn over_the_per_transaction_limit_falls_through_to_the_two_approval_rule() {
     );
 }
 
+/// Gas is a spend: its most (gas limit times the highest price offered) counts in a native
+/// transfer's amount, and a token transfer's is bounded by the rule's `max_fee`. A
+/// requester cannot pay out through a fee what a rule would refuse as a transfer.
+#[test]
+fn gas_counts_and_is_bounded() {
+    let f = Fixture::new();
+    let with_gas = |value, input: Vec<u8>, to, price| {
+        let mut tx = eip1559(1, to, value, input);
+        tx.max_fee_per_gas = price;
+        tx.max_priority_fee_per_gas = price;
+        eth(&tx.encoded_for_signing())
+    };
+    // 10 wei with 60 000 gas at 1 wei: 60 010 counted, over the one-approval limit.
+    assert_eq!(
+        f.sign(with_gas(10, vec![], EXCHANGE, 1), &[0]).unwrap_err(),
+        pending("large native", 1, 2)
+    );
+    let allowed = allowed_by(
+        f.sign(with_gas(10, vec![], EXCHANGE, 1), &[0, 1]),
+        "large native",
+    );
+    assert_eq!(allowed.spend.amount, 60_010);
+    // A token transfer's gas within the rule's max_fee (60 000 x 16 wei), then past it.
+    allowed_by(
+        f.sign(with_gas(0, transfer_call(DESK, 10), TOKEN, 16), &[0]),
+        "token to desk",
+    );
+    assert_eq!(
+        f.sign(with_gas(0, transfer_call(DESK, 10), TOKEN, 17), &[0])
+            .unwrap_err(),
+        no_rule()
+    );
+}
+
 #[test]
 fn an_erc20_transfer_is_judged_on_its_token_and_recipient() {
     let f = Fixture::new();
@@ -265,9 +299,9 @@ fn the_network_decides_how_the_addresses_read() {
     policy["allowlist"] = json!([{"name": "payee", "chain": "bitcoin:regtest",
         "address": btc_address(&secp(PAYEE), Network::Bitcoin)}]);
     policy["rules"] = json!([
-        {"name": "listed", "chain": "bitcoin:regtest", "to": ["payee"], "approvals": 1,
+        {"name": "listed", "keys": ["treasury"], "chain": "bitcoin:regtest", "to": ["payee"], "approvals": 1,
          "action": "allow"},
-        {"name": "any", "chain": "bitcoin:regtest", "approvals": 3, "action": "allow"},
+        {"name": "any", "keys": ["treasury"], "chain": "bitcoin:regtest", "approvals": 3, "action": "allow"},
     ]);
     let f = Fixture::with_policy(&policy);
     assert_eq!(
