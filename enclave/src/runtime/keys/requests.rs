@@ -166,14 +166,17 @@ impl<B: Blobs> Node<B> {
             .derived_public_key(&path)
             .map_err(OperationError::Derivation)?;
         let public_bytes = public.to_sec1_compressed();
+        let mut mandatory: Vec<NodeId> = Vec::new();
         let mut signers = if named.is_empty() {
-            self.choose_signers(&share, &[])
+            self.choose_signers(&share, &mandatory)
         } else {
             named.clone()
         };
         let mut decided = self.decide_with(authority, &key_id, &path, &public_bytes, &signers)?;
-        // A rule that names mandatory signers: choose them, and decide again.
-        if let (
+        // A rule that names mandatory signers (and a request that names no set): choose
+        // them too, and decide again. Each try adds the ones still missing (choosing some
+        // may push out others the rule names), so this ends within the rule's list.
+        while let (
             true,
             Err(Denied::Refused {
                 reason: policy::Refusal::SignersMissing { missing },
@@ -181,7 +184,16 @@ impl<B: Blobs> Node<B> {
             }),
         ) = (named.is_empty(), &decided)
         {
-            signers = self.choose_signers(&share, &missing.clone());
+            let new: Vec<NodeId> = missing
+                .iter()
+                .filter(|m| !mandatory.contains(m))
+                .cloned()
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            mandatory.extend(new);
+            signers = self.choose_signers(&share, &mandatory);
             decided = self.decide_with(authority, &key_id, &path, &public_bytes, &signers)?;
         }
         self.audit_decision(&id, decided.as_ref()).await?;
