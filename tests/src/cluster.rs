@@ -61,6 +61,32 @@ pub fn measurements_json(binary: &Path, node: &str) -> Result<serde_json::Value,
     serde_json::to_value(approve::node_measurements(&image, node)).map_err(|e| e.to_string())
 }
 
+/// A policy for tests that only need signatures: any digest, and ether on chain 1 to any
+/// address, each with one operator's approval; no delays, nothing counted.
+pub const PERMISSIVE_POLICY: &str = r#"{
+  "version": 1,
+  "effective_after_secs": 0,
+  "allowlist_delay_secs": 0,
+  "allowlist": [],
+  "rules": [
+    {"name": "any digest", "chain": "digest", "approvals": 1, "action": "allow"},
+    {"name": "any ether", "chain": "ethereum:1", "asset": "native", "approvals": 1, "action": "allow"}
+  ]
+}"#;
+
+/// A policy body of version `version` with `rules`, no allowlist and no delays (so that
+/// a later version takes effect as soon as each node accepts it).
+pub fn policy_body(version: u64, rules: serde_json::Value) -> String {
+    serde_json::json!({
+        "version": version,
+        "effective_after_secs": 0,
+        "allowlist_delay_secs": 0,
+        "allowlist": [],
+        "rules": rules,
+    })
+    .to_string()
+}
+
 /// How long a cluster may take to reach a state.
 pub const STARTUP: Duration = Duration::from_secs(60);
 
@@ -315,6 +341,31 @@ impl Cluster {
         self.request(id, &OperatorRequest::SubmitManifest(envelope.to_vec()))
     }
 
+    /// Has operators 0 and 1 approve the policy `body` and submits it to every node;
+    /// fails unless every node accepts it.
+    pub fn submit_policy(&self, body: &str) -> Result<(), String> {
+        let approvals = (0..2)
+            .map(|i| {
+                let key = self
+                    .operators
+                    .get(i)
+                    .ok_or_else(|| format!("no operator {i}"))?;
+                Ok(manifest::OperatorSignature {
+                    operator: approve::operator_id(i),
+                    signature: client::policy_file::sign_policy(body.as_bytes(), key)
+                        .map_err(|e| e.to_string())?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let envelope = client::policy_file::assemble_policy(body.as_bytes(), &approvals)
+            .map_err(|e| e.to_string())?;
+        for node in self.launcher.ids() {
+            self.request(&node, &OperatorRequest::SubmitPolicy(envelope.clone()))?
+                .map_err(|reason| format!("{node} refused the policy: {reason}"))?;
+        }
+        Ok(())
+    }
+
     /// Asks node `id` to create a key as operator 0, and has the next operators approve
     /// it while it is pending: the created key (JSON), or why it was not created.
     pub fn create_key(
@@ -361,9 +412,33 @@ impl Cluster {
         digest: [u8; 32],
         path: Option<&str>,
     ) -> Result<Result<serde_json::Value, String>, String> {
+        self.sign_payload(id, key_id, Payload::Digest(hex::encode(digest)), path)
+    }
+
+    /// Asks node `id` to sign the unsigned Ethereum transaction `tx` as operator 0: the
+    /// signed answer (with `signed_tx`), or why it was not signed.
+    pub fn sign_eth(
+        &self,
+        id: &str,
+        key_id: &str,
+        tx: &[u8],
+        path: Option<&str>,
+    ) -> Result<Result<serde_json::Value, String>, String> {
+        self.sign_payload(id, key_id, Payload::EthTx(hex::encode(tx)), path)
+    }
+
+    /// Asks node `id` to sign `payload` as operator 0: the signed answer, or why it was
+    /// not signed.
+    pub fn sign_payload(
+        &self,
+        id: &str,
+        key_id: &str,
+        payload: Payload,
+        path: Option<&str>,
+    ) -> Result<Result<serde_json::Value, String>, String> {
         let action = Action::Sign {
             path: path.map(str::to_owned),
-            payload: Payload::Digest(hex::encode(digest)),
+            payload,
             signers: Vec::new(),
         };
         let authority = self.request_as(id, 0, key_id, action, DEFAULT_TTL_MS)?;
@@ -397,6 +472,26 @@ impl Cluster {
         action: Action,
         ttl_ms: u64,
     ) -> Result<Authority, String> {
+        self.request_under(
+            &self.running_manifest(id)?,
+            operator,
+            key_id,
+            action,
+            ttl_ms,
+        )
+    }
+
+    /// A request by operator `operator` (its index) for `action` with key `key_id`, made
+    /// now under the manifest with hash `manifest_hash`, living `ttl_ms`, with its
+    /// approval.
+    pub fn request_under(
+        &self,
+        manifest_hash: &[u8; 32],
+        operator: usize,
+        key_id: &str,
+        action: Action,
+        ttl_ms: u64,
+    ) -> Result<Authority, String> {
         static NONCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let key = self
             .operators
@@ -415,7 +510,7 @@ impl Cluster {
             *slot = byte;
         }
         client::requests::authority(
-            &self.running_manifest(id)?,
+            manifest_hash,
             &approve::operator_id(operator),
             key,
             key_id,

@@ -6,12 +6,14 @@
 //!
 //! - [`cluster`]: a simulated cluster on `custody sim`'s launcher, with the requests,
 //!   waits and log dumps the tests need.
+//! - [`eth`]: unsigned Ethereum transactions built here, and the check of a signed one.
 //! - [`hostile_peer`]: a compromised node that lies in provisioning (released keys,
 //!   escrows) while its evidence is genuine.
 //! - [`impostor`]: a compromised node that claims another node's id.
 //! - [`stalling_parent`]: a hostile parent whose blob store stalls chosen reads.
 
 pub mod cluster;
+pub mod eth;
 pub mod hostile_peer;
 pub mod impostor;
 pub mod stalling_parent;

@@ -7,6 +7,7 @@
 )]
 
 use integration_tests::cluster::{Cluster, STARTUP, all, running_and_attested};
+use protocol::authority::{Action, DEFAULT_TTL_MS};
 use protocol::operator_api::NodeStatus;
 
 fn running_cluster(n: usize) -> (Cluster, Vec<u8>) {
@@ -252,7 +253,16 @@ fn a_node_started_before_its_parent_waits_for_it() {
     })
     .unwrap();
     // A key command before the node runs is refused, and leaves the node answering.
-    let refused = c.create_key("node-1", "k", 1, &[]).unwrap().unwrap_err();
+    // (It runs no manifest, so the request names none the node could know.)
+    let action = Action::CreateKey {
+        threshold: 1,
+        parties: Vec::new(),
+        renew_aux: false,
+    };
+    let request = c
+        .request_under(&[0; 32], 0, "k", action, DEFAULT_TTL_MS)
+        .unwrap();
+    let refused = c.submit_as("node-1", 0, request).unwrap().unwrap_err();
     assert!(refused.contains("not running"), "{refused}");
     assert_eq!(c.status("node-1").unwrap().phase, "waiting_for_manifest");
 }

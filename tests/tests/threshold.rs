@@ -8,9 +8,10 @@
     clippy::indexing_slicing
 )]
 
-use integration_tests::cluster::{Cluster, STARTUP, ToSign, all, running_and_attested};
+use integration_tests::cluster::{Cluster, STARTUP, all, policy_body, running_and_attested};
+use integration_tests::eth;
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Digest as _;
 use std::time::{Duration, Instant};
 
@@ -58,22 +59,93 @@ fn digest(label: &str) -> [u8; 32] {
     sha2::Sha256::digest(label.as_bytes()).into()
 }
 
+/// Chooses signing sets the way a custodian does: with the policy. The coordinator signs
+/// with itself and the rule's mandatory signers, so each set is one policy version that
+/// names the set's other members; a version takes effect at once (no delay).
+struct Signing {
+    version: u64,
+    mandatory: Option<Vec<String>>,
+}
+
+impl Signing {
+    fn new() -> Self {
+        Signing {
+            version: 0,
+            mandatory: None,
+        }
+    }
+
+    /// Puts in force, when it is not already, a policy that lets one operator sign any
+    /// digest or any ether transfer with `mandatory` among the signers.
+    fn require(&mut self, c: &Cluster, mandatory: &[&str]) {
+        let mandatory: Vec<String> = mandatory.iter().map(|s| s.to_string()).collect();
+        if self.mandatory.as_ref() == Some(&mandatory) {
+            return;
+        }
+        self.version += 1;
+        let rule = |name: &str, chain: &str| {
+            let mut rule = json!({"name": name, "chain": chain, "approvals": 1, "action": "allow"});
+            if !mandatory.is_empty() {
+                rule["signers_include"] = json!(mandatory);
+            }
+            rule
+        };
+        let rules = json!([rule("digests", "digest"), rule("ether", "ethereum:1")]);
+        c.submit_policy(&policy_body(self.version, rules))
+            .unwrap_or_else(|e| panic!("policy version {}: {e}", self.version));
+        self.mandatory = Some(mandatory);
+    }
+
+    /// Makes `signers` (the coordinator among them) the set `coordinator` signs with.
+    fn choose(&mut self, c: &Cluster, coordinator: &str, signers: &[&str]) {
+        assert!(
+            signers.contains(&coordinator),
+            "{coordinator} not in {signers:?}"
+        );
+        let others: Vec<&str> = signers
+            .iter()
+            .copied()
+            .filter(|s| *s != coordinator)
+            .collect();
+        self.require(c, &others);
+    }
+}
+
+/// Checks that `answer` was signed by exactly `signers`.
+fn check_signers(answer: &Value, signers: &[&str]) {
+    let mut got: Vec<&str> = answer["signers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no signers in {answer}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    got.sort_unstable();
+    let mut expected = signers.to_vec();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "{answer}");
+}
+
 fn sign_ok(
     c: &Cluster,
+    signing: &mut Signing,
     coordinator: &str,
     key: &str,
-    data: ToSign<'_>,
+    d: [u8; 32],
     path: Option<&str>,
     signers: &[&str],
 ) -> Value {
-    c.sign_with(coordinator, key, data, path, signers)
+    signing.choose(c, coordinator, signers);
+    let answer = c
+        .sign_with(coordinator, key, d, path)
         .unwrap()
         .unwrap_or_else(|e| {
             panic!(
                 "signing at {coordinator} by {signers:?} refused: {e}\n{}",
                 c.logs()
             )
-        })
+        });
+    check_signers(&answer, signers);
+    answer
 }
 
 fn create_ok(c: &Cluster, coordinator: &str, key: &str, t: u16) -> Value {
@@ -115,6 +187,7 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
         Cluster::running_with(3, &["--presign-depth", "1", "--round-timeout-secs", "40"]).unwrap();
     let created = create_ok(&c, "node-1", "treasury", 2);
     let public = text(&created, "public_key").to_owned();
+    let address = text(&created, "eth_address").to_owned();
 
     // Every node holds a share of it.
     c.wait_until("every node lists the key", STARTUP, |s| {
@@ -130,13 +203,21 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
     })
     .unwrap();
 
+    // Until a policy is in force, nothing is signed.
+    let refused = c
+        .sign_with("node-1", "treasury", digest("too early"), None)
+        .unwrap()
+        .unwrap_err();
+    assert!(refused.contains("no policy"), "{refused}");
+    let mut signing = Signing::new();
+
     // Every signing set, each coordinated by its second member.
     for (i, signers) in subsets(&["node-1", "node-2", "node-3"], 2)
         .iter()
         .enumerate()
     {
         let d = digest(&format!("payment {i}"));
-        let answer = sign_ok(&c, signers[1], "treasury", ToSign::Digest(d), None, signers);
+        let answer = sign_ok(&c, &mut signing, signers[1], "treasury", d, None, signers);
         check_signature(&answer, &public, &d);
         assert_eq!(
             answer["presigned"], false,
@@ -144,42 +225,43 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
         );
     }
 
-    // A message is hashed with Keccak-256 by the nodes; once the pool has a presignature for
-    // the signing set, it is used.
+    // An Ethereum transaction is hashed with Keccak-256 by the nodes; once the pool has a
+    // presignature for the signing set, it is used, and the signed transaction's sender is
+    // the key's address.
     c.wait_until("a presignature ready at node-1", STARTUP, |s| {
         s.iter()
             .any(|(id, s)| id == "node-1" && s.as_ref().is_ok_and(|s| s.presignatures >= 1))
     })
     .unwrap();
-    let message = b"transfer 1 ETH to 0xabc";
-    let keccak: [u8; 32] = sha3::Keccak256::digest(message).into();
+    let tx = eth::transfer(0, 1_000_000_000_000_000_000);
     // node-1 fills the pool of {node-1, node-2} first (sets in order, first member coordinates).
-    let answer = sign_ok(
-        &c,
-        "node-1",
-        "treasury",
-        ToSign::Message(message),
-        None,
-        &["node-1", "node-2"],
-    );
+    signing.choose(&c, "node-1", &["node-1", "node-2"]);
+    let answer = c
+        .sign_eth("node-1", "treasury", &tx, None)
+        .unwrap()
+        .unwrap_or_else(|e| panic!("transaction refused: {e}\n{}", c.logs()));
+    check_signers(&answer, &["node-1", "node-2"]);
     assert_eq!(answer["presigned"], true, "{answer}");
-    check_signature(&answer, &public, &keccak);
+    check_signature(&answer, &public, &eth::keccak(&tx));
+    eth::check_signed_tx(&answer, &address).unwrap();
 
     // A derived path: the same derived key whichever set signs.
     let d = digest("derived");
     let a = sign_ok(
         &c,
+        &mut signing,
         "node-1",
         "treasury",
-        ToSign::Digest(d),
+        d,
         Some("m/0/1"),
         &["node-1", "node-2"],
     );
     let b = sign_ok(
         &c,
+        &mut signing,
         "node-3",
         "treasury",
-        ToSign::Digest(d),
+        d,
         Some("m/0/1"),
         &["node-2", "node-3"],
     );
@@ -189,9 +271,10 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
     check_signature(&b, &derived, &d);
     let other = sign_ok(
         &c,
+        &mut signing,
         "node-2",
         "treasury",
-        ToSign::Digest(d),
+        d,
         Some("m/0/2"),
         &["node-1", "node-2"],
     );
@@ -199,22 +282,12 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
     check_signature(&other, text(&other, "public_key"), &d);
 
     // Requests the nodes must refuse, each with a reason.
-    for (signers, path, expected) in [
-        (&["node-1"][..], None, "signers"),
-        (&["node-1", "node-2", "node-3"][..], None, "signers"),
-        (&["node-2", "node-3"][..], None, "not among the signers"),
-        (&["node-1", "node-2"][..], Some("m/1'"), "hardened"),
-    ] {
-        let refused = c
-            .sign_with("node-1", "treasury", ToSign::Digest(d), path, signers)
-            .unwrap()
-            .unwrap_err();
-        assert!(refused.contains(expected), "{refused}");
-    }
-    let unknown = c
-        .sign_with("node-1", "nope", ToSign::Digest(d), None, &[])
+    let refused = c
+        .sign_with("node-1", "treasury", d, Some("m/1'"))
         .unwrap()
         .unwrap_err();
+    assert!(refused.contains("hardened"), "{refused}");
+    let unknown = c.sign_with("node-1", "nope", d, None).unwrap().unwrap_err();
     assert!(unknown.contains("not held"), "{unknown}");
     let again = c
         .create_key("node-2", "treasury", 2, &[])
@@ -232,9 +305,10 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
     let d = digest("after restart");
     let answer = sign_ok(
         &c,
+        &mut signing,
         "node-2",
         "treasury",
-        ToSign::Digest(d),
+        d,
         None,
         &["node-2", "node-3"],
     );
@@ -248,19 +322,11 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
             .matches("session started")
             .count()
     };
+    signing.choose(&c, "node-1", &["node-1", "node-3"]);
     let before = log_count(&c);
     let d = digest("interrupted");
     let outcome = std::thread::scope(|scope| {
-        let signing = scope.spawn(|| {
-            c.sign_with(
-                "node-1",
-                "treasury",
-                ToSign::Digest(d),
-                None,
-                &["node-1", "node-3"],
-            )
-            .unwrap()
-        });
+        let signing = scope.spawn(|| c.sign_with("node-1", "treasury", d, None).unwrap());
         let deadline = Instant::now() + Duration::from_secs(60);
         while log_count(&c) == before {
             assert!(
@@ -283,9 +349,10 @@ fn two_of_three_signs_with_every_set_at_derived_paths_across_restarts_and_aborts
     let d = digest("after the abort");
     let answer = sign_ok(
         &c,
+        &mut signing,
         "node-1",
         "treasury",
-        ToSign::Digest(d),
+        d,
         None,
         &["node-1", "node-3"],
     );
@@ -297,6 +364,7 @@ fn three_of_five_signs_with_every_signing_set() {
     let (c, _) = Cluster::running(5).unwrap();
     let created = create_ok(&c, "node-3", "cold", 3);
     let public = text(&created, "public_key").to_owned();
+    let mut signing = Signing::new();
     let ids = ["node-1", "node-2", "node-3", "node-4", "node-5"];
     let sets = subsets(&ids, 3);
     assert_eq!(sets.len(), 10);
@@ -304,16 +372,17 @@ fn three_of_five_signs_with_every_signing_set() {
         let d = digest(&format!("cold payment {i}"));
         let coordinator = signers[i % 3];
         let started = Instant::now();
-        let answer = sign_ok(&c, coordinator, "cold", ToSign::Digest(d), None, signers);
+        let answer = sign_ok(&c, &mut signing, coordinator, "cold", d, None, signers);
         eprintln!("{signers:?} signed in {:?}", started.elapsed());
         check_signature(&answer, &public, &d);
     }
     let d = digest("cold derived");
     let answer = sign_ok(
         &c,
+        &mut signing,
         "node-5",
         "cold",
-        ToSign::Digest(d),
+        d,
         Some("m/7/8/9"),
         &["node-1", "node-4", "node-5"],
     );
