@@ -10,7 +10,8 @@
     clippy::indexing_slicing
 )]
 
-use integration_tests::{TempDir, binary};
+use integration_tests::cluster::PERMISSIVE_POLICY;
+use integration_tests::{TempDir, binary, eth};
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use serde_json::Value;
@@ -97,6 +98,14 @@ fn json_ok(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("stdout is not one JSON document: {e}\n{}", show(args, &out)))
 }
 
+/// Runs a `--json` command that must exit with `code` and returns its one JSON document.
+fn json_with_code(args: &[&str], code: i32) -> Value {
+    let out = custody(args);
+    assert_eq!(out.status.code(), Some(code), "{}", show(args, &out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document: {e}\n{}", show(args, &out)))
+}
+
 /// Runs a command that must fail with a non-zero exit status and returns its stderr.
 fn refused(args: &[&str]) -> String {
     let out = custody(args);
@@ -147,6 +156,67 @@ impl Sim {
 
     fn cluster_toml(&self) -> PathBuf {
         self.dir.join("cluster.toml")
+    }
+
+    /// The cluster file of operator `i` (operator 0's is `cluster.toml`).
+    fn operator_toml(&self, i: usize) -> PathBuf {
+        if i == 0 {
+            self.cluster_toml()
+        } else {
+            self.dir.join(format!("cluster-operator-{i}.toml"))
+        }
+    }
+
+    /// Operators 0 and 1 approve the policy `body` with `custody policy approve`, it is
+    /// assembled, and `custody policy submit` sends it to every node, which all accept it.
+    fn submit_policy(&self, body: &str) {
+        let body_path = self.scratch("policy.json");
+        std::fs::write(&body_path, body).unwrap();
+        let mut approvals = Vec::new();
+        for i in 0..2 {
+            let key = self.dir.join(format!("operators/operator-{i}.key"));
+            let out = self.scratch(&format!("policy-approval-{i}.json"));
+            let id = format!("operator-{i}");
+            let approved = json_ok(&[
+                "--json",
+                "policy",
+                "approve",
+                "--body",
+                utf8(&body_path),
+                "--key",
+                utf8(&key),
+                "--id",
+                &id,
+                "--out",
+                utf8(&out),
+            ]);
+            assert_eq!(approved["operator"], id.as_str(), "{approved}");
+            approvals.push(out);
+        }
+        let envelope = self.scratch("policy-envelope");
+        let mut args = vec!["--json", "policy", "assemble", "--body", utf8(&body_path)];
+        for a in &approvals {
+            args.extend(["--approval", utf8(a)]);
+        }
+        args.extend(["--out", utf8(&envelope)]);
+        let assembled = json_ok(&args);
+        assert_eq!(
+            assembled["approvals"],
+            serde_json::json!(["operator-0", "operator-1"]),
+            "{assembled}"
+        );
+        let cluster = self.cluster_toml();
+        let submitted = json_ok(&[
+            "--cluster",
+            utf8(&cluster),
+            "--json",
+            "policy",
+            "submit",
+            utf8(&envelope),
+        ]);
+        let nodes = submitted["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 3, "{submitted}");
+        assert!(nodes.iter().all(|n| n["accepted"] == true), "{submitted}");
     }
 
     /// A scratch path beside the cluster's own files.
@@ -343,18 +413,39 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
         assert_healthy(&status, id);
     }
 
-    // A 2-of-3 key; its addresses are recomputed here.
+    // A 2-of-3 key; it needs two operators (the manifest's K): operator-0 asks, the
+    // request waits (exit status 3), operator-1 approves it with its own cluster file.
+    // Its addresses are recomputed here.
+    let asked = json_with_code(
+        &[
+            "--cluster",
+            cluster,
+            "key",
+            "create",
+            "--threshold",
+            "2",
+            "--key-id",
+            "treasury",
+            "--json",
+        ],
+        3,
+    );
+    assert_eq!(asked["status"], "pending", "{asked}");
+    assert_eq!(
+        (&asked["approvals"], &asked["approvals_needed"]),
+        (&1.into(), &2.into()),
+        "{asked}"
+    );
+    let operator_1 = sim.operator_toml(1);
     let created = json_ok(&[
         "--cluster",
-        cluster,
-        "key",
-        "create",
-        "--threshold",
-        "2",
-        "--key-id",
-        "treasury",
+        utf8(&operator_1),
+        "request",
+        "approve",
+        text(&asked, "request_id"),
         "--json",
     ]);
+    assert_eq!(created["status"], "created", "{created}");
     eprintln!("created: {created}");
     assert_eq!(text(&created, "key_id"), "treasury", "{created}");
     let master_key = check_addresses(&created);
@@ -384,8 +475,28 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
         assert_eq!(node(&status, id)["key_count"], 1, "{id}: {status}");
     }
 
-    // A digest, signed by the default signing set.
+    // No policy yet: the nodes refuse every signature, and say why.
     let digest: [u8; 32] = sha2::Sha256::digest(b"payment 1").into();
+    let early = json_with_code(
+        &[
+            "--cluster",
+            cluster,
+            "sign",
+            "--key",
+            "treasury",
+            "--digest",
+            &hex::encode(digest),
+            "--json",
+        ],
+        1,
+    );
+    assert_eq!(early["status"], "refused", "{early}");
+    assert!(text(&early, "reason").contains("no policy"), "{early}");
+
+    // The operators' policy: digests and ether transfers with one approval.
+    sim.submit_policy(PERMISSIVE_POLICY);
+
+    // A digest, signed by the default signing set.
     let signed = json_ok(&[
         "--cluster",
         cluster,
@@ -408,27 +519,27 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
         "{signed}"
     );
 
-    // A message at a derived path: hashed with Keccak-256, signed by the child key.
-    let message = b"transfer 1 ETH to 0xabc";
+    // An Ethereum transaction at a derived path: hashed with Keccak-256 by the nodes,
+    // signed by the child key, which the signed transaction's sender must be.
+    let tx = eth::transfer(0, 1_000_000_000_000_000_000);
     let derived = json_ok(&[
         "--cluster",
         cluster,
         "sign",
         "--key",
         "treasury",
-        "--message",
-        &hex::encode(message),
+        "--eth-tx",
+        &hex::encode(&tx),
         "--path",
         "m/0/1",
         "--json",
     ]);
     let child = text(&derived, "public_key").to_owned();
     assert_ne!(child, master, "m/0/1 signed with the master key: {derived}");
-    assert_ne!(
-        VerifyingKey::from_sec1_bytes(&unhex(&child)).unwrap(),
-        master_key
-    );
-    check_signature(&derived, &child, &keccak(message));
+    let child_key = VerifyingKey::from_sec1_bytes(&unhex(&child)).unwrap();
+    assert_ne!(child_key, master_key);
+    check_signature(&derived, &child, &keccak(&tx));
+    eth::check_signed_tx(&derived, &eth_address(&child_key)).unwrap();
     assert_eq!(custody_verify(&derived, None), 0, "{derived}");
 
     // node-2's enclave dies; it is reported as such, comes back, and signs again.
@@ -445,6 +556,7 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
     assert!(out.status.success(), "{}", show(&["sim", "restart"], &out));
     let status = json_ok(&["--cluster", cluster, "status", "--json"]);
     assert_healthy(&status, "node-2");
+    // Asked of node-2, which then signs (the node asked is always a signer).
     let digest: [u8; 32] = sha2::Sha256::digest(b"payment 2, after a restart").into();
     let signed = json_ok(&[
         "--cluster",
@@ -454,11 +566,17 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
         "treasury",
         "--digest",
         &hex::encode(digest),
-        "--signers",
-        "node-2,node-3",
+        "--node",
+        "node-2",
         "--json",
     ]);
     check_signature(&signed, &master, &digest);
+    assert!(
+        signed["signers"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|n| n == "node-2")),
+        "{signed}"
+    );
 
     // A fresh attestation document from node-1 carries the caller's nonce and node-1's PCR0.
     let nonce = "a1b2c3d4e5f60718";
@@ -535,7 +653,7 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
     assert!(err.contains("not an operator"), "stderr: {err}");
 
     // node-1 expected to run other code: its attestation no longer verifies, the others' do,
-    // and the client refuses to involve node-1 in a signature.
+    // and the client refuses to ask node-1 for a signature.
     let suspicious = sim.edited_copy("wrong-pcr0.toml", |t| {
         let node1 = t["nodes"]
             .as_array_mut()
@@ -566,8 +684,8 @@ fn operator_drives_a_cluster_through_custody_and_refusals_name_their_cause() {
         "treasury",
         "--digest",
         &hex::encode(digest),
-        "--signers",
-        "node-1,node-2",
+        "--node",
+        "node-1",
         "--json",
     ]);
     assert!(err.contains("node-1"), "stderr: {err}");
@@ -627,6 +745,10 @@ fn demo_creates_a_key_and_signs_with_a_signature_that_verifies() {
     let digest: [u8; 32] = unhex(text(&answer, "digest")).try_into().unwrap();
     let public = text(&answer, "public_key").to_owned();
     check_signature(&answer, &public, &digest);
+    // Before its policy, the demo's signature is refused; under it, it waits for a second
+    // operator.
+    assert_eq!(answer["refused"]["status"], "refused", "{answer}");
+    assert_eq!(answer["pending"]["status"], "pending", "{answer}");
     assert!(answer["timings_ms"].is_object(), "{answer}");
 }
 
