@@ -129,6 +129,47 @@ fn payload_error(what: &'static str, reason: impl ToString) -> Denied {
     }
 }
 
+/// A signature request as this node read it, before its policy decides: the checked
+/// request, what is signed and the facts the policy evaluates.
+#[derive(Debug, Clone)]
+pub struct Proposed {
+    pub authorized: Authorized,
+    pub parsed: Parsed,
+    facts: Facts,
+}
+
+impl Proposed {
+    /// The request allowed by `rule` of policy version `policy_version` at `now_secs`,
+    /// with the spend it makes.
+    pub fn allow(
+        self,
+        key_id: &KeyId,
+        rule: String,
+        policy_version: u64,
+        now_secs: u64,
+    ) -> Result<Allowed, Denied> {
+        let spend = Spend {
+            request: *self.authorized.id(),
+            key_id: key_id.clone(),
+            chain: *self.facts.chain(),
+            asset: self.facts.asset().clone(),
+            to: self.facts.destinations(),
+            amount: self
+                .facts
+                .amount()
+                .map_err(|e| payload_error("amount", e))?,
+            at_secs: now_secs,
+        };
+        Ok(Allowed {
+            authorized: self.authorized,
+            parsed: self.parsed,
+            rule,
+            policy_version,
+            spend,
+        })
+    }
+}
+
 /// Checks `authority` for a signature with `key` and decides it under this node's policy.
 /// `Ok` only when the policy allows it now with the approvals it carries.
 pub fn check_sign(
@@ -136,6 +177,48 @@ pub fn check_sign(
     authority: &Authority,
     key: &SigningKey<'_>,
 ) -> Result<Allowed, Denied> {
+    let proposed = propose_sign(g, authority, key)?;
+    let now_secs = g.now_ms / 1000;
+    let held = g.policy.active_held(now_secs).ok_or(Denied::NoPolicy)?;
+    let policy_version = held.policy().version();
+    let listed_since = |chain: &Chain, address: &str| g.policy.listed_since(chain, address);
+    let context = policy::Context {
+        now_secs,
+        facts: &proposed.facts,
+        approvals: proposed.authorized.approvers(),
+        signers: key.signers,
+        ledger: g.ledger,
+        listed_since: &listed_since,
+        request: *proposed.authorized.id(),
+    };
+    match policy::evaluate(held.policy(), &context) {
+        Decision::Allow { rule } => proposed.allow(key.key_id, rule, policy_version, now_secs),
+        Decision::Pending {
+            rule,
+            approvals,
+            approvals_needed,
+        } => Err(Denied::Pending {
+            rule,
+            approvals,
+            approvals_needed,
+            policy_version,
+        }),
+        Decision::Refused { rule, reason } => Err(Denied::Refused {
+            rule,
+            reason,
+            policy_version,
+        }),
+    }
+}
+
+/// Checks `authority` for a signature with `key` and parses what it asks to sign: the
+/// approvals against this node's manifest and clock, the key and path against the
+/// session's, the payload by this node's own parser. The policy has not decided yet.
+pub fn propose_sign(
+    g: &Governance<'_>,
+    authority: &Authority,
+    key: &SigningKey<'_>,
+) -> Result<Proposed, Denied> {
     let authorized = authority.verify(g.manifest, g.manifest_hash, g.now_ms)?;
     let request = authorized.request();
     let Action::Sign {
@@ -173,54 +256,11 @@ pub fn check_sign(
         }
     }
     let (parsed, facts) = parse(payload, key)?;
-    let now_secs = g.now_ms / 1000;
-    let held = g.policy.active_held(now_secs).ok_or(Denied::NoPolicy)?;
-    let policy_version = held.policy().version();
-    let listed_since = |chain: &Chain, address: &str| g.policy.listed_since(chain, address);
-    let context = policy::Context {
-        now_secs,
-        facts: &facts,
-        approvals: authorized.approvers(),
-        signers: key.signers,
-        ledger: g.ledger,
-        listed_since: &listed_since,
-        request: *authorized.id(),
-    };
-    match policy::evaluate(held.policy(), &context) {
-        Decision::Allow { rule } => {
-            let spend = Spend {
-                request: *authorized.id(),
-                key_id: key.key_id.clone(),
-                chain: *facts.chain(),
-                asset: facts.asset().clone(),
-                to: facts.destinations(),
-                amount: facts.amount().map_err(|e| payload_error("amount", e))?,
-                at_secs: now_secs,
-            };
-            Ok(Allowed {
-                authorized,
-                parsed,
-                rule,
-                policy_version,
-                spend,
-            })
-        }
-        Decision::Pending {
-            rule,
-            approvals,
-            approvals_needed,
-        } => Err(Denied::Pending {
-            rule,
-            approvals,
-            approvals_needed,
-            policy_version,
-        }),
-        Decision::Refused { rule, reason } => Err(Denied::Refused {
-            rule,
-            reason,
-            policy_version,
-        }),
-    }
+    Ok(Proposed {
+        authorized,
+        parsed,
+        facts,
+    })
 }
 
 /// [`check_sign`], and the session's digest must be the request's `input`-th.
