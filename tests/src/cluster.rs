@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-pub use client::sim::approve::PINNED_PCRS;
+pub use client::sim::approve::{PINNED_PCRS, operator_id};
 pub use client::sim::ready::running_and_attested;
 
 /// Clusters run one at a time: each is a dozen processes on a small machine.
@@ -127,11 +127,17 @@ impl Cluster {
             }
         }
         let envelope = c.sign(&c.manifest_body(1, &[])?, 2)?;
-        c.write_manifest(&envelope)?;
-        c.start_all()?;
-        ready::provision(&c.launcher, &c, &envelope, STARTUP, &|_| {})
-            .map_err(|e| format!("{e}\n{}", c.logs()))?;
+        c.start_under(&envelope)?;
         Ok((c, envelope))
+    }
+
+    /// Writes the manifest `envelope`, starts every node, submits it to each and waits
+    /// until every node runs, has attested every peer and has its key escrowed.
+    pub fn start_under(&mut self, envelope: &[u8]) -> Result<(), String> {
+        self.write_manifest(envelope)?;
+        self.start_all()?;
+        ready::provision(&self.launcher, self, envelope, STARTUP, &|_| {})
+            .map_err(|e| format!("{e}\n{}", self.logs()))
     }
 
     /// Prepares `n` nodes (ids node-1..n) and three operators with threshold 2; starts
@@ -578,6 +584,34 @@ impl Cluster {
                 Err(reason) => Err(reason),
             },
         )
+    }
+
+    /// Submits `authority` to node `id` as operator `operator` (its index), keeping the
+    /// whole answer: when the participants did not complete what it asks, the typed
+    /// failure names each participant, how it failed and why.
+    pub fn submit_typed(
+        &self,
+        id: &str,
+        operator: usize,
+        authority: Authority,
+    ) -> Result<client::connection::Answer, String> {
+        let key = self
+            .operators
+            .get(operator)
+            .ok_or_else(|| format!("no operator {operator}"))?;
+        let operator_id = approve::operator_id(operator);
+        let command = KeyCommand::Submit { authority };
+        let port = self.node(id)?.client_port;
+        let expect = self.expectation(id)?;
+        client::connection::request_blocking(
+            &format!("127.0.0.1:{port}"),
+            &expect,
+            |exporter| {
+                OperatorRequest::Command(SignedCommand::sign(&operator_id, key, exporter, &command))
+            },
+            Duration::from_secs(600),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Sends `command` to node `id` signed as `operator_id` with `key`.

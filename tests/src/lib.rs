@@ -53,6 +53,44 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The enclave built with the test-only feature `insecure-coordinator` (a coordinator
+/// that skips its own policy decision), copied to `into/enclave-insecure`. Cargo puts
+/// every build of the `enclave` binary at one path, so the regular one is built first and
+/// rebuilt right after (only the `enclave` crate differs, so both builds are quick), and
+/// the copy must differ from it.
+pub fn insecure_coordinator_binary(into: &Path) -> Result<PathBuf, String> {
+    let regular = binary("enclave")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let release = profile_dir().ends_with("release");
+    let build = |features: &[&str]| -> Result<(), String> {
+        let status = Command::new(&cargo)
+            .args(["build", "--quiet", "-p", "enclave", "--bin", "enclave"])
+            .args(features)
+            .args(release.then_some("--release"))
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the enclave {features:?} failed: {status}"
+            ))
+        }
+    };
+    let copy = into.join("enclave-insecure");
+    let built = build(&["--features", "insecure-coordinator"])
+        .and_then(|()| std::fs::copy(&regular, &copy).map_err(|e| format!("copy: {e}")));
+    // The regular binary goes back in place whatever happened.
+    build(&[])?;
+    built?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    if read(&copy)? == read(&regular)? {
+        return Err("the insecure-coordinator build is the regular enclave".to_owned());
+    }
+    Ok(copy)
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
