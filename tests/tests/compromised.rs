@@ -35,6 +35,7 @@ fn digest_request(label: u8) -> Action {
     Action::Sign {
         path: None,
         payload: Payload::Digest(hex::encode([label; 32])),
+        signers: Vec::new(),
     }
 }
 
