@@ -24,6 +24,8 @@ use support::Cluster;
 const SETTLE: Duration = Duration::from_secs(120);
 const EXCHANGE: &str = "0xabababababababababababababababababababab";
 const ETHER: u128 = 1_000_000_000_000_000_000;
+/// The most gas a test payment may pay (21 000 gas at 30 gwei), which its amount counts.
+const GAS: u128 = 21_000 * 30_000_000_000;
 
 fn running(status: &NodeStatus) -> bool {
     status.phase == "running"
@@ -214,7 +216,8 @@ async fn a_velocity_limit_holds_across_every_signing_set() {
     .into_iter()
     .enumerate()
     {
-        let authority = pay(&c, nonce as u64, ETHER, &signers, 1);
+        // Exactly one ether counted, gas included.
+        let authority = pay(&c, nonce as u64, ETHER - GAS, &signers, 1);
         paid.push(authority.clone());
         let signed = submit(&c, node, authority).await;
         assert_eq!(signed.status, RequestStatus::Signed, "{signed:?}");
@@ -223,7 +226,12 @@ async fn a_velocity_limit_holds_across_every_signing_set() {
         spends_from(&signed, &address);
     }
     // Neither node-2 nor node-3 signed both payments, yet each recorded both.
-    let third = submit(&c, "node-2", pay(&c, 2, ETHER, &["node-2", "node-3"], 1)).await;
+    let third = submit(
+        &c,
+        "node-2",
+        pay(&c, 2, ETHER - GAS, &["node-2", "node-3"], 1),
+    )
+    .await;
     assert_eq!(third.status, RequestStatus::Pending, "{third:?}");
     assert_eq!(third.rule.as_deref(), Some("large"));
     assert_eq!(

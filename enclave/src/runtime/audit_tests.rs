@@ -245,7 +245,8 @@ fn request_summaries_say_what_the_policy_will_see() {
         public_key: &public,
         signers: &[],
     };
-    // EIP-155's example: 1 ether to 0x3535.. on chain 1.
+    // EIP-155's example: 1 ether to 0x3535.. on chain 1, with 21 000 gas at 20 gwei, which
+    // the amount counts (0.00042 ether).
     let tx = "ec098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a764000080018080";
     let sign = |payload| Action::Sign {
         path: None,
@@ -258,7 +259,7 @@ fn request_summaries_say_what_the_policy_will_see() {
         Summary {
             chain: "ethereum:1".into(),
             to: Some("0x3535353535353535353535353535353535353535".into()),
-            amount: Some("1000000000000000000".into()),
+            amount: Some("1000420000000000000".into()),
         }
     );
     assert_eq!(summary(&eth, None).chain, "eth-tx");
