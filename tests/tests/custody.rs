@@ -742,13 +742,23 @@ fn demo_creates_a_key_and_signs_with_a_signature_that_verifies() {
     let answer = json_ok(&["demo", "--nodes", "3", "--threshold", "2", "--json"]);
     eprintln!("demo: {answer}");
     check_addresses(&answer);
-    let digest: [u8; 32] = unhex(text(&answer, "digest")).try_into().unwrap();
     let public = text(&answer, "public_key").to_owned();
-    check_signature(&answer, &public, &digest);
-    // Before its policy, the demo's signature is refused; under it, it waits for a second
-    // operator.
+    let address = text(&answer, "eth_address").to_owned();
+    // Before its policy, a payment is refused; under it the small one is signed, one to an
+    // unlisted address refused, the large one pending until a second operator approves.
+    assert_eq!(answer["before_policy"]["status"], "refused", "{answer}");
     assert_eq!(answer["refused"]["status"], "refused", "{answer}");
     assert_eq!(answer["pending"]["status"], "pending", "{answer}");
+    assert_eq!(answer["pending"]["approvals_needed"], 2, "{answer}");
+    for signed in ["signed", "approved"] {
+        let signed = &answer[signed];
+        assert_eq!(signed["status"], "signed", "{answer}");
+        let digest: [u8; 32] = unhex(text(signed, "digest")).try_into().unwrap();
+        check_signature(signed, &public, &digest);
+        // Checked independently: the signed transaction spends from the key's address.
+        integration_tests::eth::check_signed_tx(signed, &address)
+            .unwrap_or_else(|e| panic!("{e}: {answer}"));
+    }
     assert!(answer["timings_ms"].is_object(), "{answer}");
 }
 
