@@ -9,6 +9,7 @@
 //! binds and when it was made; only this module builds one.
 
 use crate::error::{PolicyError, VerifyError};
+use crate::gcp;
 use crate::measurements::Measurements;
 use crate::nitro;
 use crate::provider::{Binding, Evidence, Provider};
@@ -25,6 +26,9 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug, Clone)]
 pub struct Verifier {
     nitro: nitro::Verifier,
+    gcp: gcp::Verifier,
+    /// Roots pinned by [`Verifier::restricted_to`], to name in refusals.
+    pins: Vec<(Provider, [u8; 32])>,
 }
 
 /// Evidence failed verification or appraisal: one of two kinds, whatever the provider.
@@ -41,6 +45,8 @@ impl Verifier {
     pub fn production() -> Self {
         Verifier {
             nitro: nitro::Verifier::aws_nitro(),
+            gcp: gcp::Verifier::google(),
+            pins: Vec::new(),
         }
     }
 
@@ -48,6 +54,39 @@ impl Verifier {
     pub fn aws_nitro() -> Self {
         Verifier {
             nitro: nitro::Verifier::aws_nitro(),
+            gcp: gcp::Verifier::none(),
+            pins: Vec::new(),
+        }
+    }
+
+    /// Trusts Google's Confidential Space root and nothing else.
+    pub fn google_cs() -> Self {
+        Verifier {
+            nitro: nitro::Verifier::none(),
+            gcp: gcp::Verifier::google(),
+            pins: Vec::new(),
+        }
+    }
+
+    /// Keeps, for each provider named, only the trusted root whose DER SHA-256 is the
+    /// value given (a manifest's `roots`); when none is left, that provider's evidence
+    /// fails with an error naming the pin. Providers not named keep their roots.
+    pub fn restricted_to(mut self, pins: &[(Provider, [u8; 32])]) -> Verifier {
+        for (provider, pin) in pins {
+            match provider {
+                Provider::Nitro => self.nitro = self.nitro.keep_only(pin),
+                Provider::GcpCs => self.gcp = self.gcp.keep_only(pin),
+            }
+            self.pins.push((*provider, *pin));
+        }
+        self
+    }
+
+    /// The roots `provider`'s evidence may chain to, as DER SHA-256.
+    pub fn roots(&self, provider: Provider) -> &[[u8; 32]] {
+        match provider {
+            Provider::Nitro => self.nitro.roots(),
+            Provider::GcpCs => self.gcp.roots(),
         }
     }
 
@@ -62,6 +101,22 @@ impl Verifier {
     ) -> Result<Self, VerifyError> {
         Ok(Verifier {
             nitro: self.nitro.trust_simulated_root(root_der, at)?,
+            ..self
+        })
+    }
+
+    /// Additionally trusts a simulated Confidential Space attester's root certificate
+    /// (DER), valid at `at`: a self-signed RSA CA. Exists only in builds with the `sim`
+    /// feature.
+    #[cfg(feature = "sim")]
+    pub fn trust_simulated_gcp_root(
+        self,
+        root_der: &[u8],
+        at: SystemTime,
+    ) -> Result<Self, VerifyError> {
+        Ok(Verifier {
+            gcp: self.gcp.trust_simulated_root(root_der, at)?,
+            ..self
         })
     }
 
@@ -70,11 +125,27 @@ impl Verifier {
         &self.nitro
     }
 
+    /// The Confidential Space verifier, for tools that read a token's own fields.
+    pub fn gcp(&self) -> &gcp::Verifier {
+        &self.gcp
+    }
+
     /// Parses `bytes` as the evidence of the provider they look like and verifies it at
     /// `at` under that provider's trusted roots.
     pub fn verify(&self, bytes: &[u8], at: SystemTime) -> Result<Verified<Evidence>, VerifyError> {
-        match Evidence::parse(bytes)? {
+        let evidence = Evidence::parse(bytes)?;
+        let provider = evidence.provider();
+        if self.roots(provider).is_empty()
+            && let Some((_, pin)) = self.pins.iter().find(|(p, _)| *p == provider)
+        {
+            return Err(VerifyError::NoRootForPin {
+                provider,
+                pin: hex::encode(pin),
+            });
+        }
+        match evidence {
             Evidence::Nitro(doc) => Ok(self.nitro.verify_document(doc, at)?.map(Evidence::Nitro)),
+            Evidence::GcpCs(cs) => Ok(self.gcp.verify_evidence(cs, at)?.map(Evidence::GcpCs)),
         }
     }
 
@@ -100,7 +171,6 @@ impl Verifier {
         let place = |i: usize| ours.get(i).map_or(i, |(place, _)| *place);
         let matched_set = match &*evidence {
             Evidence::Nitro(doc) => {
-                #[allow(unreachable_patterns)]
                 let sets = ours
                     .iter()
                     .filter_map(|(_, set)| match set {
@@ -129,6 +199,38 @@ impl Verifier {
                     Err(e) => return Err(e.into()),
                 }
             }
+            Evidence::GcpCs(cs) => {
+                let sets = ours
+                    .iter()
+                    .filter_map(|(_, set)| match set {
+                        Measurements::GcpCs(set) => Some(set.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let mut policy = gcp::TrustPolicy::new(sets)?
+                    .allow_debug(expectation.allow_debug)
+                    .max_clock_skew(expectation.max_clock_skew);
+                policy = match expectation.max_age {
+                    Some(max_age) => policy.max_age(max_age),
+                    None => policy.without_age_limit(),
+                };
+                if let Some(nonce) = &expectation.nonce {
+                    policy = policy.expect_nonce(nonce.clone());
+                }
+                if let Some(audience) = &expectation.audience {
+                    policy = policy.expect_audience(audience.clone());
+                }
+                match policy.check_verified(cs, now) {
+                    Ok(matched) => matched.map_or(0, place),
+                    Err(PolicyError::Claims(mut mismatches)) => {
+                        for m in &mut mismatches {
+                            m.set = place(m.set);
+                        }
+                        return Err(PolicyError::Claims(mismatches).into());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         Ok(Appraisal {
             evidence,
@@ -145,6 +247,7 @@ pub struct Expectation {
     max_age: Option<Duration>,
     max_clock_skew: Duration,
     nonce: Option<Vec<u8>>,
+    audience: Option<String>,
 }
 
 impl Expectation {
@@ -160,6 +263,7 @@ impl Expectation {
             max_age: Some(DEFAULT_MAX_AGE),
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             nonce: None,
+            audience: None,
         })
     }
 
@@ -193,6 +297,13 @@ impl Expectation {
     /// Require the evidence to carry exactly this nonce.
     pub fn expect_nonce(mut self, nonce: Vec<u8>) -> Self {
         self.nonce = Some(nonce);
+        self
+    }
+
+    /// Require evidence that names an audience (Confidential Space's `aud`) to name
+    /// exactly this one; nodes expect [`gcp::CUSTODY_AUDIENCE`] of their peers.
+    pub fn expect_audience(mut self, audience: String) -> Self {
+        self.audience = Some(audience);
         self
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! [`VerifyError`] and [`PolicyError`] are what every provider's verification and policy
 //! return; the variants that only one provider can produce say so ([`ParseError`] is
-//! the Nitro document's, a certificate slot is in Nitro's `cabundle`).
+//! the Nitro document's, [`TokenError`] the Confidential Space token's and bundle's; a
+//! certificate slot is in Nitro's `cabundle` or in a token's `x5c`).
 
 use crate::provider::Provider;
 use std::fmt;
@@ -15,6 +16,8 @@ pub enum CertSlot {
     Bundle(usize),
     /// The `certificate` field: the leaf that signed the document.
     Leaf,
+    /// A Confidential Space token's `x5c[i]`; index 0 is the leaf, the last the root.
+    X5c(usize),
 }
 
 impl fmt::Display for CertSlot {
@@ -23,6 +26,8 @@ impl fmt::Display for CertSlot {
             CertSlot::Bundle(0) => write!(f, "cabundle[0] (root)"),
             CertSlot::Bundle(i) => write!(f, "cabundle[{i}]"),
             CertSlot::Leaf => write!(f, "leaf certificate"),
+            CertSlot::X5c(0) => write!(f, "x5c[0] (leaf)"),
+            CertSlot::X5c(i) => write!(f, "x5c[{i}]"),
         }
     }
 }
@@ -122,6 +127,12 @@ pub enum CertProblem {
     UnknownCriticalExtension(String),
     #[error("version is not X.509 v3")]
     Version,
+    #[error("signature algorithm {0} is not sha256WithRSAEncryption")]
+    RsaSignatureAlgorithm(String),
+    #[error("public key is not an RSA key (rsaEncryption, RSAPublicKey)")]
+    RsaPublicKey,
+    #[error("RSA key has {bits} bits, allowed {min}..={max}")]
+    RsaKeySize { bits: usize, min: usize, max: usize },
 }
 
 /// Evidence failed verification.
@@ -147,6 +158,86 @@ pub enum VerifyError {
     TimeBeforeEpoch,
     #[error("evidence is in no known provider's format")]
     UnrecognisedEvidence,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("JWS signature does not verify with the x5c leaf certificate's key")]
+    TokenSignature,
+    #[error("token issued at {iat} (iat), outside its leaf certificate's validity")]
+    IssuedOutsideLeafValidity { iat: String },
+    #[error(
+        "{provider}: no trusted root has the pinned SHA-256 {pin}, so none of its evidence \
+         is accepted"
+    )]
+    NoRootForPin { provider: Provider, pin: String },
+}
+
+/// A Confidential Space token (compact JWS) or the bundle carrying it could not be
+/// decoded, or breaks one of the rules its parser enforces.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error("token is {len} bytes, the limit is {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("token is empty")]
+    Empty,
+    #[error("token has a byte that is neither base64url nor a dot at offset {offset}")]
+    Character { offset: usize },
+    #[error("token must be three dot-separated parts (compact JWS), found {found}")]
+    Parts { found: usize },
+    #[error("token {part} is not canonical unpadded base64url")]
+    Base64 { part: &'static str },
+    #[error("token {part} is not a JSON object: {reason}")]
+    Json { part: &'static str, reason: String },
+    #[error("JWS algorithm must be RS256, found {found}")]
+    Algorithm { found: String },
+    #[error("JWS header `typ` must be \"JWT\", found {found}")]
+    Type { found: String },
+    #[error("JWS header parameter `{0}` is refused")]
+    ForbiddenHeader(&'static str),
+    #[error("JWS header has no `x5c` certificate chain")]
+    MissingX5c,
+    #[error("`x5c` has {count} certificates, allowed {min}..={max}")]
+    X5cCount {
+        count: usize,
+        min: usize,
+        max: usize,
+    },
+    #[error("`x5c[{index}]`: {reason}")]
+    X5cEntry { index: usize, reason: String },
+    #[error("RS256 signature is {len} bytes, allowed {min}..={max}")]
+    SignatureLength { len: usize, min: usize, max: usize },
+    #[error("required claim `{0}` is missing")]
+    MissingClaim(&'static str),
+    #[error("`{field}` must be {expected}")]
+    FieldType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("`{field}` is {len} long, allowed {min}..={max}")]
+    FieldLength {
+        field: &'static str,
+        len: usize,
+        min: usize,
+        max: usize,
+    },
+    #[error("`{field}` {reason}")]
+    FieldFormat {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("evidence is neither a token (`eyJ..`) nor a bundle (`{{..}}`)")]
+    NotCsEvidence,
+    #[error("bundle is {len} bytes, the limit is {max}")]
+    BundleTooLarge { len: usize, max: usize },
+    #[error("bundle is not valid: {0}")]
+    Bundle(String),
+    #[error("bundle version is {0}, only 1 is known")]
+    BundleVersion(u64),
+    #[error(
+        "bundle values are not the ones its token binds: `eat_nonce` lacks their binding \
+         digest"
+    )]
+    BindingMismatch,
 }
 
 /// Verified evidence does not satisfy the caller's trust policy.
@@ -173,6 +264,58 @@ pub enum PolicyError {
     NonceMismatch,
     #[error("verification time is before the Unix epoch")]
     TimeBeforeEpoch,
+    #[error("claim `{claim}` is missing")]
+    ClaimMissing { claim: &'static str },
+    #[error("claim `{claim}` is {found:?}, expected {expected:?}")]
+    ClaimValue {
+        claim: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "token comes from a debuggable workload (dbgstat {dbgstat:?}, production needs \
+         \"disabled-since-boot\")"
+    )]
+    DebugToken { dbgstat: String },
+    #[error("support_attributes lack STABLE: not a supported production image")]
+    NotStable,
+    #[error("hardware model {hwmodel:?} is not one this policy accepts")]
+    HardwareModel { hwmodel: String },
+    #[error("secure boot is off (secboot is not true)")]
+    SecureBootOff,
+    #[error("token expired at {exp}")]
+    Expired { exp: String },
+    #[error("token is not valid before {nbf}")]
+    NotYetValid { nbf: String },
+    #[error("claims match no accepted set: {}", describe_claim_mismatches(.0))]
+    Claims(Vec<ClaimMismatch>),
+}
+
+/// The first difference between a Confidential Space token's claims and one accepted
+/// measurement set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMismatch {
+    /// Which accepted set (0-based, in the order given) this compares against.
+    pub set: usize,
+    /// The set's key: `image_digest`, `project_id`, `zone`, `instance_id` or `hwmodel`.
+    pub key: &'static str,
+    pub expected: String,
+    /// The token's value; `None` when the claim is absent.
+    pub found: Option<String>,
+}
+
+fn describe_claim_mismatches(all: &[ClaimMismatch]) -> String {
+    let parts: Vec<String> = all
+        .iter()
+        .map(|m| match &m.found {
+            Some(found) => format!(
+                "set {}: {} is {found:?}, expected {:?}",
+                m.set, m.key, m.expected
+            ),
+            None => format!("set {}: {} is absent", m.set, m.key),
+        })
+        .collect();
+    parts.join("; ")
 }
 
 /// The first difference between a document and one accepted measurement set.

@@ -15,6 +15,8 @@
 //! Per provider, one module each:
 //! - [`nitro`]: AWS Nitro Enclaves (documents, chain, verifier, PCR sets, policy, the
 //!   NSM real and simulated), also reachable as [`nsm`] for its attester.
+//! - [`gcp`]: Google Cloud Confidential Space (PKI tokens and the bundles carrying them,
+//!   chain, verifier, image and instance sets, policy).
 //!
 //! Helpers for the `attest` tool: [`input`] (raw, hex or base64 files), [`time_fmt`];
 //! errors in [`error`].
@@ -23,6 +25,7 @@
 pub mod appraisal;
 pub mod attester;
 pub mod error;
+pub mod gcp;
 pub mod input;
 pub mod measurements;
 pub mod nitro;
@@ -34,7 +37,10 @@ pub use appraisal::{
     Appraisal, AppraisalError, DEFAULT_MAX_AGE, DEFAULT_MAX_CLOCK_SKEW, Expectation, Verifier,
 };
 pub use attester::{AttestError, AttestationRequest, Attester};
-pub use error::{CertProblem, CertSlot, ParseError, PcrMismatch, PolicyError, VerifyError};
+pub use error::{
+    CertProblem, CertSlot, ClaimMismatch, ParseError, PcrMismatch, PolicyError, TokenError,
+    VerifyError,
+};
 pub use measurements::{MeasurementError, Measurements, Overlap, Unpinned};
 pub use nitro::nsm;
 pub use provider::{Binding, Evidence, MAX_EVIDENCE_LEN, Provider};

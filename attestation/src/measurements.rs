@@ -4,6 +4,7 @@
 //! Each provider states its half of the rule; sets of two providers never collide (one
 //! piece of evidence comes from one provider).
 
+use crate::gcp;
 use crate::nitro;
 use crate::provider::Provider;
 
@@ -13,6 +14,8 @@ use crate::provider::Provider;
 pub enum Measurements {
     /// Expected PCR values.
     Nitro(nitro::MeasurementSet),
+    /// Expected image digest, instance and hardware model.
+    GcpCs(gcp::MeasurementSet),
 }
 
 /// A measurement set in text form was refused.
@@ -23,7 +26,8 @@ pub enum MeasurementError {
     UnknownProvider(String),
     #[error("names nothing to measure")]
     Empty,
-    /// One entry (for Nitro, a PCR index and its value).
+    /// One entry (for Nitro, a PCR index and its value; for Confidential Space, a claim
+    /// such as `image_digest` and its value).
     #[error("{key:?}: {reason}")]
     Entry { key: String, reason: &'static str },
 }
@@ -34,6 +38,8 @@ pub enum MeasurementError {
 pub enum Unpinned {
     #[error(transparent)]
     Nitro(nitro::Unpinned),
+    #[error(transparent)]
+    GcpCs(gcp::Unpinned),
 }
 
 /// Two sets one piece of evidence could match.
@@ -42,6 +48,8 @@ pub enum Unpinned {
 pub enum Overlap {
     #[error(transparent)]
     Nitro(nitro::Overlap),
+    #[error(transparent)]
+    GcpCs(gcp::Overlap),
 }
 
 impl From<nitro::MeasurementSet> for Measurements {
@@ -50,22 +58,30 @@ impl From<nitro::MeasurementSet> for Measurements {
     }
 }
 
+impl From<gcp::MeasurementSet> for Measurements {
+    fn from(set: gcp::MeasurementSet) -> Self {
+        Measurements::GcpCs(set)
+    }
+}
+
 impl Measurements {
     pub fn provider(&self) -> Provider {
         match self {
             Measurements::Nitro(_) => Provider::Nitro,
+            Measurements::GcpCs(_) => Provider::GcpCs,
         }
     }
 
     /// A set of `provider` from its text form: key to value, in the order written
     /// (duplicates kept, so that they are refused rather than resolved). For Nitro, PCR
-    /// index to hex value.
+    /// index to hex value; for Confidential Space, claim name to value.
     pub fn from_entries(
         provider: Provider,
         entries: Vec<(String, String)>,
     ) -> Result<Self, MeasurementError> {
         match provider {
             Provider::Nitro => nitro::MeasurementSet::from_entries(entries).map(Self::Nitro),
+            Provider::GcpCs => gcp::MeasurementSet::from_entries(entries).map(Self::GcpCs),
         }
     }
 
@@ -73,6 +89,7 @@ impl Measurements {
     pub fn pins_code(&self) -> Result<(), Unpinned> {
         match self {
             Measurements::Nitro(set) => set.pins_code().map_err(Unpinned::Nitro),
+            Measurements::GcpCs(set) => set.pins_code().map_err(Unpinned::GcpCs),
         }
     }
 
@@ -81,12 +98,15 @@ impl Measurements {
     pub fn distinguishable(&self, other: &Measurements) -> Result<(), Overlap> {
         // Exhaustive over pairs of one provider; any pair of two providers is told apart
         // by the evidence's format alone.
-        #[allow(unreachable_patterns)]
         match (self, other) {
             (Measurements::Nitro(a), Measurements::Nitro(b)) => {
                 a.distinguishable(b).map_err(Overlap::Nitro)
             }
-            _ => Ok(()),
+            (Measurements::GcpCs(a), Measurements::GcpCs(b)) => {
+                a.distinguishable(b).map_err(Overlap::GcpCs)
+            }
+            (Measurements::Nitro(_), Measurements::GcpCs(_))
+            | (Measurements::GcpCs(_), Measurements::Nitro(_)) => Ok(()),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! new provider's variant makes the compiler list each place that must learn about it.
 
 use crate::error::VerifyError;
+use crate::gcp::{self, CsEvidence};
 use crate::nitro::{self, NitroDocument};
 use std::fmt;
 use std::time::Duration;
@@ -16,27 +17,36 @@ use std::time::Duration;
 pub enum Provider {
     /// AWS Nitro Enclaves: COSE_Sign1 attestation documents from the NSM, PCRs.
     Nitro,
+    /// Google Cloud Confidential Space: PKI tokens (RS256 JWT with an `x5c` chain) from
+    /// the launcher, container image digest and instance.
+    GcpCs,
 }
 
 /// Largest evidence of any provider: the bound for a frame that carries evidence.
-pub const MAX_EVIDENCE_LEN: usize = nitro::MAX_DOCUMENT_LEN;
+pub const MAX_EVIDENCE_LEN: usize = if nitro::MAX_DOCUMENT_LEN > gcp::MAX_BUNDLE_LEN {
+    nitro::MAX_DOCUMENT_LEN
+} else {
+    gcp::MAX_BUNDLE_LEN
+};
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 1] = [Provider::Nitro];
+    pub const ALL: [Provider; 2] = [Provider::Nitro, Provider::GcpCs];
 
     /// The name in manifests, `cluster.toml` and reports.
     pub fn name(self) -> &'static str {
         match self {
             Provider::Nitro => "nitro",
+            Provider::GcpCs => "gcp-cs",
         }
     }
 
-    /// The provider named `name`: its [`Self::name`], or the name manifests have always
-    /// given its hardware (`"aws-nitro"`).
+    /// The provider named `name`: its [`Self::name`], or its long name (`"aws-nitro"`, the
+    /// name manifests have always given Nitro's hardware; `"gcp-confidential-space"`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "nitro" | "aws-nitro" => Some(Provider::Nitro),
+            "gcp-cs" | "gcp-confidential-space" => Some(Provider::GcpCs),
             _ => None,
         }
     }
@@ -50,6 +60,7 @@ impl Provider {
     fn recognises(self, bytes: &[u8]) -> bool {
         match self {
             Provider::Nitro => nitro::recognises(bytes),
+            Provider::GcpCs => gcp::recognises(bytes),
         }
     }
 }
@@ -67,6 +78,7 @@ impl fmt::Display for Provider {
 #[non_exhaustive]
 pub enum Evidence {
     Nitro(NitroDocument),
+    GcpCs(CsEvidence),
 }
 
 /// What evidence binds, as it states it: in the attested channel, the connection's TLS
@@ -86,6 +98,7 @@ impl Evidence {
     pub fn parse(bytes: &[u8]) -> Result<Self, VerifyError> {
         match Provider::of_evidence(bytes) {
             Some(Provider::Nitro) => Ok(Evidence::Nitro(NitroDocument::parse(bytes)?)),
+            Some(Provider::GcpCs) => Ok(Evidence::GcpCs(CsEvidence::parse(bytes)?)),
             None => Err(VerifyError::UnrecognisedEvidence),
         }
     }
@@ -93,13 +106,24 @@ impl Evidence {
     pub fn provider(&self) -> Provider {
         match self {
             Evidence::Nitro(_) => Provider::Nitro,
+            Evidence::GcpCs(_) => Provider::GcpCs,
         }
     }
 
-    /// When the evidence was made, since the Unix epoch.
+    /// When the evidence was made, since the Unix epoch (Confidential Space: `iat`).
     pub fn time(&self) -> Duration {
         match self {
             Evidence::Nitro(doc) => Duration::from_millis(doc.timestamp_ms()),
+            Evidence::GcpCs(cs) => cs.token().claims().issued_at(),
+        }
+    }
+
+    /// When the evidence stops being valid, since the Unix epoch, if it says so itself
+    /// (Confidential Space: `exp`; a Nitro document does not).
+    pub fn expires(&self) -> Option<Duration> {
+        match self {
+            Evidence::Nitro(_) => None,
+            Evidence::GcpCs(cs) => Some(Duration::from_secs(cs.token().claims().exp)),
         }
     }
 
@@ -110,20 +134,29 @@ impl Evidence {
                 public_key: doc.public_key(),
                 user_data: doc.user_data(),
             },
+            Evidence::GcpCs(cs) => cs.binding(),
         }
     }
 
-    /// Which attester instance made it, for logs: Nitro's module id.
+    /// Which attester instance made it, for logs: Nitro's module id, Confidential
+    /// Space's GCE instance id (empty when the token names none).
     pub fn attester_id(&self) -> &str {
         match self {
             Evidence::Nitro(doc) => doc.module_id(),
+            Evidence::GcpCs(cs) => cs.token().claims().instance_id.as_deref().unwrap_or(""),
         }
     }
 
-    /// The measurement of the code that runs, for logs and status: Nitro's PCR0.
+    /// The measurement of the code that runs, for logs and status: Nitro's PCR0,
+    /// Confidential Space's container image digest (32 bytes).
     pub fn code_measurement(&self) -> Option<&[u8]> {
         match self {
             Evidence::Nitro(doc) => doc.pcr(0),
+            Evidence::GcpCs(cs) => cs
+                .token()
+                .claims()
+                .image_digest_bytes()
+                .map(|d| d.as_slice()),
         }
     }
 }

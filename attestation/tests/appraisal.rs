@@ -74,9 +74,17 @@ fn providers_are_told_apart_by_content_and_named() {
     assert_eq!(Provider::of_evidence(&tagged), Some(Provider::Nitro));
     assert!(matches!(Evidence::parse(&doc).unwrap(), Evidence::Nitro(_)));
     // Not any provider's: refused before any parser sees it.
+    // A JWT is Confidential Space's form now: its parser, not this check, refuses it.
+    let jwt = b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
+    assert_eq!(Provider::of_evidence(jwt), Some(Provider::GcpCs));
+    assert!(matches!(
+        verifier(&s.ca).verify(jwt, SystemTime::now()).unwrap_err(),
+        VerifyError::Token(_)
+    ));
     for other in [
         &b""[..],
-        b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+        b"ZXlKaGJHY2lPaUpTVXpJMU5pSjk.e30.c2ln",
+        b" {}",
         &[0xc0, 0x84],
         &[0xa1],
     ] {
@@ -93,7 +101,12 @@ fn providers_are_told_apart_by_content_and_named() {
         assert_eq!(provider.to_string(), provider.name());
     }
     assert_eq!(Provider::from_name("aws-nitro"), Some(Provider::Nitro));
-    for unknown in ["", "Nitro", "gcp", "nitro "] {
+    assert_eq!(
+        Provider::from_name("gcp-confidential-space"),
+        Some(Provider::GcpCs)
+    );
+    assert_eq!(Provider::GcpCs.name(), "gcp-cs");
+    for unknown in ["", "Nitro", "gcp", "nitro ", "GCP-CS", "gcp-cs "] {
         assert_eq!(Provider::from_name(unknown), None, "{unknown:?}");
     }
 }

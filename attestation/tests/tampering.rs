@@ -194,6 +194,7 @@ fn next_slot(slot: CertSlot, bundle_len: usize) -> Option<CertSlot> {
         CertSlot::Bundle(i) if i + 1 < bundle_len => Some(CertSlot::Bundle(i + 1)),
         CertSlot::Bundle(_) => Some(CertSlot::Leaf),
         CertSlot::Leaf => None,
+        CertSlot::X5c(_) => panic!("not a Nitro slot"),
     }
 }
 
@@ -201,6 +202,7 @@ fn cert_mut(entries: &mut [(Value, Value)], slot: CertSlot) -> &mut Vec<u8> {
     let v = match slot {
         CertSlot::Leaf => field(entries, "certificate"),
         CertSlot::Bundle(i) => &mut field(entries, "cabundle").as_array_mut().unwrap()[i],
+        CertSlot::X5c(_) => panic!("not a Nitro slot"),
     };
     match v {
         Value::Bytes(b) => b,

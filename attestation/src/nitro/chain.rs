@@ -1,6 +1,8 @@
 //! X.509 chain checks for attestation documents: `cabundle[0]` (a pinned root) through
 //! the intermediates to the leaf. Nitro chains use ECDSA P-384 with SHA-384 throughout,
-//! and nothing else is accepted.
+//! and nothing else is accepted. The checks that do not depend on the algorithm
+//! (validity, extensions, CA and leaf constraints) also serve Confidential Space's RSA
+//! chains (`crate::gcp`).
 
 use crate::error::{CertProblem, CertSlot, VerifyError};
 use crate::time_fmt::rfc3339;
@@ -86,7 +88,7 @@ impl<'a> ParsedCert<'a> {
         Ok(())
     }
 
-    fn check_validity(&self, at: Duration) -> Result<(), CertProblem> {
+    pub(crate) fn check_validity(&self, at: Duration) -> Result<(), CertProblem> {
         let validity = self.cert.tbs_certificate().validity();
         let not_before = validity.not_before.to_unix_duration();
         let not_after = validity.not_after.to_unix_duration();
@@ -104,7 +106,7 @@ impl<'a> ParsedCert<'a> {
     }
 
     /// Refuses duplicated extensions and critical ones this verifier does not know.
-    fn check_extensions(&self) -> Result<(), CertProblem> {
+    pub(crate) fn check_extensions(&self) -> Result<(), CertProblem> {
         let extensions: &[x509_cert::ext::Extension] = self
             .cert
             .tbs_certificate()
@@ -144,7 +146,7 @@ impl<'a> ParsedCert<'a> {
     }
 
     /// This certificate acts as a CA with `below` CA certificates under it.
-    fn check_ca(&self, below: usize) -> Result<(), CertProblem> {
+    pub(crate) fn check_ca(&self, below: usize) -> Result<(), CertProblem> {
         let bc = self.basic_constraints()?.ok_or(CertProblem::NotCa)?;
         if !bc.ca {
             return Err(CertProblem::NotCa);
@@ -160,7 +162,7 @@ impl<'a> ParsedCert<'a> {
         }
     }
 
-    fn check_leaf(&self) -> Result<(), CertProblem> {
+    pub(crate) fn check_leaf(&self) -> Result<(), CertProblem> {
         if self.basic_constraints()?.is_some_and(|bc| bc.ca) {
             return Err(CertProblem::LeafIsCa);
         }

@@ -17,7 +17,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod cbor;
-mod chain;
+pub(crate) mod chain;
 mod document;
 mod measurements;
 pub mod nsm;

@@ -27,6 +27,22 @@ impl Verifier {
         }
     }
 
+    /// A verifier that trusts no root: every document fails as untrusted.
+    pub fn none() -> Self {
+        Verifier { roots: Vec::new() }
+    }
+
+    /// The DER SHA-256 of each trusted root.
+    pub fn roots(&self) -> &[[u8; 32]] {
+        &self.roots
+    }
+
+    /// Keeps only the trusted root whose DER SHA-256 is `pin`, if any.
+    pub(crate) fn keep_only(mut self, pin: &[u8; 32]) -> Self {
+        self.roots.retain(|root| root == pin);
+        self
+    }
+
     /// Additionally trusts a simulated NSM's root certificate (DER). The certificate must
     /// be a self-signed P-384 CA valid at `at`. Exists only in builds with the `sim`
     /// feature: a production build cannot be made to trust a simulated root.
