@@ -1,0 +1,154 @@
+locals {
+  # LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE@sha256:DIGEST, checked by the variable.
+  image_parts = regex("^([a-z0-9-]+)-docker\\.pkg\\.dev/([^/]+)/([^/]+)/[^@]+@(sha256:[0-9a-f]{64})$", var.image_reference)
+  registry = {
+    location   = local.image_parts[0]
+    project    = local.image_parts[1]
+    repository = local.image_parts[2]
+  }
+  image_digest = local.image_parts[3]
+
+  region = join("-", slice(split("-", var.zone), 0, 2))
+  # Compute Engine names: lowercase letters, digits and hyphens; at most 50 characters here
+  # so that the network's and the firewall rules' names, which add a suffix, stay within 63.
+  name_from_id  = replace(substr("custody-${lower(replace(var.node_id, "/[^A-Za-z0-9-]/", "-"))}", 0, 50), "/-+$/", "")
+  instance_name = coalesce(var.instance_name, local.name_from_id)
+  labels        = merge(var.labels, { "custody-node" = substr(lower(replace(var.node_id, "/[^A-Za-z0-9_-]/", "_")), 0, 63) })
+
+  # What the image's fixed command says (infra/gcp/Dockerfile; CI checks that both agree):
+  # where the sealed blobs live (--blob-dir, also the image's one allowed mount), and the
+  # peer and client listeners (--peer-listen, --client-listen; status stays on 127.0.0.1).
+  blob_dir    = "/data/blobs"
+  peer_port   = 9000
+  client_port = 9001
+}
+
+# The node's own identity towards Google: only what the launcher needs to pull the image,
+# obtain attestation tokens and write logs: its own (such as why it refused to start the
+# container), and the workload's on the debug image only.
+resource "google_service_account" "node" {
+  account_id   = replace(substr(local.name_from_id, 0, 30), "/-+$/", "")
+  display_name = "custody node ${var.node_id} (Confidential Space workload)"
+}
+
+# Attestation tokens from the launcher's socket: without this role the launcher cannot
+# obtain a token and the node has no evidence to show its peers.
+resource "google_project_iam_member" "workload_user" {
+  project = var.project_id
+  role    = "roles/confidentialcomputing.workloadUser"
+  member  = "serviceAccount:${google_service_account.node.email}"
+}
+
+resource "google_project_iam_member" "log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${google_service_account.node.email}"
+}
+
+# Read access to the one repository the image is in, not to the project's registry.
+resource "google_artifact_registry_repository_iam_member" "image_reader" {
+  project    = local.registry.project
+  location   = local.registry.location
+  repository = local.registry.repository
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.node.email}"
+}
+
+resource "google_compute_address" "node" {
+  count        = var.external_ip ? 1 : 0
+  name         = "${local.instance_name}-ip"
+  region       = local.region
+  address_type = "EXTERNAL"
+}
+
+resource "google_compute_instance" "node" {
+  #checkov:skip=CKV_GCP_40:No external address unless external_ip is set (default false), for peers on another cloud without a VPN; even then the firewall admits only the peers' and the operators' addresses, and the node authenticates every peer by its attestation.
+  #checkov:skip=CKV_GCP_38:The boot disk holds the Confidential Space image (dm-verity) and the launcher's stateful partition, which the image encrypts with a key made at boot; no node state is written to it (the sealed blobs are in a tmpfs in TDX memory). A customer-supplied key would add nothing the node relies on.
+  name         = local.instance_name
+  zone         = var.zone
+  machine_type = var.machine_type
+  labels       = local.labels
+
+  deletion_protection = var.deletion_protection
+
+  confidential_instance_config {
+    confidential_instance_type = "TDX"
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  # A Confidential VM cannot be live-migrated. After a host event the VM stays stopped
+  # rather than coming back on its own: it would come back without its sealed blobs (they
+  # are in memory), and an operator should know that before it rejoins.
+  scheduling {
+    on_host_maintenance = "TERMINATE"
+    automatic_restart   = false
+  }
+
+  boot_disk {
+    auto_delete = true
+
+    initialize_params {
+      # The production image family (the debug family lets the operator in, and its tokens
+      # say `dbgstat: enabled`, which production peers refuse).
+      image = "projects/confidential-space-images/global/images/family/confidential-space"
+      size  = var.boot_disk_size_gb
+      type  = "pd-balanced"
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.node.id
+
+    dynamic "access_config" {
+      for_each = google_compute_address.node
+      content {
+        nat_ip = access_config.value.address
+      }
+    }
+  }
+
+  service_account {
+    email = google_service_account.node.email
+    # The roles above are what limits the account; the launcher needs the cloud-platform
+    # scope to call the attestation service.
+    scopes = ["cloud-platform"]
+  }
+
+  metadata = {
+    # The image, pinned by digest: the launcher pulls exactly this and reports the digest in
+    # every token (`submods.container.image_digest`).
+    "tee-image-reference" = var.image_reference
+    # The container runs once: a node that stops stays stopped, and the token says so
+    # (`submods.container.restart_policy`). Its blobs are in a tmpfs of this container and
+    # would not survive a restart anyway.
+    "tee-restart-policy" = "Never"
+    "tee-env-NODE_ID"    = var.node_id
+    # The blob directory, the one mount the image's launch policy allows. The launcher
+    # accepts only tmpfs here; persistent disks cannot be mounted into the container.
+    "tee-mount" = "type=tmpfs,source=tmpfs,destination=${local.blob_dir},size=${var.blob_tmpfs_bytes}"
+    # The image's policy allows log redirection on the debug image only; asking for it on
+    # the production image makes the launcher refuse to start.
+    "tee-container-log-redirect" = "false"
+    "block-project-ssh-keys"     = "true"
+    "serial-port-enable"         = "false"
+  }
+
+  lifecycle {
+    # A new Confidential Space image in the family must not replace the VM as a side effect
+    # of an apply: a new VM is a new instance id, so a new manifest, and the old VM's blobs
+    # are gone. Replace it on purpose: `terraform apply -replace=google_compute_instance.node`.
+    # (A new image_reference only changes the metadata: the launcher reads it at boot, so
+    # the running node keeps its image until the VM restarts, which also loses its blobs.)
+    ignore_changes = [boot_disk[0].initialize_params[0].image]
+  }
+
+  depends_on = [
+    google_project_iam_member.workload_user,
+    google_artifact_registry_repository_iam_member.image_reader,
+  ]
+}
