@@ -25,9 +25,9 @@ pub const MAX_RSA_BITS: usize = 8192;
 
 /// PKCS #1 `RSAPublicKey`.
 #[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+pub(crate) struct RsaPublicKey<'a> {
+    pub(crate) modulus: UintRef<'a>,
+    pub(crate) public_exponent: UintRef<'a>,
 }
 
 /// The RSA key of a certificate: the DER `RSAPublicKey`, which the verifier takes, after

@@ -13,6 +13,7 @@
 //!    `{"v":1,"token":"<JWS>","nonce":"<hex>","public_key":"<hex>","user_data":"<hex>"}`,
 //!    each value optional, lowercase hex, unknown members refused.
 
+use crate::attester::{AttestError, AttestationRequest};
 use crate::error::TokenError;
 use crate::gcp::token::CsToken;
 use crate::provider::Binding;
@@ -208,6 +209,23 @@ pub fn encode_bundle(
     }
     out.push('}');
     out.into_bytes()
+}
+
+/// Checks the limits of a bundle's values before a token is asked for: what an attester
+/// would bind, a verifier must be able to read back.
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
+pub(crate) fn validate_request(request: &AttestationRequest) -> Result<(), AttestError> {
+    let check = |field: &'static str, v: &Option<Vec<u8>>, min: usize, max: usize| match v {
+        Some(b) if b.len() < min || b.len() > max => Err(AttestError::InvalidRequest {
+            field,
+            len: b.len(),
+            max,
+        }),
+        _ => Ok(()),
+    };
+    check("nonce", &request.nonce, 0, MAX_NONCE_LEN)?;
+    check("public_key", &request.public_key, 1, MAX_PUBLIC_KEY_LEN)?;
+    check("user_data", &request.user_data, 0, MAX_USER_DATA_LEN)
 }
 
 /// One bound value: lowercase hex, its hex length checked before decoding.

@@ -12,12 +12,18 @@
 //!   (`measurements`).
 //! - [`TrustPolicy`] applies issuer, audience, debug, hardware, secure boot, measurement
 //!   sets, times and nonce (`policy`).
+//! - [`sim`] (feature `sim`): a simulated attester issuing tokens in exactly Google's
+//!   format under its own root.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod chain;
 mod evidence;
 pub(crate) mod json;
 mod measurements;
 mod policy;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod token;
 mod verify;
 

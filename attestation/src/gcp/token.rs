@@ -245,6 +245,17 @@ impl CsHeader {
                 Ok(der)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // One certificate in two places makes a chain that means nothing more.
+        for (index, der) in x5c.iter().enumerate() {
+            if let Some(first) = x5c.iter().position(|other| other == der)
+                && first != index
+            {
+                return Err(TokenError::X5cEntry {
+                    index,
+                    reason: format!("repeats x5c[{first}]"),
+                });
+            }
+        }
         Ok(CsHeader { kid, x5c })
     }
 

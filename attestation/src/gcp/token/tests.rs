@@ -6,14 +6,25 @@ use base64::engine::general_purpose::STANDARD;
 
 /// A certificate-shaped blob: the parser does not decode certificates.
 fn cert() -> String {
-    STANDARD.encode([0x30u8; 64])
+    cert_n(0)
+}
+
+/// The `n`th distinct certificate-shaped blob.
+fn cert_n(n: u8) -> String {
+    let mut der = [0x30u8; 64];
+    der[63] = n;
+    STANDARD.encode(der)
+}
+
+fn certs(count: usize) -> Vec<String> {
+    (0..count).map(|n| cert_n(n as u8)).collect()
 }
 
 fn header(extra: &str) -> String {
     format!(
         r#"{{"alg":"RS256","typ":"JWT","x5c":["{}","{}"]{extra}}}"#,
-        cert(),
-        cert()
+        cert_n(0),
+        cert_n(1)
     )
 }
 
@@ -139,7 +150,7 @@ fn x5c_is_required_and_bounded() {
     ));
     for count in [0, MAX_X5C_CERTS + 1] {
         assert_eq!(
-            with(vec![cert(); count]).unwrap_err(),
+            with(certs(count)).unwrap_err(),
             TokenError::X5cCount {
                 count,
                 min: 1,
@@ -148,8 +159,16 @@ fn x5c_is_required_and_bounded() {
         );
     }
     assert_eq!(
-        with(vec![cert(); MAX_X5C_CERTS]).unwrap().x5c().len(),
+        with(certs(MAX_X5C_CERTS)).unwrap().x5c().len(),
         MAX_X5C_CERTS
+    );
+    // The same certificate twice.
+    assert_eq!(
+        with(vec![cert_n(0), cert_n(1), cert_n(0)]).unwrap_err(),
+        TokenError::X5cEntry {
+            index: 2,
+            reason: "repeats x5c[0]".to_owned()
+        }
     );
     // Each certificate at exactly the limit, and one byte over.
     let at_max = STANDARD.encode(vec![0x30u8; MAX_X5C_CERT_LEN]);

@@ -90,25 +90,11 @@ impl SimCa {
     /// it is a symbolic link or readable or writable by group or others: anyone who could
     /// have written it could hold the key.
     pub fn load_or_create(path: &Path, now: SystemTime) -> Result<Self, NsmError> {
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) => check_private_file(path, &meta)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(sim_err("CA file")(format!("{}: {e}", path.display())));
-            }
-        }
-        match std::fs::File::open(path) {
-            Ok(file) => Self::read_from(file, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let ca = Self::generate(now)?;
-                ca.store_new(path)?;
-                // Another process may have won the race: whatever is on disk is the root.
-                let file = std::fs::File::open(path)
-                    .map_err(|e| sim_err("reopen CA file")(e.to_string()))?;
-                Self::read_from(file, path)
-            }
-            Err(e) => Err(sim_err("open CA file")(format!("{}: {e}", path.display()))),
-        }
+        load_or_create_private(
+            path,
+            || Self::generate(now).map(|ca| ca.file_text()),
+            |file| Self::read_from(file, path),
+        )
     }
 
     fn read_from(file: std::fs::File, path: &Path) -> Result<Self, NsmError> {
@@ -155,42 +141,74 @@ impl SimCa {
         })
     }
 
-    fn store_new(&self, path: &Path) -> Result<(), NsmError> {
-        let text = Zeroizing::new(format!(
+    fn file_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
             "{CA_FILE_MAGIC}\n{}\n{}\n",
             hex::encode(self.pkcs8.as_slice()),
             hex::encode(&self.cert_der)
-        ));
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        create_private_dir(dir)
-            .map_err(|e| sim_err("create CA directory")(format!("{}: {e}", dir.display())))?;
-        let mut nonce = [0u8; 8];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(crypto_err("random"))?;
-        let tmp = dir.join(format!(".sim-ca-{}.tmp", hex::encode(nonce)));
-        let write = || -> std::io::Result<()> {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            // Link, not rename: fails instead of replacing a root someone else created.
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
-        let result = write();
-        let _ = std::fs::remove_file(&tmp);
-        result.map_err(|e| sim_err("write CA file")(format!("{}: {e}", path.display())))
+        ))
     }
+}
+
+/// Reads the private file at `path` with `read`, or creates it from `create` if it does
+/// not exist. The file is created with mode 0600 and never replaced, so concurrent
+/// starters agree on one content. An existing file is refused if it is a symbolic link or
+/// readable or writable by group or others.
+pub(crate) fn load_or_create_private<T>(
+    path: &Path,
+    create: impl FnOnce() -> Result<Zeroizing<String>, NsmError>,
+    read: impl Fn(std::fs::File) -> Result<T, NsmError>,
+) -> Result<T, NsmError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => check_private_file(path, &meta)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(sim_err("CA file")(format!("{}: {e}", path.display())));
+        }
+    }
+    match std::fs::File::open(path) {
+        Ok(file) => read(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            store_new(path, &create()?)?;
+            // Another process may have won the race: whatever is on disk is the root.
+            let file =
+                std::fs::File::open(path).map_err(|e| sim_err("reopen CA file")(e.to_string()))?;
+            read(file)
+        }
+        Err(e) => Err(sim_err("open CA file")(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn store_new(path: &Path, text: &str) -> Result<(), NsmError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    create_private_dir(dir)
+        .map_err(|e| sim_err("create CA directory")(format!("{}: {e}", dir.display())))?;
+    let mut nonce = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(crypto_err("random"))?;
+    let tmp = dir.join(format!(".sim-ca-{}.tmp", hex::encode(nonce)));
+    let write = || -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        // Link, not rename: fails instead of replacing a root someone else created.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    let result = write();
+    let _ = std::fs::remove_file(&tmp);
+    result.map_err(|e| sim_err("write CA file")(format!("{}: {e}", path.display())))
 }
 
 /// Creates `dir` and missing parents, new ones with mode 0700.
@@ -294,6 +312,49 @@ pub(crate) fn issue(
     profile: CertProfile,
 ) -> Result<Vec<u8>, NsmError> {
     let rng = SystemRandom::new();
+    let spki = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: ID_EC_PUBLIC_KEY,
+            parameters: Some(Any::encode_from(&SECP384R1).map_err(der_err("curve"))?),
+        },
+        subject_public_key: BitString::from_bytes(subject_key).map_err(der_err("key"))?,
+    };
+    let algorithm = AlgorithmIdentifierOwned {
+        oid: ECDSA_WITH_SHA384,
+        parameters: None,
+    };
+    issue_signed(
+        |tbs| {
+            issuer_key
+                .sign(&rng, tbs)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(crypto_err("certificate signing"))
+        },
+        algorithm,
+        issuer,
+        subject,
+        spki,
+        now,
+        lifetime,
+        profile,
+    )
+}
+
+/// Issues a certificate for the key in `spki`, its body signed by `sign` under
+/// `algorithm` (unless the profile writes another), valid from `now` minus a minute for
+/// `lifetime`. Whatever the algorithm, simulated certificates share this shape.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn issue_signed(
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, NsmError>,
+    algorithm: AlgorithmIdentifierOwned,
+    issuer: &Name,
+    subject: &Name,
+    spki: SubjectPublicKeyInfoOwned,
+    now: SystemTime,
+    lifetime: Duration,
+    profile: CertProfile,
+) -> Result<Vec<u8>, NsmError> {
+    let rng = SystemRandom::new();
     let mut serial = [0u8; 16];
     rng.fill(&mut serial).map_err(crypto_err("random"))?;
     if let Some(first) = serial.first_mut() {
@@ -312,12 +373,7 @@ pub(crate) fn issue(
             .unwrap_or(UNIX_EPOCH);
         Time::try_from(secs).map_err(der_err("validity"))
     };
-    let algorithm = profile
-        .signature_algorithm
-        .unwrap_or(AlgorithmIdentifierOwned {
-            oid: ECDSA_WITH_SHA384,
-            parameters: None,
-        });
+    let algorithm = profile.signature_algorithm.unwrap_or(algorithm);
     let extension = |oid, value: Vec<u8>| -> Result<Extension, NsmError> {
         Ok(Extension {
             extn_id: oid,
@@ -342,23 +398,15 @@ pub(crate) fn issue(
         issuer: issuer.clone(),
         validity: Validity::new(time(not_before)?, time(not_after)?),
         subject: subject.clone(),
-        subject_public_key_info: SubjectPublicKeyInfoOwned {
-            algorithm: AlgorithmIdentifierOwned {
-                oid: ID_EC_PUBLIC_KEY,
-                parameters: Some(Any::encode_from(&SECP384R1).map_err(der_err("curve"))?),
-            },
-            subject_public_key: BitString::from_bytes(subject_key).map_err(der_err("key"))?,
-        },
+        subject_public_key_info: spki,
         extensions,
     };
     let tbs_der = tbs.to_der().map_err(der_err("certificate body"))?;
-    let signature = issuer_key
-        .sign(&rng, &tbs_der)
-        .map_err(crypto_err("certificate signing"))?;
+    let signature = sign(&tbs_der)?;
     SignedCert {
         tbs,
         signature_algorithm: algorithm,
-        signature: BitString::from_bytes(signature.as_ref()).map_err(der_err("signature"))?,
+        signature: BitString::from_bytes(&signature).map_err(der_err("signature"))?,
     }
     .to_der()
     .map_err(der_err("certificate"))

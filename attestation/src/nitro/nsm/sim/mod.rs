@@ -13,7 +13,7 @@
 mod ca;
 
 pub use ca::SimCa;
-pub(crate) use ca::{CertProfile, issue};
+pub(crate) use ca::{CertProfile, issue, issue_signed, load_or_create_private};
 
 use super::{AttestationRequest, NsmError, PcrDescription};
 use crate::{Attester, Provider};
@@ -42,15 +42,15 @@ const LEAF_LIFETIME: Duration = Duration::from_secs(3 * 3600);
 /// Largest `random` request served at once.
 pub const MAX_RANDOM_LEN: usize = 64 * 1024;
 
-fn sim_err(what: &str) -> impl Fn(String) -> NsmError + '_ {
+pub(crate) fn sim_err(what: &str) -> impl Fn(String) -> NsmError + '_ {
     move |detail| NsmError::Simulator(format!("{what}: {detail}"))
 }
 
-fn crypto_err(what: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> NsmError {
+pub(crate) fn crypto_err(what: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> NsmError {
     move |_| NsmError::Simulator(format!("{what} failed"))
 }
 
-fn der_err(what: &'static str) -> impl Fn(der::Error) -> NsmError {
+pub(crate) fn der_err(what: &'static str) -> impl Fn(der::Error) -> NsmError {
     move |e| NsmError::Simulator(format!("{what}: {e}"))
 }
 
