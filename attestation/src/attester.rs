@@ -1,8 +1,9 @@
 //! The attesting side: what a node asks of its TEE's attester, whatever the provider.
 //!
 //! A node holds one [`Attester`]: the Nitro Secure Module inside a Nitro Enclave
-//! ([`crate::nitro::nsm::NitroNsm`], feature `nitro`), or a simulated one that issues
-//! evidence in exactly the provider's format under its own root (feature `sim`). It asks
+//! ([`crate::nitro::nsm::NitroNsm`], feature `nitro`), Confidential Space's launcher
+//! ([`crate::gcp::launcher::Launcher`]), or a simulated one that issues evidence in
+//! exactly the provider's format under its own root (feature `sim`). It asks
 //! for evidence binding an [`AttestationRequest`] (the channel binding) and sends the
 //! bytes as they are; the other end appraises them with [`crate::Verifier`].
 
@@ -38,6 +39,14 @@ pub enum AttestError {
     Refused(String),
     #[error("the attester returned an unexpected response: {0}")]
     UnexpectedResponse(String),
+    /// Confidential Space: the launcher's limits (at most 6 nonces of 10 to 74 bytes).
+    #[error("launcher request: {what} is {found}, the launcher allows {min}..={max}")]
+    LauncherLimit {
+        what: &'static str,
+        found: usize,
+        min: usize,
+        max: usize,
+    },
     /// Nitro: the NSM has no such PCR.
     #[error("PCR{0} does not exist")]
     NoSuchPcr(u16),
@@ -50,6 +59,6 @@ pub trait Attester: Send + Sync {
     /// The provider whose evidence this attester produces.
     fn provider(&self) -> Provider;
     /// Fresh evidence binding `request`, as the bytes that travel (for Nitro, an untagged
-    /// COSE_Sign1 attestation document).
+    /// COSE_Sign1 attestation document; for Confidential Space, a bundle).
     fn attest(&self, request: &AttestationRequest) -> Result<Vec<u8>, AttestError>;
 }

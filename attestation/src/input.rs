@@ -1,9 +1,13 @@
-//! Reading a document from a file that holds raw COSE bytes, base64 or hex.
+//! Reading evidence from a file: a Nitro document as raw COSE bytes, base64 or hex, or a
+//! Confidential Space token or bundle as the text it is.
 //!
 //! A COSE_Sign1 starts with `0x84` (untagged array) or `0xd2` (tag 18), neither of
-//! which is ASCII, so detection is unambiguous: input that is entirely ASCII is text
-//! (hex when it is an even number of hex digits, base64 otherwise, whitespace ignored);
-//! anything else is taken as raw bytes and left for [`crate::nitro::NitroDocument::parse`].
+//! which is ASCII, so detection is unambiguous: input that is entirely ASCII is text.
+//! Text that starts (after whitespace) with `eyJ` or `{` is a Confidential Space token or
+//! bundle, whose base64 and hex forms never start so (a document's base64 starts with `h`
+//! or `0`), and is passed on with the surrounding whitespace removed; other text is hex
+//! when it is an even number of hex digits, base64 otherwise, whitespace ignored.
+//! Anything else is taken as raw bytes and left for the provider's parser.
 
 use crate::nitro::MAX_DOCUMENT_LEN;
 use base64::Engine;
@@ -28,6 +32,8 @@ pub enum Encoding {
     Raw,
     Hex,
     Base64,
+    /// A Confidential Space token or bundle: text that is itself the evidence.
+    Text,
 }
 
 /// The input could not be read or decoded.
@@ -71,6 +77,10 @@ pub fn detect(bytes: &[u8]) -> Encoding {
     if !bytes.is_ascii() {
         return Encoding::Raw;
     }
+    let text = trim(bytes);
+    if text.starts_with(b"eyJ") || text.starts_with(b"{") {
+        return Encoding::Text;
+    }
     let mut digits = 0usize;
     for b in bytes.iter().filter(|b| !b.is_ascii_whitespace()) {
         if !b.is_ascii_hexdigit() {
@@ -88,8 +98,10 @@ pub fn detect(bytes: &[u8]) -> Encoding {
 /// Decodes raw, hex or base64 (standard or URL-safe alphabet, padding optional) bytes.
 pub fn decode(bytes: &[u8]) -> Result<Vec<u8>, InputError> {
     let encoding = detect(bytes);
-    if encoding == Encoding::Raw {
-        return Ok(bytes.to_vec());
+    match encoding {
+        Encoding::Raw => return Ok(bytes.to_vec()),
+        Encoding::Text => return Ok(trim(bytes).to_vec()),
+        Encoding::Hex | Encoding::Base64 => {}
     }
     let text: Vec<u8> = bytes
         .iter()
@@ -108,6 +120,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<u8>, InputError> {
         &BASE64_STANDARD
     };
     engine.decode(&text).map_err(InputError::Base64)
+}
+
+/// `bytes` without leading and trailing ASCII whitespace.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -156,6 +181,32 @@ mod tests {
             assert_eq!(detect(text.as_bytes()), Encoding::Base64, "{text:?}");
             assert_eq!(decode(text.as_bytes()).unwrap(), RAW, "{text:?}");
         }
+    }
+
+    #[test]
+    fn confidential_space_text_passes_through_trimmed() {
+        for (text, evidence) in [
+            (
+                &b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n"[..],
+                &b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln"[..],
+            ),
+            (b"  eyJ.a.b \r\n", b"eyJ.a.b"),
+            (
+                b"{\"v\":1,\"token\":\"eyJ\"}\n",
+                b"{\"v\":1,\"token\":\"eyJ\"}",
+            ),
+        ] {
+            assert_eq!(detect(text), Encoding::Text, "{text:?}");
+            assert_eq!(decode(text).unwrap(), evidence, "{text:?}");
+        }
+        // A Nitro document's text forms never start so.
+        assert_eq!(
+            detect(BASE64_STANDARD.encode(RAW).as_bytes()),
+            Encoding::Base64
+        );
+        assert_eq!(detect(hex::encode(RAW).as_bytes()), Encoding::Hex);
+        // Whitespace alone is still empty.
+        assert!(matches!(decode(b"  \n"), Err(InputError::Empty)));
     }
 
     #[test]

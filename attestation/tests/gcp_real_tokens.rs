@@ -382,3 +382,39 @@ fn a_bundle_must_carry_the_values_its_token_binds() {
         VerifyError::Token(TokenError::Character { .. })
     ));
 }
+
+#[test]
+fn the_report_shows_what_the_token_says() {
+    let Some(dir) = gcp_fixtures() else { return };
+    let f = load_gcp_fixtures(&dir);
+    let report = gcp::report::TokenReport::new(&CsEvidence::parse(&f.valid).unwrap());
+    assert_eq!(
+        (report.provider, report.form, report.alg),
+        ("gcp-cs", "token", "RS256")
+    );
+    assert_eq!(report.iat, GCP_VALID_IAT);
+    assert_eq!(report.issued_at, "2025-06-23T14:22:31Z");
+    assert_eq!(report.expires_at, "2025-06-23T15:22:31Z");
+    assert!(report.debug);
+    assert_eq!(report.dbgstat.as_deref(), Some("enabled"));
+    assert_eq!(report.image_digest.as_deref(), Some(DIGEST));
+    assert_eq!(report.instance_id.as_deref(), Some(INSTANCE));
+    assert_eq!(report.nonce, None);
+    assert_eq!(report.chain.len(), 3);
+    assert_eq!(report.chain[0].slot, "x5c[0]");
+    assert!(
+        report.chain[1]
+            .subject
+            .as_deref()
+            .unwrap()
+            .contains("Confidential Space Intermediate CA")
+    );
+    assert_eq!(report.chain[2].sha256, hex::encode(GOOGLE_CS_ROOT_SHA256));
+    assert_eq!(
+        report.claims["submods"]["container"]["image_reference"],
+        "europe-west2-docker.pkg.dev/oak-ci/example-enclave-apps/echo_enclave_app:latest"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["form"], "token");
+    assert_eq!(json["chain"][2]["not_after"], "2034-01-16T22:10:49Z");
+}

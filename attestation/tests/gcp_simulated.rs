@@ -363,3 +363,50 @@ fn the_signature_checks_a_benchmark_times_are_the_verifiers() {
     assert_eq!(checks[2].message, token.token().signing_input());
     assert!(gcp::bench_support::signature_checks(b"eyJ.x.y").is_err());
 }
+
+#[test]
+fn a_bundles_report_shows_its_values() {
+    let now = SystemTime::now();
+    let attester = SimCsAttester::new(ca(), SimWorkload::of_image(IMAGE, "n"), now).unwrap();
+    let bundle = attester.attest(&request()).unwrap();
+    let report = gcp::report::TokenReport::new(&CsEvidence::parse(&bundle).unwrap());
+    assert_eq!(report.form, "bundle");
+    assert!(!report.debug);
+    assert_eq!(report.nonce, Some(hex::encode([1u8; 32])));
+    assert_eq!(report.public_key, Some(hex::encode(b"a TLS key")));
+    assert_eq!(report.user_data, Some(hex::encode([0x42u8; 32])));
+    assert_eq!(report.support_attributes, ["LATEST", "STABLE", "USABLE"]);
+    assert_eq!(report.aud.as_deref(), Some(CUSTODY_AUDIENCE));
+}
+
+#[test]
+fn restricting_one_provider_leaves_the_other() {
+    let now = SystemTime::now();
+    let nitro_ca = attestation::nsm::sim::SimCa::generate(now).unwrap();
+    let nsm = attestation::nsm::sim::SimNsm::new(
+        &nitro_ca,
+        &attestation::nsm::sim::SimMeasurements::of_image(IMAGE),
+        now,
+    )
+    .unwrap();
+    let doc = nsm.attest(&request()).unwrap();
+    let cs = SimCsAttester::new(ca(), SimWorkload::of_image(IMAGE, "n"), now)
+        .unwrap()
+        .attest(&request())
+        .unwrap();
+    let both = verifier()
+        .trust_simulated_root(nitro_ca.root_der(), now)
+        .unwrap();
+    both.verify(&doc, now).unwrap();
+    let pinned = both.clone().restricted_to(&[(Provider::Nitro, [3; 32])]);
+    assert_eq!(
+        pinned.verify(&doc, now).unwrap_err(),
+        VerifyError::NoRootForPin {
+            provider: Provider::Nitro,
+            pin: hex::encode([3u8; 32]),
+        }
+    );
+    assert!(pinned.roots(Provider::Nitro).is_empty());
+    pinned.verify(&cs, now).unwrap();
+    assert_eq!(pinned.roots(Provider::GcpCs).len(), 2);
+}

@@ -213,7 +213,6 @@ pub fn encode_bundle(
 
 /// Checks the limits of a bundle's values before a token is asked for: what an attester
 /// would bind, a verifier must be able to read back.
-#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 pub(crate) fn validate_request(request: &AttestationRequest) -> Result<(), AttestError> {
     let check = |field: &'static str, v: &Option<Vec<u8>>, min: usize, max: usize| match v {
         Some(b) if b.len() < min || b.len() > max => Err(AttestError::InvalidRequest {

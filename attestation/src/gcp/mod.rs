@@ -12,6 +12,8 @@
 //!   (`measurements`).
 //! - [`TrustPolicy`] applies issuer, audience, debug, hardware, secure boot, measurement
 //!   sets, times and nonce (`policy`).
+//! - [`launcher::Launcher`]: the real attester, the launcher's token endpoint.
+//! - [`report`]: a token's contents for people and scripts.
 //! - [`sim`] (feature `sim`): a simulated attester issuing tokens in exactly Google's
 //!   format under its own root.
 
@@ -20,8 +22,10 @@ pub mod bench_support;
 mod chain;
 mod evidence;
 pub(crate) mod json;
+pub mod launcher;
 mod measurements;
 mod policy;
+pub mod report;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod token;

@@ -31,7 +31,7 @@ pub struct DocumentReport {
 /// the decoded fields are null.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertificateReport {
-    /// `cabundle[i]` or `leaf`.
+    /// `cabundle[i]` or `leaf` (Nitro), `x5c[i]` (Confidential Space).
     pub slot: String,
     pub subject: Option<String>,
     pub not_before: Option<String>,
@@ -73,7 +73,7 @@ impl DocumentReport {
 }
 
 impl CertificateReport {
-    fn new(slot: String, der: &[u8]) -> Self {
+    pub(crate) fn new(slot: String, der: &[u8]) -> Self {
         let sha256 = hex::encode(chain::fingerprint(der));
         match ParsedCert::parse(der) {
             Ok(parsed) => {
