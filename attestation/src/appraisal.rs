@@ -71,15 +71,16 @@ impl Verifier {
     /// Keeps, for each provider named, only the trusted root whose DER SHA-256 is the
     /// value given (a manifest's `roots`); when none is left, that provider's evidence
     /// fails with an error naming the pin. Providers not named keep their roots.
-    pub fn restricted_to(mut self, pins: &[(Provider, [u8; 32])]) -> Verifier {
+    pub fn restricted_to(&self, pins: &[(Provider, [u8; 32])]) -> Verifier {
+        let mut restricted = self.clone();
         for (provider, pin) in pins {
             match provider {
-                Provider::Nitro => self.nitro = self.nitro.keep_only(pin),
-                Provider::GcpCs => self.gcp = self.gcp.keep_only(pin),
+                Provider::Nitro => restricted.nitro = restricted.nitro.keep_only(pin),
+                Provider::GcpCs => restricted.gcp = restricted.gcp.keep_only(pin),
             }
-            self.pins.push((*provider, *pin));
+            restricted.pins.push((*provider, *pin));
         }
-        self
+        restricted
     }
 
     /// The roots `provider`'s evidence may chain to, as DER SHA-256.

@@ -398,7 +398,9 @@ fn restricting_one_provider_leaves_the_other() {
         .trust_simulated_root(nitro_ca.root_der(), now)
         .unwrap();
     both.verify(&doc, now).unwrap();
-    let pinned = both.clone().restricted_to(&[(Provider::Nitro, [3; 32])]);
+    let pinned = both.restricted_to(&[(Provider::Nitro, [3; 32])]);
+    // The verifier it was made from is left as it was.
+    both.verify(&doc, now).unwrap();
     assert_eq!(
         pinned.verify(&doc, now).unwrap_err(),
         VerifyError::NoRootForPin {
