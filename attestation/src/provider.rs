@@ -147,6 +147,18 @@ impl Evidence {
         }
     }
 
+    /// Whether the evidence comes from a TEE whose host can read its memory or change
+    /// its workload: Nitro's debug mode (PCR0-2 all zero), or a Confidential Space
+    /// workload that is debuggable or runs on an image out of support (no `STABLE`).
+    /// Verifiers refuse such evidence unless debug is allowed; an auditor who accepts
+    /// any measurement still checks this.
+    pub fn is_debug(&self) -> bool {
+        match self {
+            Evidence::Nitro(doc) => doc.is_debug_mode(),
+            Evidence::GcpCs(cs) => cs.token().claims().is_debug(),
+        }
+    }
+
     /// The measurement of the code that runs, for logs and status: Nitro's PCR0,
     /// Confidential Space's container image digest (32 bytes).
     pub fn code_measurement(&self) -> Option<&[u8]> {

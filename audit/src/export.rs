@@ -247,7 +247,9 @@ impl VerifiedExport {
         self.matched_set
     }
 
-    /// The document's measurements by name (`"pcr0"`, ..), in hex.
+    /// The evidence's measurements by name: Nitro's PCRs (`"pcr0"`, ..) in hex,
+    /// Confidential Space's image digest and instance (`"image_digest"`, `"instance_id"`,
+    /// ..) as the token states them.
     pub fn measurements(&self) -> BTreeMap<String, String> {
         match &*self.evidence {
             Evidence::Nitro(doc) => doc
@@ -255,6 +257,18 @@ impl VerifiedExport {
                 .iter()
                 .map(|(index, value)| (format!("pcr{index}"), hex::encode(value)))
                 .collect(),
+            Evidence::GcpCs(cs) => {
+                let claims = cs.token().claims();
+                [
+                    ("image_digest", &claims.image_digest),
+                    ("project_id", &claims.project_id),
+                    ("zone", &claims.zone),
+                    ("instance_id", &claims.instance_id),
+                ]
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+                .collect()
+            }
             _ => BTreeMap::new(),
         }
     }
@@ -298,9 +312,7 @@ impl ExportVerifier {
                 let evidence = verifier
                     .verify(bytes, at)
                     .map_err(|e| header_error(e.into()))?;
-                if let Evidence::Nitro(doc) = &*evidence
-                    && doc.is_debug_mode()
-                {
+                if evidence.is_debug() {
                     return Err(header_error(ExportProblem::DebugMode));
                 }
                 (evidence, None)

@@ -359,6 +359,16 @@ impl CsClaims {
         Duration::from_secs(self.iat)
     }
 
+    /// True unless `dbgstat` says no debugging since boot and `support_attributes`
+    /// names `STABLE`: what a production policy requires.
+    pub fn is_debug(&self) -> bool {
+        self.dbgstat.as_deref() != Some(crate::gcp::DBGSTAT_PRODUCTION)
+            || !self
+                .support_attributes
+                .iter()
+                .any(|a| a == crate::gcp::STABLE)
+    }
+
     /// The 32 digest bytes of `submods.container.image_digest`.
     pub fn image_digest_bytes(&self) -> Option<&[u8; 32]> {
         self.image_digest_bytes.as_ref()

@@ -395,3 +395,49 @@ fn no_byte_of_the_entries_can_change_and_no_line_can_go() {
         assert!(s.verify(&join(&removed)).is_err(), "line {} removed", i + 1);
     }
 }
+
+/// A node on Confidential Space attests its log with a token bundle instead of a Nitro
+/// document: the same checks apply, and a debuggable workload vouches for nothing.
+mod confidential_space {
+    use super::*;
+    use attestation::gcp::sim::{SimCsAttester, SimCsCa, SimWorkload};
+
+    fn export_by(debug: bool) -> (String, Verifier) {
+        let now = SystemTime::now();
+        let ca = SimCsCa::new(now).unwrap();
+        let mut workload = SimWorkload::of_image(IMAGE, "node-1");
+        workload.debug = debug;
+        let attester = SimCsAttester::new(&ca, workload, now).unwrap();
+        let log = log_of(3, AuditKey::generate().unwrap());
+        let bundle = attester
+            .attest_at(&log.attestation_request(&MANIFEST), now)
+            .unwrap();
+        let verifier = Verifier::production()
+            .trust_simulated_gcp_root(ca.root_der(), now)
+            .unwrap();
+        (log.export(&MANIFEST, &bundle).unwrap(), verifier)
+    }
+
+    #[test]
+    fn a_token_bundle_vouches_for_a_log() {
+        let (text, verifier) = export_by(false);
+        let verified = verify_export(&text, &verifier, None).unwrap();
+        assert_eq!(verified.count(), 3);
+        let digest = SimWorkload::of_image(IMAGE, "node-1").image_digest;
+        assert_eq!(verified.measurements().get("image_digest"), Some(&digest));
+        // Under Nitro's roots alone it vouches for nothing.
+        assert!(verify_export(&text, &Verifier::aws_nitro(), None).is_err());
+    }
+
+    #[test]
+    fn a_debuggable_workload_does_not_vouch_for_a_log() {
+        let (text, verifier) = export_by(true);
+        assert!(matches!(
+            verify_export(&text, &verifier, None),
+            Err(AuditError::Export {
+                line: 1,
+                problem: ExportProblem::DebugMode
+            })
+        ));
+    }
+}
