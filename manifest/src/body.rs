@@ -1,6 +1,7 @@
 //! The manifest body: the JSON document the operators sign, and its validation.
 
 use crate::error::ManifestError;
+use crate::placement::Placement;
 use attestation::{MeasurementError, Measurements};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -78,7 +79,11 @@ impl Operator {
 pub struct Node {
     id: String,
     provider: Provider,
+    /// The provider whose evidence it gives: its hardware's, or for a simulated node the
+    /// one its measurement sets name.
+    tee: attestation::Provider,
     address: String,
+    domain: Option<String>,
     measurements: Vec<Measurements>,
 }
 
@@ -89,6 +94,18 @@ impl Node {
 
     pub fn provider(&self) -> Provider {
         self.provider
+    }
+
+    /// The TEE provider whose evidence this node gives, and whose shares it counts among
+    /// for placement: the hardware it runs on, or, for a `"sim"` node, the provider its
+    /// measurement sets name.
+    pub fn tee_provider(&self) -> attestation::Provider {
+        self.tee
+    }
+
+    /// The operator domain the manifest puts this node in, if any (`"domain"`).
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
     }
 
     /// `host:port` where the node's parent listens.
@@ -116,6 +133,8 @@ pub struct Manifest {
     threshold: usize,
     operators: Vec<Operator>,
     nodes: Vec<Node>,
+    roots: Vec<(attestation::Provider, [u8; 32])>,
+    placement: Placement,
 }
 
 impl Manifest {
@@ -151,6 +170,8 @@ impl Manifest {
             threshold: wire.threshold,
             operators,
             nodes: nodes(wire.nodes)?,
+            roots: roots(wire.roots.0)?,
+            placement: wire.placement,
         })
     }
 
@@ -178,6 +199,19 @@ impl Manifest {
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|node| node.id == id)
     }
+
+    /// The root each named provider's evidence must chain to, as the SHA-256 of its DER
+    /// (`"roots"`), in document order: what a verifier is restricted to. Providers not
+    /// named keep every root the verifier trusts.
+    pub fn roots(&self) -> &[(attestation::Provider, [u8; 32])] {
+        &self.roots
+    }
+
+    /// What the manifest allows of a key's placement (`"placement"`; see
+    /// [`crate::check_placement`]).
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,6 +221,31 @@ struct BodyWire {
     threshold: usize,
     operators: Vec<OperatorWire>,
     nodes: Vec<NodeWire>,
+    #[serde(default)]
+    roots: RootsWire,
+    #[serde(default)]
+    placement: Placement,
+}
+
+/// `"roots"` as written: provider name to hex, in document order, duplicates kept so that
+/// they can be refused.
+#[derive(Default)]
+struct RootsWire(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RootsWire {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RootsVisitor;
+        impl<'de> Visitor<'de> for RootsVisitor {
+            type Value = RootsWire;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of provider name to the hex SHA-256 of its root's DER")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RootsWire, A::Error> {
+                entries(map).map(RootsWire)
+            }
+        }
+        deserializer.deserialize_map(RootsVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -202,6 +261,8 @@ struct NodeWire {
     id: String,
     provider: Provider,
     address: String,
+    #[serde(default)]
+    domain: Option<String>,
     measurements: Vec<SetWire>,
 }
 
@@ -343,6 +404,7 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
         id,
         provider,
         address,
+        domain,
         measurements,
     } in wire
     {
@@ -357,6 +419,15 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
                 node: id,
                 address,
                 reason,
+            });
+        }
+        if let Some(domain) = &domain
+            && let Err(source) = ids::check(domain)
+        {
+            return Err(ManifestError::Domain {
+                node: id,
+                domain: domain.clone(),
+                source,
             });
         }
         if measurements.is_empty() || measurements.len() > MAX_MEASUREMENT_SETS {
@@ -376,10 +447,20 @@ fn nodes(wire: Vec<NodeWire>) -> Result<Vec<Node>, ManifestError> {
             runs_on.get_or_insert(measured.provider());
             sets.push(measured);
         }
+        // Some: the node has at least one set, and every set names a provider.
+        let Some(tee) = runs_on else {
+            return Err(ManifestError::MeasurementSetCount {
+                node: id,
+                count: 0,
+                max: MAX_MEASUREMENT_SETS,
+            });
+        };
         nodes.push(Node {
             id,
             provider,
+            tee,
             address,
+            domain,
             measurements: sets,
         });
     }
@@ -411,6 +492,27 @@ fn check_identities(nodes: &[Node]) -> Result<(), ManifestError> {
         }
     }
     Ok(())
+}
+
+/// The `"roots"` entries: each names a known provider once, with 64 hex characters (the
+/// SHA-256 of the root certificate's DER).
+fn roots(
+    wire: Vec<(String, String)>,
+) -> Result<Vec<(attestation::Provider, [u8; 32])>, ManifestError> {
+    let mut roots: Vec<(attestation::Provider, [u8; 32])> = Vec::with_capacity(wire.len());
+    for (name, hash) in wire {
+        let provider =
+            attestation::Provider::from_name(&name).ok_or(ManifestError::RootProvider { name })?;
+        let mut digest = [0u8; 32];
+        if hash.len() != 64 || hex::decode_to_slice(&hash, &mut digest).is_err() {
+            return Err(ManifestError::RootHash { provider });
+        }
+        if roots.iter().any(|(earlier, _)| *earlier == provider) {
+            return Err(ManifestError::DuplicateRoot { provider });
+        }
+        roots.push((provider, digest));
+    }
+    Ok(roots)
 }
 
 /// One set of `node`: of a known provider, of the one the node runs on (`runs_on`: its

@@ -106,6 +106,19 @@ pub enum ManifestError {
         #[source]
         source: MeasurementError,
     },
+    #[error("node {node:?}: domain {domain:?} refused: {source}")]
+    Domain {
+        node: String,
+        domain: String,
+        #[source]
+        source: SyntaxError,
+    },
+    #[error("`roots` names an unknown provider {name:?}")]
+    RootProvider { name: String },
+    #[error("`roots`: the root of {provider} must be 64 hex characters (the SHA-256 of its DER)")]
+    RootHash { provider: Provider },
+    #[error("`roots` names the root of {provider} twice")]
+    DuplicateRoot { provider: Provider },
     #[error("signature {index}: operator id {operator:?} refused: {source}")]
     SignatureOperator {
         index: usize,

@@ -3,8 +3,13 @@
 //!
 //! Wire formats:
 //! - body: JSON, `{"version", "threshold", "operators": [{"id", "public_key"}],
-//!   "nodes": [{"id", "provider", "address", "measurements": [{"<provider>": {..}}]}]}`,
-//!   unknown fields refused. `provider` is where the node runs (`"aws-nitro"`, `"sim"`);
+//!   "nodes": [{"id", "provider", "address", "domain"?, "measurements":
+//!   [{"<provider>": {..}}]}], "roots"?: {"<provider>": "<hex>"}, "placement"?:
+//!   {"allow_provider_quorum"?, "allow_domain_quorum"?}}`, unknown fields refused.
+//!   `roots` pins, per provider, the SHA-256 of the root certificate (DER) its evidence
+//!   must chain to; `domain` puts a node in an operator domain (an id); `placement` lifts
+//!   the placement rule ([`check_placement`]) for providers or domains, which without it
+//!   refuses any key a single provider or domain could sign alone. `provider` is where the node runs (`"aws-nitro"`, `"sim"`);
 //!   each measurement set names its provider and that provider's values (Nitro:
 //!   `{"nitro": {"<pcr>": "<hex>"}}`); a set written without one, `{"<pcr>": "<hex>"}`,
 //!   as every manifest was before sets named their provider, is Nitro's. Every set pins
@@ -28,6 +33,7 @@ mod command;
 mod envelope;
 mod error;
 mod key;
+mod placement;
 
 pub use accept::{AcceptedManifest, accept};
 pub use approval::{APPROVAL_CONTEXT, approval_message, verify_approval};
@@ -42,6 +48,7 @@ pub use envelope::{
 };
 pub use error::{KeyError, ManifestError};
 pub use key::{OperatorKey, sign, sign_in};
+pub use placement::{Domain, Placement, PlacementError, check_placement};
 
 use std::collections::BTreeMap;
 
