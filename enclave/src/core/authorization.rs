@@ -3,7 +3,9 @@
 //! approvals against its own manifest, parses the transaction itself and computes what it
 //! signs from it, and evaluates its own policy on what it parsed, with its own ledger of
 //! what the key spent. For a new key it checks that the manifest's threshold of operators
-//! approved it. Nothing here does I/O or reads a clock: the node passes `now_ms`.
+//! approved it and that no provider or operator domain would hold a signing quorum of it
+//! unless the manifest allows that ([`manifest::check_placement`]). Nothing here does I/O
+//! or reads a clock: the node passes `now_ms`.
 //!
 //! What is signed: an Ethereum transaction's signing payload (each node hashes it), each
 //! input's BIP143 sighash of a PSBT (every input must spend an output of the signing key),
@@ -120,6 +122,8 @@ pub enum Denied {
         requested: String,
         what: &'static str,
     },
+    #[error("the key's placement is refused: {0}")]
+    Placement(#[from] manifest::PlacementError),
 }
 
 fn payload_error(what: &'static str, reason: impl ToString) -> Denied {
@@ -283,7 +287,9 @@ pub fn check_session(
 }
 
 /// Checks `authority` for creating `key_id` shared by `group` with `threshold`: the
-/// request says exactly that, and the manifest's threshold of its operators approved it.
+/// request says exactly that, its party set obeys this node's manifest's placement rule
+/// (whatever the coordinator decided), and the manifest's threshold of its operators
+/// approved it.
 pub fn check_create(
     g: &Governance<'_>,
     authority: &Authority,
@@ -325,6 +331,7 @@ pub fn check_create(
     if requested != session {
         return Err(other("parties"));
     }
+    manifest::check_placement(g.manifest, &requested, threshold)?;
     let needed = g.manifest.threshold();
     if authorized.approvers().len() < needed {
         return Err(Denied::KeyApprovals {

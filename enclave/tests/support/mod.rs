@@ -131,11 +131,14 @@ impl Operators {
     }
 
     /// A manifest of `version` listing `nodes` with their measurements (one Nitro set
-    /// each, named by its provider), approved by the first two operators.
+    /// each, named by its provider) and `placement` (every node is of one provider: a
+    /// key can be created only where it allows that provider a quorum), approved by the
+    /// first two operators.
     pub fn manifest(
         &self,
         version: u64,
         nodes: &[(String, BTreeMap<String, String>)],
+        placement: &serde_json::Value,
     ) -> AcceptedManifest {
         let body = serde_json::to_vec(&serde_json::json!({
             "version": version,
@@ -149,6 +152,7 @@ impl Operators {
                 "address": format!("127.0.0.1:{}", 7000 + i),
                 "measurements": [{ "nitro": pcrs }],
             })).collect::<Vec<_>>(),
+            "placement": placement,
         }))
         .unwrap();
         let signatures: Vec<_> = self
@@ -233,8 +237,14 @@ pub fn measurements(image: &SimMeasurements, id: &str) -> BTreeMap<String, Strin
 
 impl Cluster {
     /// `n` nodes, `node-1`..`node-n`, none started, each with the manifest in its parent's
-    /// store, as operators leave it before a first start.
+    /// store, as operators leave it before a first start. Every node is simulated Nitro,
+    /// and the manifest allows that one provider a key's quorum.
     pub async fn new(n: usize) -> Self {
+        Self::placed(n, serde_json::json!({"allow_provider_quorum": true})).await
+    }
+
+    /// [`Self::new`] under a manifest with `placement`.
+    pub async fn placed(n: usize, placement: serde_json::Value) -> Self {
         let now = SystemTime::now();
         let ca = SimCa::generate(now).unwrap();
         let verifier = Verifier::aws_nitro()
@@ -247,7 +257,7 @@ impl Cluster {
             .iter()
             .map(|id| (id.clone(), measurements(&image, id)))
             .collect();
-        let manifest = operators.manifest(1, &nodes);
+        let manifest = operators.manifest(1, &nodes, &placement);
         let mut members = BTreeMap::new();
         for (i, id) in ids.iter().enumerate() {
             let blobs = MemoryBlobs::new();

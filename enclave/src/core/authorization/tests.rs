@@ -9,7 +9,8 @@
 //!   creation;
 //! - [`transactions`]: what the node parses from Ethereum transactions and PSBTs;
 //! - [`rules`]: raw digests, velocity across signing sets, the policy in force, mandatory
-//!   signers.
+//!   signers;
+//! - [`placement`]: a new key's party set against the manifest's placement rule.
 
 use super::*;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
@@ -63,8 +64,13 @@ fn eth_address(a: [u8; 20]) -> String {
     format!("0x{}", hex::encode(a))
 }
 
-/// Three operators, K = 2, and three nodes told apart by PCR4.
-fn manifest_of(operators: &[OperatorKey]) -> (manifest::Manifest, [u8; 32]) {
+/// Three operators, K = 2, and three nodes told apart by PCR4, all of one provider, with
+/// `placement` and each node's operator domain.
+fn manifest_with(
+    operators: &[OperatorKey],
+    placement: Value,
+    domains: [Option<&str>; 3],
+) -> (manifest::Manifest, [u8; 32]) {
     let pcr = |b: &str| b.repeat(96);
     let operators: Vec<Value> = operators
         .iter()
@@ -73,13 +79,18 @@ fn manifest_of(operators: &[OperatorKey]) -> (manifest::Manifest, [u8; 32]) {
         .collect();
     let nodes: Vec<Value> = ["d", "e", "f"]
         .iter()
+        .zip(domains)
         .enumerate()
-        .map(|(i, p4)| {
-            json!({
+        .map(|(i, (p4, domain))| {
+            let mut node = json!({
                 "id": format!("node-{}", i + 1), "provider": "sim",
                 "address": format!("127.0.0.1:710{}", i + 1),
                 "measurements": [{"0": pcr("a"), "1": pcr("b"), "2": pcr("c"), "4": pcr(p4)}],
-            })
+            });
+            if let Some(domain) = domain {
+                node["domain"] = json!(domain);
+            }
+            node
         })
         .collect();
     let body = serde_json::to_vec(&json!({
@@ -87,6 +98,7 @@ fn manifest_of(operators: &[OperatorKey]) -> (manifest::Manifest, [u8; 32]) {
         "threshold": 2,
         "operators": operators,
         "nodes": nodes,
+        "placement": placement,
     }))
     .unwrap();
     (
@@ -150,11 +162,16 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// No policy yet.
+    /// No policy yet; the manifest lets the nodes' one provider hold a key's quorum.
     fn bare() -> Self {
+        Self::placed(json!({"allow_provider_quorum": true}), [None, None, None])
+    }
+
+    /// No policy yet, under a manifest with `placement` and these operator domains.
+    fn placed(placement: Value, domains: [Option<&str>; 3]) -> Self {
         let operators: Vec<OperatorKey> =
             (0..3).map(|_| OperatorKey::generate().unwrap()).collect();
-        let (manifest, hash) = manifest_of(&operators);
+        let (manifest, hash) = manifest_with(&operators, placement, domains);
         Fixture {
             operators,
             manifest,
@@ -490,5 +507,6 @@ fn payment(to_payee: u64, change: u64) -> Psbt {
 
 mod approvals;
 mod findings;
+mod placement;
 mod rules;
 mod transactions;

@@ -410,6 +410,7 @@ mod tests {
                         "address": "127.0.0.1:1",
                         "measurements": [{"0": "00".repeat(48), "1": "11".repeat(48), "2": "22".repeat(48)}],
                     }],
+                    "placement": {"allow_provider_quorum": true},
                 }))
                 .unwrap();
                 let signatures: Vec<_> = signers

@@ -18,6 +18,7 @@ fn cluster() -> Cluster {
         })).collect::<Vec<_>>(),
         "nodes": [{"id": "n1", "provider": "sim", "address": "127.0.0.1:1",
             "measurements": [{"8": "00".repeat(48)}]}],
+        "placement": {"allow_provider_quorum": true},
     });
     let body = serde_json::to_vec(&body).unwrap();
     Cluster {
