@@ -15,7 +15,7 @@ mod support;
 use enclave::operator_api::{Answer, KeyCommand, NodeStatus, OperatorRequest};
 use enclave::provisioning::PeerMessage;
 use enclave::sealed::BlobStore;
-use enclave::threshold::request::{FailureKind, Outcome};
+use enclave::threshold::request::{FailureKind, Operation, Outcome, SessionRequest};
 use mpc::{Protocol, SessionId};
 use protocol::authority::Action;
 use sha2::{Digest, Sha256};
@@ -165,10 +165,12 @@ async fn a_first_start_waits_for_every_peer_and_says_why() {
 /// How long, in the nodes' time, a test waits for a message a node owes an impostor.
 const PROMPT: Duration = Duration::from_secs(60);
 
-/// A five-node manifest where only node-1 runs, with the simulator's safe primes;
-/// node-2..node-5 are played by the test.
-async fn one_node_among_impostors() -> (Cluster, BTreeMap<String, Impostor>) {
-    let mut c = Cluster::new(5).await;
+/// A five-node manifest with `placement` where only node-1 runs, with the simulator's safe
+/// primes; node-2..node-5 are played by the test.
+async fn one_node_among_impostors(
+    placement: serde_json::Value,
+) -> (Cluster, BTreeMap<String, Impostor>) {
+    let mut c = Cluster::placed(5, placement).await;
     let mut impostors = BTreeMap::new();
     for id in ["node-2", "node-3", "node-4", "node-5"] {
         impostors.insert(id.to_owned(), c.impersonate(id).await);
@@ -196,7 +198,8 @@ fn hash(request: &[u8]) -> [u8; 32] {
 /// silent one timed out), and nothing from the node that was not asked.
 #[tokio::test(start_paused = true)]
 async fn a_coordinator_drops_outcomes_from_nodes_it_did_not_ask_and_names_each_failure() {
-    let (c, mut imp) = one_node_among_impostors().await;
+    let (c, mut imp) =
+        one_node_among_impostors(serde_json::json!({"allow_provider_quorum": true})).await;
     let create = KeyCommand::Submit {
         authority: c.operators.request(
             &c.manifest,
@@ -285,4 +288,94 @@ async fn a_coordinator_drops_outcomes_from_nodes_it_did_not_ask_and_names_each_f
         ]
     );
     assert!(!imp["node-4"].has_received());
+}
+
+/// Every node here is simulated Nitro, and this manifest does not let one provider hold a
+/// key's signing quorum. The node an operator asks refuses such a key at once, naming the
+/// provider and its count, and asks no peer anything. node-2, a coordinator that skipped
+/// that check, asks node-1 to take part in the key generation anyway: node-1 checks the
+/// request against its own manifest and refuses, with the same reason.
+#[tokio::test(start_paused = true)]
+async fn a_key_one_provider_could_sign_alone_is_refused_by_the_node_asked_and_by_each_party() {
+    let (c, mut imp) = one_node_among_impostors(serde_json::json!({})).await;
+    let placement = "provider nitro would hold 3 of the key's 3 shares, and 2 of them can sign";
+    let create = |key_id: &str, parties: &[&str]| {
+        c.operators.request(
+            &c.manifest,
+            key_id,
+            Action::CreateKey {
+                threshold: 2,
+                parties: parties.iter().map(|p| (*p).to_owned()).collect(),
+                renew_aux: false,
+            },
+            c.unix_ms(),
+            2,
+        )
+    };
+    let command = KeyCommand::Submit {
+        authority: create("k", &["node-1", "node-2", "node-3"]),
+    };
+    let answer = c
+        .ask("node-1", |exporter| c.operators.command(exporter, &command))
+        .await
+        .unwrap();
+    let Answer::Json(json) = answer else {
+        panic!("{answer:?}")
+    };
+    let answer: protocol::operator_api::RequestAnswer = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        answer.status,
+        protocol::operator_api::RequestStatus::Refused,
+        "{answer:?}"
+    );
+    let reason = answer.reason.unwrap_or_default();
+    assert!(reason.contains(placement), "{reason}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (id, impostor) in &imp {
+        assert!(!impostor.has_received(), "{id} was asked something");
+    }
+
+    // node-2 coordinates the same kind of key itself, skipping the rule.
+    let authority = create("k2", &["node-1", "node-2", "node-3"]);
+    let coordinator = mpc::NodeId::new("node-2").unwrap();
+    let request = SessionRequest::new(
+        &coordinator,
+        c.manifest.hash().as_bytes(),
+        &[9; 32],
+        Operation::Keygen {
+            key_id: "k2".into(),
+            group: vec!["node-1".into(), "node-2".into(), "node-3".into()],
+            threshold: 2,
+            aux_info: hex::encode([1u8; 32]),
+            authority,
+        },
+    )
+    .encode()
+    .unwrap();
+    let node_2 = imp.get_mut("node-2").unwrap();
+    node_2
+        .send(
+            "node-1",
+            &PeerMessage::SessionStart {
+                request: request.clone(),
+            },
+        )
+        .await;
+    let (from, message) = node_2.next(PROMPT).await;
+    assert_eq!(from, "node-1");
+    let PeerMessage::SessionDone {
+        request: done,
+        outcome,
+    } = message
+    else {
+        panic!("{message:?}")
+    };
+    assert_eq!(done, hash(&request));
+    match Outcome::decode(&outcome).unwrap() {
+        Outcome::Failed { kind, reason, .. } => {
+            assert_eq!(kind, FailureKind::Refused);
+            assert!(reason.contains(placement), "{reason}");
+        }
+        other => panic!("node-1 took part: {other:?}"),
+    }
 }

@@ -12,11 +12,17 @@
 //! - a key generation needs room for one more key: at most [`MAX_KEYS`] per node, and a key
 //!   id is never reused ([`check_new_key`]).
 //!
+//! The node an operator asks to create a key admits the request itself first
+//! ([`admit_key_creation`]): its party set must obey the manifest's placement rule before
+//! the node waits for approvals or starts any session. Every party checks the rule again
+//! on its own manifest before it contributes ([`super::authorization::check_create`]).
+//!
 //! The record of which coordinator started each running session also decides who may
 //! abort it ([`Admissions::abort`]): its coordinator only.
 
 use super::aux_admission::{AuxAdmissions, AuxRefusal};
 use crate::threshold::request::FailureKind;
+use manifest::{Manifest, PlacementError};
 use mpc::{KeyId, NodeId, PartySet, SessionId};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -45,6 +51,8 @@ pub enum Refusal {
     KeyExists(KeyId),
     #[error("this node holds {MAX_KEYS} keys already")]
     TooManyKeys,
+    #[error("the key's placement is refused: {0}")]
+    Placement(#[from] PlacementError),
 }
 
 impl Refusal {
@@ -54,9 +62,10 @@ impl Refusal {
             Refusal::CoordinatorBusy { .. } | Refusal::Busy => FailureKind::Busy,
             Refusal::AuxInfo(AuxRefusal::AlreadyHeld) => FailureKind::AuxInfoHeld,
             Refusal::AuxInfo(_) => FailureKind::Busy,
-            Refusal::Running(_) | Refusal::KeyExists(_) | Refusal::TooManyKeys => {
-                FailureKind::Refused
-            }
+            Refusal::Running(_)
+            | Refusal::KeyExists(_)
+            | Refusal::TooManyKeys
+            | Refusal::Placement(_) => FailureKind::Refused,
         }
     }
 }
@@ -207,6 +216,25 @@ pub fn check_new_key(key_id: &KeyId, exists: bool, held: usize) -> Result<(), Re
     }
     if held >= MAX_KEYS {
         return Err(Refusal::TooManyKeys);
+    }
+    Ok(())
+}
+
+/// Whether the node an operator asked takes up the creation of a `threshold`-of-n key
+/// shared by `parties` (every node of `manifest` when empty): the manifest's placement
+/// rule, decided before any approval is waited for or any session started, so that a key
+/// no party would create costs neither. A coordinator that skips this convinces no one:
+/// each party decides the same rule itself.
+pub fn admit_key_creation(
+    manifest: &Manifest,
+    parties: &[String],
+    threshold: u16,
+) -> Result<(), Refusal> {
+    if parties.is_empty() {
+        let every: Vec<&str> = manifest.nodes().iter().map(|n| n.id()).collect();
+        manifest::check_placement(manifest, &every, threshold)?;
+    } else {
+        manifest::check_placement(manifest, parties, threshold)?;
     }
     Ok(())
 }
@@ -399,6 +427,77 @@ mod tests {
         admissions
             .admit(session(4), &a, None, ask(&k3, MAX_KEYS - 2), now)
             .unwrap();
+    }
+
+    fn manifest(placement: serde_json::Value) -> Manifest {
+        let pcr = |b: u8| hex::encode([b; 48]);
+        let nodes: Vec<serde_json::Value> = (1..=3u8)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("node-{i}"), "provider": "sim",
+                    "address": format!("127.0.0.1:710{i}"),
+                    "measurements": [{"nitro": {"0": pcr(1), "1": pcr(2), "2": pcr(3), "4": pcr(i + 3)}}],
+                })
+            })
+            .collect();
+        Manifest::parse(
+            &serde_json::to_vec(&serde_json::json!({
+                "version": 1,
+                "threshold": 1,
+                "operators": [{"id": "op", "public_key": "ab".repeat(32)}],
+                "nodes": nodes,
+                "placement": placement,
+            }))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The coordinator's own admission of a key creation: the placement rule, for the
+    /// parties named or every node of the manifest.
+    #[test]
+    fn a_key_creation_is_admitted_only_as_the_manifest_places_it() {
+        let strict = manifest(serde_json::json!({}));
+        let every: [String; 0] = [];
+        let refused = admit_key_creation(&strict, &every, 2).unwrap_err();
+        assert_eq!(refused.kind(), FailureKind::Refused);
+        assert_eq!(
+            refused,
+            Refusal::Placement(PlacementError::ProviderQuorum {
+                provider: attestation::Provider::Nitro,
+                holds: 3,
+                shares: 3,
+                threshold: 2,
+            })
+        );
+        assert!(
+            refused.to_string().contains(
+                "provider nitro would hold 3 of the key's 3 shares, and 2 of them can sign"
+            ),
+            "{refused}"
+        );
+        let two = ["node-1".to_owned(), "node-3".to_owned()];
+        assert!(matches!(
+            admit_key_creation(&strict, &two, 2),
+            Err(Refusal::Placement(PlacementError::ProviderQuorum {
+                holds: 2,
+                ..
+            }))
+        ));
+        let lax = manifest(serde_json::json!({"allow_provider_quorum": true}));
+        admit_key_creation(&lax, &every, 2).unwrap();
+        admit_key_creation(&lax, &two, 2).unwrap();
+        // What the rule refuses whatever the manifest allows: parties it does not list, or
+        // a threshold the parties cannot meet.
+        let stranger = ["node-1".to_owned(), "node-9".to_owned()];
+        assert!(matches!(
+            admit_key_creation(&lax, &stranger, 1),
+            Err(Refusal::Placement(PlacementError::UnknownParty { .. }))
+        ));
+        assert!(matches!(
+            admit_key_creation(&lax, &two, 3),
+            Err(Refusal::Placement(PlacementError::Threshold { .. }))
+        ));
     }
 
     #[test]

@@ -362,6 +362,17 @@ pub(super) fn pending_key(id: &[u8; 32]) -> Event {
     }
 }
 
+/// A key creation this node refused to take up (the manifest's placement rule).
+pub(super) fn refused_key(id: &[u8; 32], reason: String) -> Event {
+    Event::Decision {
+        request_id: *id,
+        outcome: Outcome::Refused,
+        rule: None,
+        policy_version: None,
+        reason: Some(reason),
+    }
+}
+
 impl<B: Blobs> Node<B> {
     /// Restores the log from the store the node is about to run with (on a first start,
     /// makes its key), checks it, and records this start. Any stored segment that is not

@@ -6,6 +6,7 @@
 //! this node decided convinces nobody else.
 
 use super::{OperationError, lock};
+use crate::core::admission::admit_key_creation;
 use crate::core::authorization::{Allowed, Denied, Parsed, SigningKey, check_sign};
 use crate::core::coordination::agreed;
 use crate::operator_api::{
@@ -323,8 +324,9 @@ impl<B: Blobs> Node<B> {
         super::coordinator::finish_signature(&outcomes, &public, prehash, names, false)
     }
 
-    /// A key-creation request: pending until the manifest's threshold of operators
-    /// approved it, then created.
+    /// A key-creation request: refused at once when the manifest's placement rule refuses
+    /// its party set, pending until the manifest's threshold of operators approved it,
+    /// then created.
     async fn decide_key(
         self: &Arc<Self>,
         id: [u8; 32],
@@ -334,12 +336,23 @@ impl<B: Blobs> Node<B> {
         parties: Vec<String>,
         renew_aux: bool,
     ) -> Result<RequestAnswer, OperationError> {
-        let needed = self
-            .trust()
-            .ok_or(OperationError::NoManifest)?
-            .manifest
-            .manifest()
-            .threshold();
+        let (needed, admitted) = {
+            let trust = self.trust().ok_or(OperationError::NoManifest)?;
+            let manifest = trust.manifest.manifest();
+            (
+                manifest.threshold(),
+                admit_key_creation(manifest, &parties, threshold),
+            )
+        };
+        if let Err(refusal) = admitted {
+            tracing::warn!(request = %hex::encode(id), %refusal, "key creation refused");
+            let reason = refusal.to_string();
+            self.audit(crate::runtime::audit::refused_key(&id, reason.clone()))
+                .await?;
+            let mut refused = RequestAnswer::new(&id, RequestStatus::Refused);
+            refused.reason = Some(reason);
+            return Ok(refused);
+        }
         let approvals = authorized.approvers().len();
         if approvals < needed {
             let mut pending = RequestAnswer::new(&id, RequestStatus::Pending);
