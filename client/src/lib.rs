@@ -4,6 +4,7 @@
 //! - [`connection`]: one verified request to one node.
 //! - [`cluster_file`]: `cluster.toml`, what the client trusts and where nodes are.
 //! - [`pin`]: the manifest the client trusts, and how it follows approved successors.
+//! - [`placement`]: the manifest's placement rule, checked before a key is asked for.
 //! - [`operator`]: operator key files.
 //! - [`ops`]: status, key commands, attestation documents.
 //! - [`requests`]: requests and approvals: make, submit, approve, show, list.
@@ -18,6 +19,7 @@ pub mod connection;
 pub mod operator;
 pub mod ops;
 pub mod pin;
+pub mod placement;
 pub mod policy_file;
 pub mod progress;
 pub mod requests;

@@ -37,15 +37,35 @@ pub struct ListedNode {
     pub measurements: serde_json::Value,
 }
 
+/// The provider a listed node's measurement set names: `{"<provider>": {..}}`, or Nitro
+/// for PCRs written without one; `None` for a provider this build does not know.
+fn listed_provider(measurements: &serde_json::Value) -> Option<attestation::Provider> {
+    let set = measurements.as_object()?;
+    match set.iter().next() {
+        Some((name, values)) if set.len() == 1 && values.is_object() => {
+            attestation::Provider::from_name(name)
+        }
+        _ => Some(attestation::Provider::Nitro),
+    }
+}
+
 /// The manifest body (JSON): `version`, `threshold` of the `operators` (named
 /// [`operator_id`]), and `nodes`, each of the `sim` provider with one measurement set.
+/// When every node is of one provider, the body lets that provider hold a key's signing
+/// quorum (`"placement": {"allow_provider_quorum": true}`): otherwise no key could be
+/// created on the cluster. A cluster of several providers gets the placement rule.
 pub fn body(
     version: u64,
     threshold: usize,
     operators: &[OperatorKey],
     nodes: &[ListedNode],
 ) -> Result<Vec<u8>, SimError> {
-    serde_json::to_vec(&serde_json::json!({
+    let mut providers = nodes.iter().map(|n| listed_provider(&n.measurements));
+    let one_provider = match providers.next() {
+        Some(Some(first)) => providers.all(|p| p == Some(first)),
+        _ => false,
+    };
+    let mut body = serde_json::json!({
         "version": version,
         "threshold": threshold,
         "operators": operators.iter().enumerate().map(|(i, key)| serde_json::json!({
@@ -57,8 +77,14 @@ pub fn body(
             "address": n.address,
             "measurements": [n.measurements],
         })).collect::<Vec<_>>(),
-    }))
-    .map_err(SimError::Json)
+    });
+    if one_provider && let Some(body) = body.as_object_mut() {
+        body.insert(
+            "placement".to_owned(),
+            serde_json::json!({"allow_provider_quorum": true}),
+        );
+    }
+    serde_json::to_vec(&body).map_err(SimError::Json)
 }
 
 /// `body` signed by the first `signers` of `operators`.
@@ -122,6 +148,37 @@ mod tests {
             matches!(err, manifest::ManifestError::IndistinguishableNodes { .. }),
             "{err}"
         );
+    }
+
+    /// Every node of one provider: the body says that provider may hold a key's quorum,
+    /// so keys can be created. Nodes of several providers: the placement rule applies.
+    #[test]
+    fn one_provider_is_allowed_a_quorum_and_several_are_not() {
+        let image = SimMeasurements::of_image(b"enclave image");
+        let operators = [OperatorKey::generate().unwrap()];
+        let mut nodes = listed(&[
+            node_measurements(&image, "node-1"),
+            node_measurements(&image, "node-2"),
+        ]);
+        let parse = |nodes: &[ListedNode]| -> serde_json::Value {
+            serde_json::from_slice(&body(1, 1, &operators, nodes).unwrap()).unwrap()
+        };
+        let one = parse(&nodes);
+        assert_eq!(
+            one["placement"],
+            serde_json::json!({"allow_provider_quorum": true})
+        );
+        let manifest = manifest::Manifest::parse(&body(1, 1, &operators, &nodes).unwrap()).unwrap();
+        assert!(manifest.placement().allow_provider_quorum());
+        manifest::check_placement(&manifest, &["node-1", "node-2"], 2).unwrap();
+        // A set tagged with its provider is the same provider.
+        nodes[1].measurements = serde_json::json!({ "nitro": nodes[1].measurements });
+        assert_eq!(parse(&nodes)["placement"]["allow_provider_quorum"], true);
+        // A node of another provider: no placement written, the rule applies.
+        nodes[1].measurements = serde_json::json!({"gcp-cs": {
+            "image_digest": format!("sha256:{}", "ab".repeat(32)), "project_id": "sim-project",
+            "zone": "sim-zone-a", "instance_id": "1"}});
+        assert!(parse(&nodes).get("placement").is_none());
     }
 
     #[test]

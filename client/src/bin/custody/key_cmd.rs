@@ -50,7 +50,8 @@ pub(super) fn status(cli: &Cli) -> Result<(), Failed> {
 
 /// Asks the first party (or the first node) to create a key: a request, approved by this
 /// operator, that the nodes act on once enough operators approve it. The node asked,
-/// what was asked, and its answer.
+/// what was asked, and its answer. Refused before anything is sent when the pinned
+/// manifest's placement rule refuses the key (see [`check_placement`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn create_key(
     json_mode: bool,
@@ -60,8 +61,10 @@ pub(super) fn create_key(
     key_id: Option<String>,
     renew_aux: bool,
     ttl: Option<u64>,
+    manifest: Option<&Path>,
 ) -> Result<(String, ops::KeyAsked, RequestAnswer), Failed> {
     let coordinator = node_or_first(file, parties.first())?;
+    check_placement(json_mode, file, manifest, parties, threshold)?;
     let failed = |e| request_failed(json_mode, "key create", e);
     let key_id = match key_id {
         Some(key_id) => key_id,
@@ -93,6 +96,42 @@ pub(super) fn create_key(
         parties: parties.to_vec(),
     };
     Ok((coordinator, asked, answer))
+}
+
+/// The placement rule on the pinned manifest (from `manifest`, or a simulated cluster's
+/// copy), as every node decides it: a refusal prints as a node's refusal would and exits
+/// as one, and nothing is sent. Without the manifest at hand the nodes alone decide.
+pub(super) fn check_placement(
+    json_mode: bool,
+    file: &ClusterFile,
+    manifest: Option<&Path>,
+    parties: &[String],
+    threshold: u16,
+) -> Result<(), Failed> {
+    use client::placement::{check_key, pinned_manifest};
+    let Some(pinned) = pinned_manifest(file, manifest).map_err(|e| fail("key create", e))? else {
+        if !json_mode {
+            eprintln!(
+                "custody: key create: placement not checked before sending (no copy of the \
+                 pinned manifest; --manifest FILE names one): each node checks it"
+            );
+        }
+        return Ok(());
+    };
+    let Err(refused) = check_key(&pinned, parties, threshold) else {
+        return Ok(());
+    };
+    let status = protocol::operator_api::RequestStatus::Refused;
+    print(
+        json_mode,
+        &json!({
+            "status": requests::status_name(status),
+            "reason": refused.to_string(),
+            "sent": false,
+        }),
+        &format!("refused before sending: {refused}"),
+    );
+    Err(Failed(requests::exit_code(status)))
 }
 
 pub(super) fn describe_key(created: &Value) -> String {

@@ -213,6 +213,10 @@ enum KeyCmd {
         /// 86400).
         #[arg(long)]
         ttl: Option<u64>,
+        /// The pinned manifest's envelope, to check the key's placement before sending
+        /// (a simulated cluster's own copy is used without it).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
     },
 }
 
@@ -298,6 +302,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                     key_id,
                     renew_aux,
                     ttl,
+                    manifest,
                 },
         } => {
             let (file, _) = cluster(cli)?;
@@ -309,6 +314,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                 key_id.clone(),
                 *renew_aux,
                 *ttl,
+                manifest.as_deref(),
             )?;
             finish(cli.json, &file, &node, None, Some(&asked), answer)
         }

@@ -213,6 +213,7 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
         Some("demo".to_owned()),
         false,
         None,
+        None,
     )?;
     let created = second_approval(cli.json, &other, &node, answer)?;
     let key = match (&created.status, &created.key) {

@@ -268,3 +268,61 @@ fn audit_export_needs_a_node_and_a_file() {
         assert_eq!(parse(refused).unwrap_err().exit_code(), 2, "{refused:?}");
     }
 }
+
+/// `key create` refuses, before sending anything, a key the pinned manifest's placement
+/// rule refuses: exit 1, as a node's refusal; a manifest that allows it passes, and one
+/// that is not the pinned one is refused.
+#[test]
+fn key_create_refuses_a_misplaced_key_before_sending() {
+    let key = manifest::OperatorKey::generate().unwrap();
+    let pcr = |b: u8| hex::encode([b; 48]);
+    let envelope = |placement: Value| {
+        let body = serde_json::to_vec(&json!({
+            "version": 1, "threshold": 1,
+            "operators": [{"id": "operator-0", "public_key": key.public_key_hex()}],
+            "nodes": (1..=2u8).map(|i| json!({
+                "id": format!("node-{i}"), "provider": "sim", "address": "127.0.0.1:1",
+                "measurements": [{"0": pcr(1), "1": pcr(2), "2": pcr(3), "4": pcr(3 + i)}],
+            })).collect::<Vec<_>>(),
+            "placement": placement,
+        }))
+        .unwrap();
+        let signature = manifest::OperatorSignature {
+            operator: "operator-0".into(),
+            signature: manifest::sign(&body, &key),
+        };
+        manifest::SignedManifest::assemble(&body, &[signature]).unwrap()
+    };
+    let strict = envelope(json!({}));
+    let dir = std::env::temp_dir().join(format!("custody-placement-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, strict.envelope_bytes()).unwrap();
+    let mut file = file();
+    file.manifest.hash = strict.hash().to_string();
+    let check = |file: &ClusterFile, path: &Path, parties: &[String]| {
+        key_cmd::check_placement(true, file, Some(path), parties, 2)
+            .err()
+            .map(|Failed(code)| code)
+    };
+    assert_eq!(check(&file, &path, &[]), Some(1));
+    assert_eq!(
+        check(&file, &path, &["node-2".into(), "node-1".into()]),
+        Some(1)
+    );
+    let lax = envelope(json!({"allow_provider_quorum": true}));
+    std::fs::write(&path, lax.envelope_bytes()).unwrap();
+    // Another manifest than the pinned one is no ground to decide on...
+    assert_eq!(check(&file, &path, &[]), Some(1));
+    // ...and once pinned, it allows the key.
+    file.manifest.hash = lax.hash().to_string();
+    assert_eq!(check(&file, &path, &[]), None);
+    let _ = std::fs::remove_dir_all(&dir);
+    let cli = parse(&["key", "create", "--threshold", "2", "--manifest", "m.json"]).unwrap();
+    match cli.command {
+        Command::Key {
+            command: KeyCmd::Create { manifest, .. },
+        } => assert_eq!(manifest.as_deref(), Some(Path::new("m.json"))),
+        other => panic!("{other:?}"),
+    }
+}
