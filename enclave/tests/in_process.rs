@@ -379,3 +379,48 @@ async fn a_key_one_provider_could_sign_alone_is_refused_by_the_node_asked_and_by
         other => panic!("node-1 took part: {other:?}"),
     }
 }
+
+/// The manifest pins the root each provider's evidence must chain to (`"roots"`). Pinned
+/// to the simulated root the nodes' evidence chains to, they attest each other and run;
+/// pinned to another root, which this node trusts no longer for that provider, no node
+/// accepts a peer, and each says why.
+#[tokio::test(start_paused = true)]
+async fn peers_must_chain_to_the_root_the_manifest_pins() {
+    let allow = serde_json::json!({"allow_provider_quorum": true});
+    let pinned = |pin: Option<[u8; 32]>| {
+        let allow = allow.clone();
+        move |root: &[u8]| {
+            let pin: [u8; 32] = pin.unwrap_or_else(|| Sha256::digest(root).into());
+            serde_json::json!({"placement": allow, "roots": {"nitro": hex::encode(pin)}})
+        }
+    };
+    let mut c = Cluster::with_fields(3, pinned(None)).await;
+    for id in ["node-1", "node-2", "node-3"] {
+        c.start(id);
+    }
+    c.wait_until("every node runs under its pinned root", SETTLE, |_, s| {
+        running_and_attested(s, 2)
+    })
+    .await;
+    drop(c);
+
+    let other = [0x7a; 32];
+    let mut c = Cluster::with_fields(3, pinned(Some(other))).await;
+    for id in ["node-1", "node-2", "node-3"] {
+        c.start(id);
+    }
+    tokio::time::sleep(RETRY * 6).await;
+    for id in ["node-1", "node-2", "node-3"] {
+        let status = c.status(id);
+        assert_eq!(status.phase, "waiting_for_provisioning", "{status:?}");
+        assert!(status.peers.values().all(|p| !p.attested), "{status:?}");
+        let why = format!(
+            "no trusted root has the pinned SHA-256 {}",
+            hex::encode(other)
+        );
+        assert!(
+            status.reason.as_deref().is_some_and(|r| r.contains(&why)),
+            "{status:?}"
+        );
+    }
+}

@@ -447,7 +447,8 @@ impl<B: Blobs> Node<B> {
 
     /// Makes `accepted` the manifest channels are checked against: a node without one
     /// moves on to provisioning; a waiting or running node takes it in place of the one
-    /// it had.
+    /// it had. Peers' evidence must chain to the roots this node trusts, narrowed to the
+    /// one the manifest pins for each provider it names (`"roots"`).
     fn install(&self, accepted: AcceptedManifest) -> Result<(), InstallError> {
         let mut peers = BTreeMap::new();
         for node in accepted.manifest().nodes() {
@@ -460,7 +461,10 @@ impl<B: Blobs> Node<B> {
         let trust = PeerTrust {
             manifest_hash: *accepted.hash().as_bytes(),
             peers,
-            verifier: self.config.verifier.clone(),
+            verifier: self
+                .config
+                .verifier
+                .restricted_to(accepted.manifest().roots()),
             max_evidence_age: self.config.max_evidence_age,
             allow_debug: self.config.allow_debug,
         };

@@ -131,16 +131,16 @@ impl Operators {
     }
 
     /// A manifest of `version` listing `nodes` with their measurements (one Nitro set
-    /// each, named by its provider) and `placement` (every node is of one provider: a
-    /// key can be created only where it allows that provider a quorum), approved by the
-    /// first two operators.
-    pub fn manifest(
+    /// each, named by its provider) and the body's other top-level fields from `fields`
+    /// (`placement`, `roots`), approved by the first two operators. Every node is of one
+    /// provider: a key can be created only where `placement` allows it a quorum.
+    pub fn manifest_with(
         &self,
         version: u64,
         nodes: &[(String, BTreeMap<String, String>)],
-        placement: &serde_json::Value,
+        fields: serde_json::Value,
     ) -> AcceptedManifest {
-        let body = serde_json::to_vec(&serde_json::json!({
+        let mut body = serde_json::json!({
             "version": version,
             "threshold": 2,
             "operators": self.0.iter().map(|(id, key)| serde_json::json!({
@@ -152,9 +152,11 @@ impl Operators {
                 "address": format!("127.0.0.1:{}", 7000 + i),
                 "measurements": [{ "nitro": pcrs }],
             })).collect::<Vec<_>>(),
-            "placement": placement,
-        }))
-        .unwrap();
+        });
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
+        let body = serde_json::to_vec(&body).unwrap();
         let signatures: Vec<_> = self
             .0
             .iter()
@@ -245,6 +247,12 @@ impl Cluster {
 
     /// [`Self::new`] under a manifest with `placement`.
     pub async fn placed(n: usize, placement: serde_json::Value) -> Self {
+        Self::with_fields(n, |_| serde_json::json!({ "placement": placement })).await
+    }
+
+    /// [`Self::new`] under a manifest whose other top-level fields `fields` gives, from
+    /// the DER of the simulated root the nodes' evidence chains to.
+    pub async fn with_fields(n: usize, fields: impl FnOnce(&[u8]) -> serde_json::Value) -> Self {
         let now = SystemTime::now();
         let ca = SimCa::generate(now).unwrap();
         let verifier = Verifier::aws_nitro()
@@ -257,7 +265,7 @@ impl Cluster {
             .iter()
             .map(|id| (id.clone(), measurements(&image, id)))
             .collect();
-        let manifest = operators.manifest(1, &nodes, &placement);
+        let manifest = operators.manifest_with(1, &nodes, fields(ca.root_der()));
         let mut members = BTreeMap::new();
         for (i, id) in ids.iter().enumerate() {
             let blobs = MemoryBlobs::new();
