@@ -296,12 +296,15 @@ impl ClusterFile {
             .ok_or_else(|| ClusterFileError::UnknownNode(id.to_owned()))
     }
 
-    /// The roots trusted for node evidence.
+    /// The roots trusted for node evidence: the production roots (and a simulated
+    /// cluster's root), narrowed to the root the pinned manifest pins for each provider it
+    /// names, as the nodes narrow theirs.
     pub fn verifier(&self) -> Result<Verifier, ClusterFileError> {
-        match &self.sim_root {
-            None => Ok(Verifier::production()),
-            Some(root) => sim_verifier(root),
-        }
+        let trusted = match &self.sim_root {
+            None => Verifier::production(),
+            Some(root) => sim_verifier(root)?,
+        };
+        Ok(trusted.restricted_to(self.pin()?.roots()))
     }
 
     /// What a client requires of node `id` for a request made for `purpose`: its

@@ -8,8 +8,10 @@
 //! successor approved by K of the PINNED operators ([`Pin::successor`]), and only once
 //! every node of the cluster file runs it ([`decide`]).
 
+use attestation::Provider;
 use manifest::{ManifestError, ManifestHash, Operator, SignedManifest};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `[manifest]` in `cluster.toml`, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +24,10 @@ pub struct PinEntry {
     pub threshold: usize,
     /// The pinned manifest's operators.
     pub operators: Vec<PinnedOperator>,
+    /// The pinned manifest's `roots`: per provider name, the SHA-256 (hex) of the root
+    /// its evidence must chain to. Absent when the manifest pins none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roots: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +58,7 @@ pub struct Pin {
     version: u64,
     threshold: usize,
     operators: Vec<Operator>,
+    roots: Vec<(Provider, [u8; 32])>,
 }
 
 /// What an envelope is to the pin.
@@ -72,6 +79,7 @@ impl Pin {
             version: body.version(),
             threshold: body.threshold(),
             operators: body.operators().to_vec(),
+            roots: sorted_roots(body.roots().to_vec()),
         }
     }
 
@@ -118,11 +126,22 @@ impl Pin {
             }
             operators.push(operator);
         }
+        let mut roots: Vec<(Provider, [u8; 32])> = Vec::with_capacity(entry.roots.len());
+        for (name, hash) in &entry.roots {
+            let provider = Provider::from_name(name)
+                .ok_or_else(|| malformed("roots", format!("unknown provider {name:?}")))?;
+            let root = hex32(hash).map_err(|r| malformed("roots", format!("{name}: {r}")))?;
+            if roots.iter().any(|(p, _)| *p == provider) {
+                return Err(malformed("roots", format!("{provider} is named twice")));
+            }
+            roots.push((provider, root));
+        }
         Ok(Pin {
             hash,
             version: entry.version,
             threshold: entry.threshold,
             operators,
+            roots: sorted_roots(roots),
         })
     }
 
@@ -138,6 +157,11 @@ impl Pin {
                     id: o.id().to_owned(),
                     public_key: hex::encode(o.public_key()),
                 })
+                .collect(),
+            roots: self
+                .roots
+                .iter()
+                .map(|(provider, root)| (provider.name().to_owned(), hex::encode(root)))
                 .collect(),
         }
     }
@@ -160,6 +184,12 @@ impl Pin {
         self.threshold
     }
 
+    /// The roots the pinned manifest pins, per provider: node evidence of a provider
+    /// named here must chain to that root.
+    pub fn roots(&self) -> &[(Provider, [u8; 32])] {
+        &self.roots
+    }
+
     /// Whether `candidate` is the pinned manifest or a successor the pinned operators
     /// approve: a higher version signed by `threshold` of them (signatures by operators
     /// that only the candidate lists do not count), as a node decides with
@@ -180,6 +210,13 @@ impl Pin {
             .map_err(PinError::Approval)?;
         Ok(Successor::Newer)
     }
+}
+
+/// Roots in provider order: one pin, one value, whatever order the manifest or the file
+/// named them in.
+fn sorted_roots(mut roots: Vec<(Provider, [u8; 32])>) -> Vec<(Provider, [u8; 32])> {
+    roots.sort_unstable_by_key(|(provider, _)| *provider);
+    roots
 }
 
 fn hex32(text: &str) -> Result<[u8; 32], String> {
@@ -372,6 +409,58 @@ mod tests {
                 needed: 2
             }))
         ));
+    }
+
+    /// The pin keeps the pinned manifest's roots, in `cluster.toml` as provider name to
+    /// hex; a pin without any writes no `roots` (files written before parse unchanged).
+    #[test]
+    fn the_pin_keeps_the_manifests_roots() {
+        let (_, v1) = first();
+        let bare = Pin::of(&v1);
+        assert!(bare.roots().is_empty());
+        let entry = bare.entry();
+        assert!(entry.roots.is_empty());
+        assert!(!toml::to_string(&entry).unwrap().contains("roots"));
+
+        let k = keys(1);
+        let mut with_roots: serde_json::Value =
+            serde_json::from_slice(&body(1, 1, &[&k[0]])).unwrap();
+        with_roots["roots"] =
+            serde_json::json!({"aws-nitro": "11".repeat(32), "gcp-cs": "22".repeat(32)});
+        let m = signed(
+            &serde_json::to_vec(&with_roots).unwrap(),
+            &[("operator-0", &k[0])],
+        );
+        let pin = Pin::of(&m);
+        // In provider order, whatever the manifest's.
+        assert_eq!(
+            pin.roots(),
+            [(Provider::Nitro, [0x11; 32]), (Provider::GcpCs, [0x22; 32])]
+        );
+        let entry = pin.entry();
+        assert_eq!(entry.roots["nitro"], "11".repeat(32));
+        let text = toml::to_string(&entry).unwrap();
+        let back: PinEntry = toml::from_str(&text).unwrap();
+        assert_eq!(Pin::parse(&back).unwrap(), pin);
+
+        // What a hand-written pin may not say.
+        for (roots, why) in [
+            (vec![("azure", "11".repeat(32))], "unknown provider"),
+            (vec![("nitro", "11".repeat(31))], "64 hex characters"),
+            (vec![("nitro", "zz".repeat(32))], "not hex"),
+            (
+                vec![("nitro", "11".repeat(32)), ("aws-nitro", "22".repeat(32))],
+                "named twice",
+            ),
+        ] {
+            let mut bad = entry.clone();
+            bad.roots = roots
+                .into_iter()
+                .map(|(name, hash)| (name.to_owned(), hash))
+                .collect();
+            let err = Pin::parse(&bad).unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+        }
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn cluster_file(dir: &Path, root: &[u8], image: &[u8]) -> PathBuf {
                 id: "operator-0".into(),
                 public_key: hex::encode([1u8; 32]),
             }],
+            roots: Default::default(),
         },
         nodes: vec![NodeEntry {
             id: "node-1".into(),

@@ -35,6 +35,7 @@ fn sample() -> ClusterFile {
                     public_key: hex::encode([i; 32]),
                 })
                 .collect(),
+            roots: Default::default(),
         },
         nodes: vec![NodeEntry {
             id: "node-1".into(),
@@ -287,4 +288,36 @@ fn untagged_measurements_are_nitro() {
     file.nodes[0].measurements = with(&[("4", "01")]).into();
     file.nodes[1].measurements = NodeMeasurements::tagged(Provider::Nitro, with(&[("4", "02")]));
     file.check_identities().unwrap();
+}
+
+/// The client narrows the roots it trusts to those the pinned manifest pins, as a node
+/// does: with a simulated root, a pin of that root leaves it alone, a pin of another
+/// leaves none for that provider, and a provider not named keeps its roots.
+#[cfg(feature = "sim")]
+#[test]
+fn node_evidence_must_chain_to_the_pinned_root() {
+    use attestation::Provider;
+    let ca = attestation::nsm::sim::SimCa::generate(std::time::SystemTime::now()).unwrap();
+    let mut file = sample();
+    file.sim_root = Some(hex::encode(ca.root_der()));
+    let production = Verifier::production();
+    let trusted = file.verifier().unwrap();
+    let simulated: Vec<[u8; 32]> = trusted
+        .roots(Provider::Nitro)
+        .iter()
+        .filter(|r| !production.roots(Provider::Nitro).contains(r))
+        .copied()
+        .collect();
+    assert_eq!(simulated.len(), 1, "the simulated root is trusted too");
+    file.manifest.roots = [("nitro".to_owned(), hex::encode(simulated[0]))].into();
+    let narrowed = file.verifier().unwrap();
+    assert_eq!(narrowed.roots(Provider::Nitro), simulated.as_slice());
+    assert_eq!(
+        narrowed.roots(Provider::GcpCs),
+        production.roots(Provider::GcpCs)
+    );
+    file.manifest.roots = [("nitro".to_owned(), "7a".repeat(32))].into();
+    assert!(file.verifier().unwrap().roots(Provider::Nitro).is_empty());
+    let expectation = file.expectation("node-1", Purpose::Command).unwrap();
+    assert!(expectation.verifier.roots(Provider::Nitro).is_empty());
 }

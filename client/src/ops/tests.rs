@@ -20,6 +20,7 @@ pub(crate) fn file() -> ClusterFile {
                 id: "operator-0".into(),
                 public_key: "01".repeat(32),
             }],
+            roots: Default::default(),
         },
         nodes: ["node-1", "node-2", "node-3"]
             .iter()

@@ -65,6 +65,7 @@ fn file(key: &OperatorKey, pinned: &SignedManifest) -> ClusterFile {
                 id: "operator-0".into(),
                 public_key: key.public_key_hex(),
             }],
+            roots: Default::default(),
         },
         nodes: (1..=3)
             .map(|i| NodeEntry {
