@@ -12,6 +12,7 @@
 //! - [`blobs`]: the parent's blob store over vsock.
 //! - [`provisioning`]: what the node records of each peer's answer about its data key.
 //! - [`hpke`]: HPKE (RFC 9180), to which secret material is sealed for one recipient.
+//! - [`gcs`]: sealed blobs in a Cloud Storage bucket, for a node without a parent.
 //! - [`channel`] and [`operator_api`]: the attested channel and the operator API, which
 //!   live in their own crates, under the names the node uses.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod blobs;
 /// The attested channel is its own crate; the node uses it under this name.
 pub use ::channel;
 pub mod core;
+pub mod gcs;
 pub mod hpke;
 /// The operator API lives with the other wire types.
 pub use protocol::operator_api;

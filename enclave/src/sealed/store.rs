@@ -22,6 +22,8 @@ pub enum BlobError {
         kind: blob::ErrorKind,
         message: String,
     },
+    #[error("cloud storage: {0}")]
+    Gcs(Box<crate::gcs::GcsError>),
 }
 
 /// Where sealed blobs live: named opaque byte strings. Names follow
