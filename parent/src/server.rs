@@ -407,7 +407,7 @@ async fn serve_blob_connection(stream: Stream, store: Arc<BlobStore>, shared: &S
             Ok(request) => {
                 let summary = format!("{request:?}");
                 let store = Arc::clone(&store);
-                match tokio::task::spawn_blocking(move || store.handle(request)).await {
+                match tokio::task::spawn_blocking(move || blobs::handle(&store, request)).await {
                     Ok((response, op, result)) => {
                         shared.metrics.blob_op(op, result);
                         match (&response, result) {

@@ -7,9 +7,12 @@
 //! - [`connect`]: the one-line header with which a node asks its parent for an outbound
 //!   connection to a peer named in the manifest.
 //! - [`blob`]: the parent's blob-store protocol for the node's sealed state.
+//! - [`blob_dir`]: a blob store in a directory (atomic writes): the parent's, and that of
+//!   a node without a parent.
 #![forbid(unsafe_code)]
 
 pub mod blob;
+pub mod blob_dir;
 pub mod connect;
 pub mod frame;
 pub mod socket;
