@@ -1,5 +1,6 @@
 //! The parent's blob store, reached over vsock with the [`transport::blob`] protocol: one
-//! connection per request, each step under a timeout.
+//! connection per request, each step under a timeout. A node without a parent keeps its
+//! blobs in a directory instead: [`dir`].
 
 use crate::sealed::{BlobError, BlobStore};
 use std::time::Duration;
@@ -7,6 +8,9 @@ use tokio::time::timeout;
 use transport::blob::{MAX_FRAME_LEN, Request, Response};
 use transport::frame::{read_frame, write_frame};
 use transport::{Backend, PARENT_CID, VsockAddr, ports};
+
+pub mod dir;
+pub use dir::DirBlobs;
 
 /// How long connecting, and then sending a request and reading its response, may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@
 //!   on a blocking thread.
 //! - [`sealed`]: state sealed under the node's data key, kept by the untrusted parent,
 //!   with rollback detection.
-//! - [`blobs`]: the parent's blob store over vsock.
+//! - [`blobs`]: the parent's blob store over vsock, or a directory of the node's own.
 //! - [`provisioning`]: what the node records of each peer's answer about its data key.
 //! - [`hpke`]: HPKE (RFC 9180), to which secret material is sealed for one recipient.
 //! - [`gcs`]: sealed blobs in a Cloud Storage bucket, for a node without a parent.
