@@ -1,9 +1,11 @@
 //! What the runtime needs from the world besides its attester, each behind a small trait
 //! so that a test can put its own in: the clock the core's `now` comes from ([`Clock`]),
-//! and the sockets ([`Network`]: dial an address, listen on one). The blob store is the
-//! third, `crate::sealed::BlobStore`. Production uses tokio's clock (which a test can
-//! pause) and [`transport::Backend`] (vsock, or its simulator stand-in); `MemoryNetwork`
-//! (tests and the simulator only) connects listeners and dialers inside one process.
+//! and the sockets ([`Network`]: listen on the node's ports, dial a peer). The blob store
+//! is the third, `crate::sealed::BlobStore`. Production uses tokio's clock (which a test
+//! can pause) and either [`transport::Backend`] (vsock, or its simulator stand-in, with
+//! peers dialled through the parent) or, for a node without a parent,
+//! [`super::direct::DirectNetwork`] (TCP); `MemoryNetwork` (tests and the simulator only)
+//! connects listeners and dialers inside one process.
 
 use std::fmt;
 use std::future::Future;
@@ -12,7 +14,8 @@ use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use transport::{Backend, VsockAddr};
+use transport::connect::HeaderError;
+use transport::{Backend, PARENT_CID, VsockAddr, ports};
 
 /// Where the core's `now` comes from, and the wall-clock time recorded in status answers.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -51,10 +54,77 @@ pub trait Listen: Send + Sync + fmt::Debug {
     fn accept(&self) -> Pending<'_, Stream>;
 }
 
-/// Dials and listens on (vsock-style) addresses.
+/// A peer the node wants a connection to, and what decides whether and where it may go.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerRoute<'a> {
+    /// This node.
+    pub own_id: &'a str,
+    /// The node asked for.
+    pub peer: &'a str,
+    /// The manifest the node runs under: the nodes it may reach, and their addresses.
+    pub manifest: &'a manifest::Manifest,
+}
+
+/// Why no connection to a peer was made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The parent could not be reached.
+    #[error("parent: {0}")]
+    Parent(#[source] io::Error),
+    /// The parent refused the request, or answered it wrongly.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The route was refused before any connection was tried.
+    #[error("dial refused: {0}")]
+    Refused(#[from] RouteRefusal),
+    /// The peer's address did not answer.
+    #[error("{peer} at {address}: {source}")]
+    Connect {
+        peer: String,
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{peer} at {address}: no answer within {after:?}")]
+    TimedOut {
+        peer: String,
+        address: String,
+        after: std::time::Duration,
+    },
+}
+
+/// Why a node dialling its peers itself refuses a route, as a parent refuses a `CONNECT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteRefusal {
+    #[error("{0} is this node")]
+    OwnNode(String),
+    #[error("{0} is not a node of the manifest")]
+    UnknownNode(String),
+}
+
+pub type Dialling<'a> = Pin<Box<dyn Future<Output = Result<Stream, DialError>> + Send + 'a>>;
+
+/// The node's sockets: its listeners, named by (vsock-style) address, and its connections
+/// to peers.
 pub trait Network: Send + Sync + fmt::Debug + 'static {
     fn connect(&self, addr: VsockAddr) -> Pending<'_, Stream>;
     fn bind(&self, addr: VsockAddr) -> Pending<'_, Box<dyn Listen>>;
+
+    /// A byte stream to the peer `route` names. By default, through the parent: the node
+    /// names the peer in a `CONNECT` header and the parent decides (it connects only to
+    /// a node its manifest lists, at the address it lists).
+    fn dial<'a>(&'a self, route: PeerRoute<'a>) -> Dialling<'a> {
+        Box::pin(async move {
+            let mut stream = self
+                .connect(VsockAddr::new(PARENT_CID, ports::PARENT_OUTBOUND))
+                .await
+                .map_err(DialError::Parent)?;
+            transport::connect::request(&mut stream, route.peer).await?;
+            Ok(stream)
+        })
+    }
 }
 
 impl Network for Backend {

@@ -3,7 +3,8 @@
 //! current time from its [`Clock`], and does what the core decides: send, store, answer,
 //! start a session, wait, stop.
 //!
-//! Listeners (all through the parent, over vsock or its simulator stand-in):
+//! Listeners (through the parent, over vsock or its simulator stand-in; a node without a
+//! parent listens on TCP itself, [`direct`]):
 //! - peer port: attested channels from other nodes (escrow, key release, liveness,
 //!   threshold sessions) — `inbound`;
 //! - client port: operators submit manifests, read status, create keys and sign —
@@ -20,6 +21,7 @@
 
 mod audit;
 mod boot;
+pub mod direct;
 pub mod env;
 mod governance;
 mod inbound;
@@ -29,6 +31,7 @@ mod operator;
 mod outbound;
 
 pub use audit::AuditFailure;
+pub use direct::{DirectListen, DirectNetwork};
 pub use env::{Clock, Network, SystemClock};
 #[cfg(any(test, feature = "sim"))]
 pub use env::{ManualClock, MemoryNetwork};
@@ -65,8 +68,8 @@ const NODE_INFO_BLOB: &str = "node-info";
 /// Pause between checks of the presignature pools this node fills.
 const PRESIGN_REFILL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What a node's blob store must be: the parent's over vsock in production, an in-memory
-/// one in tests.
+/// What a node's blob store must be: the parent's over vsock in production (a directory
+/// of its own without a parent), an in-memory one in tests.
 pub trait Blobs: BlobStore + Clone + std::fmt::Debug + 'static {}
 impl<T: BlobStore + Clone + std::fmt::Debug + 'static> Blobs for T {}
 

@@ -1,8 +1,9 @@
 //! What the node asks its peers, each over a fresh attested channel dialled through the
-//! parent: this node's data key back (a release request), to keep it in escrow, and
+//! parent (or, without one, directly: [`super::env::Network::dial`]): this node's data key back (a release request), to keep it in escrow, and
 //! whether they are alive and attested (recorded for the status answer and for choosing
 //! signers). One-way messages of threshold sessions travel on [`super::links`] instead.
 
+use super::env::{DialError, PeerRoute};
 use super::{Blobs, Node, peer_status};
 use crate::channel::{AttestedChannel, ChannelError};
 use crate::hpke::{self, HpkeError};
@@ -10,8 +11,6 @@ use crate::provisioning::{KeyFingerprint, MessageError, PeerAnswer, PeerMessage,
 use crate::sealed::{DataKey, SealError};
 use std::time::Duration;
 use tokio_rustls::client::TlsStream;
-use transport::connect::HeaderError;
-use transport::{PARENT_CID, VsockAddr, ports};
 
 /// Longest a request to a peer may take, connection and attestation included.
 pub(super) const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,10 +24,8 @@ pub(super) type Outbound = AttestedChannel<TlsStream<super::env::Stream>>;
 pub enum PeerError {
     #[error("no manifest yet")]
     NoManifest,
-    #[error("parent: {0}")]
-    Parent(#[source] std::io::Error),
     #[error(transparent)]
-    Header(#[from] HeaderError),
+    Dial(#[from] DialError),
     #[error(transparent)]
     Channel(#[from] ChannelError),
     #[error("peer closed the channel")]
@@ -72,15 +69,15 @@ async fn ask(channel: &mut Outbound, message: &PeerMessage) -> Result<PeerMessag
 }
 
 impl<B: Blobs> Node<B> {
-    /// Opens an attested channel to `peer` through the parent.
+    /// Opens an attested channel to `peer`, reached as this node's network reaches peers.
     pub(super) async fn dial(&self, peer: &str) -> Result<Outbound, PeerError> {
         let trust = self.trust().ok_or(PeerError::NoManifest)?;
-        let mut stream = self
-            .net
-            .connect(VsockAddr::new(PARENT_CID, ports::PARENT_OUTBOUND))
-            .await
-            .map_err(PeerError::Parent)?;
-        transport::connect::request(&mut stream, peer).await?;
+        let route = PeerRoute {
+            own_id: &self.config.node_id,
+            peer,
+            manifest: trust.manifest.manifest(),
+        };
+        let stream = self.net.dial(route).await?;
         Ok(trust.channels.connect(stream, peer).await?)
     }
 
