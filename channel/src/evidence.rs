@@ -46,6 +46,9 @@ pub struct VerifiedPeer {
     pub module_id: String,
     /// Hex of the measurement of the peer's code (Nitro: PCR0), for logs and status.
     pub pcr0: String,
+    /// When the evidence the peer showed stops being valid, since the Unix epoch (`None`:
+    /// never, as for Nitro documents): the channel must be re-attested before then.
+    pub expires: Option<Duration>,
 }
 
 impl PeerTrust {
@@ -96,6 +99,8 @@ pub(crate) struct Checked {
     pub(crate) public_key: Option<Vec<u8>>,
     /// The manifest the node runs, if it has one.
     pub(crate) manifest_hash: Option<[u8; 32]>,
+    /// When the evidence stops being valid, since the Unix epoch.
+    pub(crate) expires: Option<Duration>,
 }
 
 pub(crate) fn encode_verdict(result: &Result<VerifiedPeer, ChannelError>) -> Vec<u8> {
@@ -164,6 +169,7 @@ pub(crate) fn check_hello(
         provider: checked.provider,
         module_id: checked.module_id,
         pcr0: checked.pcr0,
+        expires: checked.expires,
     })
 }
 
@@ -251,5 +257,15 @@ pub(crate) fn check_evidence(
             .unwrap_or_default(),
         public_key: binding.public_key.map(<[u8]>::to_vec),
         manifest_hash,
+        expires: expiry(evidence),
     })
+}
+
+/// When `evidence` stops being valid, since the Unix epoch; `None` when it does not
+/// expire.
+pub(crate) fn expiry(evidence: &attestation::Evidence) -> Option<Duration> {
+    match evidence {
+        attestation::Evidence::Nitro(_) => None,
+        _ => None,
+    }
 }

@@ -30,7 +30,10 @@
 //!    one size-limited hello, and [`ChannelContext::hello_timeout`] for TLS and that hello
 //!    together, after which the connection is dropped and its slot freed.
 //! 5. A channel refuses to carry traffic once older than its lifetime: the caller then
-//!    closes it and connects again, attesting afresh.
+//!    closes it and connects again, attesting afresh. The lifetime is the configured one,
+//!    cut short to end [`EXPIRY_MARGIN`] before the earliest expiry of the evidence either
+//!    side showed ([`effective_lifetime`]): a Confidential Space token lives an hour, and
+//!    a channel must not outlive what proved its ends.
 
 #![forbid(unsafe_code)]
 
@@ -51,7 +54,7 @@ use evidence::{
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::frame::{FrameError, read_frame, write_frame};
 
@@ -64,6 +67,26 @@ pub const MAX_MESSAGE_LEN: usize = 1024 * 1024;
 pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 /// Name presented in TLS; identity comes from attestation, not from names.
 const TLS_SERVER_NAME: &str = "node.tee-custody.internal";
+/// How long before the earliest expiry of either side's evidence a channel stops carrying
+/// traffic, so that it is re-attested while the evidence is still valid.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// The lifetime of a channel set up at `now`: `configured`, or less, so that it ends
+/// [`EXPIRY_MARGIN`] before the earliest of `expiries` (each since the Unix epoch, `None`
+/// for evidence that does not expire). Evidence expiring within the margin leaves no
+/// lifetime at all.
+pub fn effective_lifetime(
+    configured: Duration,
+    expiries: [Option<Duration>; 2],
+    now: SystemTime,
+) -> Duration {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    expiries
+        .into_iter()
+        .flatten()
+        .map(|expires| expires.saturating_sub(EXPIRY_MARGIN).saturating_sub(now))
+        .fold(configured, Duration::min)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -129,7 +152,8 @@ pub struct ChannelContext {
     /// Time an accepted connection may take for TLS and the dialler's hello, before the
     /// dialler has proven anything: an unauthenticated connection holds a slot no longer.
     pub hello_timeout: Duration,
-    /// Age after which a channel stops carrying traffic.
+    /// Age after which a channel stops carrying traffic, unless the evidence of its ends
+    /// expires sooner ([`effective_lifetime`]).
     pub lifetime: Duration,
 }
 
@@ -287,27 +311,37 @@ impl ChannelContext {
             let peer = verdict?;
             sent?;
             // The dialler proved itself: now, and only now, this node attests.
-            let hello = self.own_hello(&exporter).await?;
+            let (hello, own_expiry) = self.own_hello(&exporter).await?;
             write_frame(&mut tls, &hello, MAX_HELLO_LEN).await?;
             let answer = read_frame(&mut tls, MAX_VERDICT_LEN)
                 .await?
                 .ok_or(ChannelError::Closed)?;
             decode_verdict(&answer)?.map_err(ChannelError::PeerRefused)?;
-            Ok(self.channel(tls, peer, exporter))
+            Ok(self.channel(tls, peer, exporter, own_expiry))
         })
         .await
         .map_err(|_| ChannelError::Timeout)?
     }
 
-    /// This node's encoded hello for the connection with `exporter`.
-    async fn own_hello(&self, exporter: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        Ok(Hello {
+    /// This node's encoded hello for the connection with `exporter`, and when the evidence
+    /// in it expires.
+    async fn own_hello(
+        &self,
+        exporter: &[u8],
+    ) -> Result<(Vec<u8>, Option<Duration>), ChannelError> {
+        let document = self
+            .attest(exporter, self.identity.spki_der().to_vec())
+            .await?;
+        // This node's own attester made it: read, not verified (the peer verifies it).
+        let expires = attestation::Evidence::parse(&document)
+            .ok()
+            .and_then(|evidence| evidence::expiry(&evidence));
+        let hello = Hello {
             node_id: self.node_id.clone(),
-            document: self
-                .attest(exporter, self.identity.spki_der().to_vec())
-                .await?,
+            document,
         }
-        .encode()?)
+        .encode()?;
+        Ok((hello, expires))
     }
 
     /// The verdict on a peer's encoded hello, logged.
@@ -352,7 +386,8 @@ impl ChannelContext {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        write_frame(&mut tls, &self.own_hello(exporter).await?, MAX_HELLO_LEN).await?;
+        let (hello, own_expiry) = self.own_hello(exporter).await?;
+        write_frame(&mut tls, &hello, MAX_HELLO_LEN).await?;
         let answer = read_frame(&mut tls, MAX_VERDICT_LEN)
             .await?
             .ok_or(ChannelError::Closed)?;
@@ -365,16 +400,24 @@ impl ChannelContext {
         let sent = write_frame(&mut tls, &encode_verdict(&verdict), MAX_VERDICT_LEN).await;
         let peer = verdict?;
         sent?;
-        Ok(self.channel(tls, peer, *exporter))
+        Ok(self.channel(tls, peer, *exporter, own_expiry))
     }
 
-    fn channel<S>(&self, stream: S, peer: VerifiedPeer, exporter: [u8; 32]) -> AttestedChannel<S> {
+    fn channel<S>(
+        &self,
+        stream: S,
+        peer: VerifiedPeer,
+        exporter: [u8; 32],
+        own_expiry: Option<Duration>,
+    ) -> AttestedChannel<S> {
+        let lifetime =
+            effective_lifetime(self.lifetime, [own_expiry, peer.expires], SystemTime::now());
         AttestedChannel {
             stream,
             peer,
             exporter,
             established: Instant::now(),
-            lifetime: self.lifetime,
+            lifetime,
         }
     }
 }
@@ -425,6 +468,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AttestedChannel<S> {
     /// How long ago the peer was attested.
     pub fn age(&self) -> Duration {
         self.established.elapsed()
+    }
+
+    /// The age at which this channel stops carrying traffic: the configured lifetime, or
+    /// less when the evidence of either end expires sooner.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
     fn check_lifetime(&self) -> Result<(), ChannelError> {

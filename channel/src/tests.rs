@@ -319,6 +319,66 @@ async fn a_channel_past_its_lifetime_stops_carrying_traffic() {
     ));
 }
 
+#[test]
+fn a_channel_ends_before_the_evidence_of_either_side_expires() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let at = |secs_from_now: u64| Some(Duration::from_secs(1_800_000_000 + secs_from_now));
+    let hour = Duration::from_secs(3600);
+    // Evidence that does not expire leaves the configured lifetime.
+    assert_eq!(effective_lifetime(hour, [None, None], now), hour);
+    // A token living an hour: the channel ends the margin before it expires.
+    assert_eq!(
+        effective_lifetime(hour, [None, at(3600)], now),
+        hour - EXPIRY_MARGIN
+    );
+    assert_eq!(
+        effective_lifetime(hour, [at(3600), None], now),
+        hour - EXPIRY_MARGIN
+    );
+    // The earlier of the two expiries decides, whichever side showed it.
+    assert_eq!(
+        effective_lifetime(hour, [at(1000), at(600)], now),
+        Duration::from_secs(540)
+    );
+    assert_eq!(
+        effective_lifetime(hour, [at(600), at(1000)], now),
+        Duration::from_secs(540)
+    );
+    // A shorter configured lifetime is kept.
+    let short = Duration::from_secs(300);
+    assert_eq!(effective_lifetime(short, [at(3600), at(3600)], now), short);
+    // At exactly the margin, and within it or past the expiry: no lifetime at all.
+    assert_eq!(
+        effective_lifetime(hour, [at(60), None], now),
+        Duration::ZERO
+    );
+    assert_eq!(
+        effective_lifetime(hour, [at(61), None], now),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        effective_lifetime(hour, [at(59), None], now),
+        Duration::ZERO
+    );
+    assert_eq!(
+        effective_lifetime(hour, [Some(Duration::ZERO), None], now),
+        Duration::ZERO
+    );
+}
+
+#[tokio::test]
+async fn a_channel_between_nodes_whose_evidence_does_not_expire_keeps_its_configured_lifetime() {
+    let ca = SimCa::generate(SystemTime::now()).unwrap();
+    let mut n1 = node(&ca, "node-1", GOOD, HASH);
+    let n2 = node(&ca, "node-2", GOOD, HASH);
+    n1.ctx.lifetime = Duration::from_secs(1234);
+    let (c, s) = pair(&n1, &n2, "node-2").await;
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(c.peer().expires, None);
+    assert_eq!(c.lifetime(), Duration::from_secs(1234));
+    assert_eq!(s.lifetime(), n2.ctx.lifetime);
+}
+
 #[tokio::test]
 async fn every_connection_is_a_full_handshake() {
     let ca = SimCa::generate(SystemTime::now()).unwrap();

@@ -95,7 +95,7 @@ impl<B: Blobs> Node<B> {
                 let fresh = dialled_under == current
                     && channel
                         .as_ref()
-                        .is_some_and(|c: &Channel| c.age() < self.config.channel_lifetime * 9 / 10);
+                        .is_some_and(|c: &Channel| c.age() < c.lifetime() * 9 / 10);
                 if !fresh {
                     if let Some(old) = channel.take() {
                         close(old).await;
