@@ -257,15 +257,6 @@ pub(crate) fn check_evidence(
             .unwrap_or_default(),
         public_key: binding.public_key.map(<[u8]>::to_vec),
         manifest_hash,
-        expires: expiry(evidence),
+        expires: evidence.expires(),
     })
-}
-
-/// When `evidence` stops being valid, since the Unix epoch; `None` when it does not
-/// expire.
-pub(crate) fn expiry(evidence: &attestation::Evidence) -> Option<Duration> {
-    match evidence {
-        attestation::Evidence::Nitro(_) => None,
-        _ => None,
-    }
 }

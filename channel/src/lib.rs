@@ -335,7 +335,7 @@ impl ChannelContext {
         // This node's own attester made it: read, not verified (the peer verifies it).
         let expires = attestation::Evidence::parse(&document)
             .ok()
-            .and_then(|evidence| evidence::expiry(&evidence));
+            .and_then(|evidence| evidence.expires());
         let hello = Hello {
             node_id: self.node_id.clone(),
             document,
