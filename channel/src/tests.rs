@@ -379,6 +379,75 @@ async fn a_channel_between_nodes_whose_evidence_does_not_expire_keeps_its_config
     assert_eq!(s.lifetime(), n2.ctx.lifetime);
 }
 
+/// A channel between a Nitro node (node-1) and a Confidential Space node (node-2), whose
+/// tokens live an hour: both ends cut the channel's lifetime to end a minute before the
+/// token expires, and each verified the other provider's evidence.
+#[tokio::test]
+async fn a_channel_with_a_confidential_space_node_ends_before_its_token_expires() {
+    use attestation::gcp::sim::{SimCsAttester, SimCsCa, SimWorkload, TOKEN_LIFETIME};
+    let now = SystemTime::now();
+    let ca = SimCa::generate(now).unwrap();
+    let cs_ca = SimCsCa::new(now).unwrap();
+    let workload = SimWorkload::of_image(GOOD, "node-2");
+    let mut peers = peers();
+    peers.insert(
+        "node-2".to_owned(),
+        vec![workload.measurement_set().unwrap().into()],
+    );
+    let trust = PeerTrust {
+        manifest_hash: HASH,
+        peers,
+        verifier: Verifier::aws_nitro()
+            .trust_simulated_root(ca.root_der(), now)
+            .unwrap()
+            .trust_simulated_gcp_root(cs_ca.root_der(), now)
+            .unwrap(),
+        max_evidence_age: Duration::from_secs(60),
+        allow_debug: false,
+    };
+    let context = |id: &str, attester: Arc<dyn Attester>| {
+        let identity = Arc::new(TlsIdentity::generate(id, now).unwrap());
+        let mut ctx =
+            ChannelContext::new(id.to_owned(), identity, attester, trust.clone()).unwrap();
+        ctx.lifetime = Duration::from_secs(24 * 3600);
+        ctx
+    };
+    let nitro = Arc::new(SimNsm::new(&ca, &SimMeasurements::of_image(GOOD), now).unwrap());
+    let n1 = Node {
+        ctx: context("node-1", nitro.clone()),
+        nsm: nitro,
+    };
+    let cs: Arc<dyn Attester> = Arc::new(SimCsAttester::new(&cs_ca, workload, now).unwrap());
+    let n2 = Node {
+        ctx: context("node-2", cs),
+        nsm: Arc::new(SimNsm::new(&ca, &SimMeasurements::of_image(GOOD), now).unwrap()),
+    };
+    let longest = TOKEN_LIFETIME - EXPIRY_MARGIN;
+    for (dialler, acceptor, to) in [(&n1, &n2, "node-2"), (&n2, &n1, "node-1")] {
+        let (c, s) = pair(dialler, acceptor, to).await;
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
+        let cs_end = if to == "node-2" { c.peer() } else { s.peer() };
+        assert_eq!(cs_end.provider, Provider::GcpCs);
+        let expires = cs_end.expires.unwrap();
+        let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert!(
+            expires > since_epoch
+                && expires <= since_epoch + TOKEN_LIFETIME + Duration::from_secs(5)
+        );
+        let nitro_end = if to == "node-2" { s.peer() } else { c.peer() };
+        assert_eq!(nitro_end.provider, Provider::Nitro);
+        assert_eq!(nitro_end.expires, None);
+        // Both ends: the token's hour less the margin (less the seconds the test took),
+        // not the configured day.
+        for lifetime in [c.lifetime(), s.lifetime()] {
+            assert!(lifetime <= longest, "{lifetime:?}");
+            assert!(lifetime > longest - Duration::from_secs(30), "{lifetime:?}");
+        }
+        c.send(b"ping").await.unwrap();
+        assert_eq!(s.recv().await.unwrap().unwrap(), b"ping");
+    }
+}
+
 #[tokio::test]
 async fn every_connection_is_a_full_handshake() {
     let ca = SimCa::generate(SystemTime::now()).unwrap();
