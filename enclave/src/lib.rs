@@ -10,6 +10,8 @@
 //! - [`sealed`]: state sealed under the node's data key, kept by the untrusted parent,
 //!   with rollback detection.
 //! - [`blobs`]: the parent's blob store over vsock, or a directory of the node's own.
+//! - [`launch`]: what the binary starts a node with: its provider's attester and the
+//!   roots it trusts, and where its sockets and blobs come from.
 //! - [`provisioning`]: what the node records of each peer's answer about its data key.
 //! - [`hpke`]: HPKE (RFC 9180), to which secret material is sealed for one recipient.
 //! - [`gcs`]: sealed blobs in a Cloud Storage bucket, for a node without a parent.
@@ -23,6 +25,7 @@ pub use ::channel;
 pub mod core;
 pub mod gcs;
 pub mod hpke;
+pub mod launch;
 /// The operator API lives with the other wire types.
 pub use protocol::operator_api;
 pub mod provisioning;

@@ -1,18 +1,25 @@
 //! `enclave`: the custody node.
 //!
-//! - `enclave run`: the node service (production: inside a Nitro Enclave with /dev/nsm
-//!   and AF_VSOCK; `--sim`: a normal process with a simulated NSM and Unix sockets).
-//! - `enclave attest`: write one attestation document about this node, for auditors.
+//! - `enclave run`: the node service. `--provider nitro` (the default): inside a Nitro
+//!   Enclave with /dev/nsm and AF_VSOCK beside its parent. `--provider gcp-cs`: a
+//!   Confidential Space workload with no parent, listening on TCP and keeping its blobs in
+//!   a directory. `--sim`: a normal process with the provider's simulated attester (and,
+//!   for Nitro, Unix sockets standing in for vsock).
+//! - `enclave attest`: write one piece of evidence about this node, for auditors (a Nitro
+//!   attestation document, or a Confidential Space token bundle).
+//!
+//! Which option belongs to which provider, and to the simulator: [`enclave::launch`].
 
-use attestation::Verifier;
-use attestation::nsm::{AttestationRequest, Nsm};
+use attestation::{AttestationRequest, Provider};
 use clap::{Parser, Subcommand};
+use enclave::blobs::DirBlobs;
+use enclave::launch::{self, AttesterOptions, LaunchError, Placement, PlacementOptions};
 use enclave::runtime::{Environment, Node, NodeConfig, PrimeSource, ThresholdConfig};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use transport::Backend;
 
 #[derive(Parser, Debug)]
 #[command(name = "enclave", version, about = "MPC custody node (enclave side)")]
@@ -31,19 +38,47 @@ enum Command {
         /// This node's id in the manifest.
         #[arg(long)]
         node_id: String,
-        /// This enclave's vsock CID (in simulator mode: its socket files' CID).
-        #[arg(long, default_value_t = 16)]
-        cid: u32,
-        /// Simulator only: directory of the Unix sockets standing in for vsock.
+        /// The TEE the node runs in: nitro (beside a parent, over vsock) or gcp-cs
+        /// (Confidential Space: no parent; TCP and a blob directory).
+        #[arg(long, value_parser = parse_provider, default_value = "nitro")]
+        provider: Provider,
+        /// Nitro only: this enclave's vsock CID (in simulator mode: its socket files' CID)
+        /// [default: 16].
+        #[arg(long)]
+        cid: Option<u32>,
+        /// Nitro simulator only: directory of the Unix sockets standing in for vsock.
         #[arg(long)]
         sim_dir: Option<PathBuf>,
-        /// Simulator only: the simulated root CA file shared by the cluster (created if
-        /// absent); its root is trusted for peers' evidence.
+        /// gcp-cs only: where peers connect [default: 0.0.0.0:9000].
+        #[arg(long)]
+        peer_listen: Option<SocketAddr>,
+        /// gcp-cs only: where operators and tools connect [default: 0.0.0.0:9001].
+        #[arg(long)]
+        client_listen: Option<SocketAddr>,
+        /// gcp-cs only: the health line's port [default: 127.0.0.1:9100].
+        #[arg(long)]
+        status_listen: Option<SocketAddr>,
+        /// gcp-cs only: the directory of the node's sealed blobs (on an attached disk;
+        /// untrusted, as a parent is). Created if absent.
+        #[arg(long)]
+        blob_dir: Option<PathBuf>,
+        /// gcp-cs only, not with --sim: the Confidential Space launcher's socket
+        /// [default: /run/container_launcher/teeserver.sock].
+        #[arg(long)]
+        launcher_socket: Option<PathBuf>,
+        /// Simulator only: the simulated Nitro root CA file shared by the cluster (created
+        /// if absent); its root is trusted for peers' evidence. A Nitro node needs it.
         #[arg(long)]
         sim_ca: Option<PathBuf>,
-        /// Simulator only: what the simulated NSM extends into PCR4, standing in for the
-        /// parent instance's id on Nitro (default: the node id). Each node of a cluster
-        /// needs its own, so that its documents match only its own manifest entry.
+        /// Simulator only: the simulated Confidential Space root CA file shared by the
+        /// cluster (created if absent); its root is trusted for peers' evidence. A gcp-cs
+        /// node needs it.
+        #[arg(long)]
+        sim_gcp_ca: Option<PathBuf>,
+        /// Simulator only: the host the simulated attester stands on (default: the node
+        /// id): for Nitro, what the simulated NSM extends into PCR4, standing in for the
+        /// parent instance's id; for gcp-cs, the instance its tokens name. Each node of a
+        /// cluster needs its own, so that its evidence matches only its own manifest entry.
         #[arg(long, value_parser = parse_instance)]
         sim_instance: Option<String>,
         /// Accept peers running in debug mode (never in production).
@@ -85,11 +120,19 @@ enum Command {
         #[arg(long, value_parser = ["json", "text"], default_value = "text")]
         log_format: String,
     },
-    /// Write a fresh attestation document about this node (raw COSE bytes).
+    /// Write fresh evidence about this node: a Nitro attestation document (raw COSE
+    /// bytes) or a Confidential Space token bundle (JSON).
     Attest {
-        /// Where to write the document.
+        /// Where to write the evidence.
         #[arg(long)]
         out: PathBuf,
+        /// The TEE the node runs in: nitro or gcp-cs.
+        #[arg(long, value_parser = parse_provider, default_value = "nitro")]
+        provider: Provider,
+        /// gcp-cs only, not with --sim: the Confidential Space launcher's socket
+        /// [default: /run/container_launcher/teeserver.sock].
+        #[arg(long)]
+        launcher_socket: Option<PathBuf>,
         /// Nonce to bind, hex (at most 512 bytes).
         #[arg(long, value_parser = parse_hex)]
         nonce: Option<Hex>,
@@ -99,18 +142,27 @@ enum Command {
         /// Public key to bind, hex (1 to 1024 bytes).
         #[arg(long, value_parser = parse_hex)]
         public_key: Option<Hex>,
-        /// Simulator only: the simulated root CA file, created if absent.
+        /// Simulator only: the simulated Nitro root CA file, created if absent.
         #[arg(long)]
         sim_ca: Option<PathBuf>,
-        /// Simulator only: also write the simulated root certificate (DER) here, for
-        /// `attest verify --sim-root`.
+        /// Simulator only: the simulated Confidential Space root CA file, created if
+        /// absent.
+        #[arg(long)]
+        sim_gcp_ca: Option<PathBuf>,
+        /// Simulator only: also write the simulated root certificate (DER) the evidence
+        /// chains to here, for `attest verify --sim-root`.
         #[arg(long)]
         sim_root_out: Option<PathBuf>,
-        /// Simulator only: what the simulated NSM extends into PCR4, standing in for the
-        /// parent instance's id on Nitro (default: nothing, PCR4 reads as zeros).
+        /// Simulator only: the host the simulated attester stands on: for Nitro, what it
+        /// extends into PCR4 (default: nothing, PCR4 reads as zeros); for gcp-cs, the
+        /// instance its token names (default: `sim-instance`).
         #[arg(long, value_parser = parse_instance)]
         sim_instance: Option<String>,
     },
+}
+
+fn parse_provider(s: &str) -> Result<Provider, String> {
+    Provider::from_name(s).ok_or_else(|| format!("unknown provider {s:?} (nitro or gcp-cs)"))
 }
 
 /// Bytes given on the command line as hex.
@@ -137,18 +189,10 @@ fn parse_instance(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// What the simulated NSM is told; each field is refused in a production build.
-#[derive(Debug, Default)]
-struct SimOptions {
-    ca: Option<PathBuf>,
-    root_out: Option<PathBuf>,
-    instance: Option<String>,
-}
-
 #[derive(Debug, thiserror::Error)]
 enum Error {
     #[error(transparent)]
-    Nsm(#[from] attestation::nsm::NsmError),
+    Attester(#[from] attestation::AttestError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -158,6 +202,19 @@ enum Error {
     Node(#[from] enclave::runtime::NodeError),
     #[error("{0}")]
     Usage(String),
+    #[error("blob directory: {0}")]
+    BlobDir(#[from] transport::blob_dir::DirError),
+}
+
+impl From<LaunchError> for Error {
+    fn from(e: LaunchError) -> Self {
+        match e {
+            LaunchError::Usage(message) => Error::Usage(message),
+            LaunchError::Attester(e) => Error::Attester(e),
+            LaunchError::Io { path, source } => Error::Io { path, source },
+            other => Error::Usage(other.to_string()),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -179,10 +236,13 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Attest {
             out,
+            provider,
+            launcher_socket,
             nonce,
             user_data,
             public_key,
             sim_ca,
+            sim_gcp_ca,
             sim_root_out,
             sim_instance,
         } => {
@@ -191,20 +251,29 @@ fn run(cli: Cli) -> Result<(), Error> {
                 nonce: nonce.map(|h| h.0),
                 public_key: public_key.map(|h| h.0),
             };
-            let options = SimOptions {
-                ca: sim_ca,
-                root_out: sim_root_out,
-                instance: sim_instance,
+            let options = AttesterOptions {
+                sim_ca,
+                sim_gcp_ca,
+                sim_root_out,
+                sim_instance,
+                launcher_socket,
             };
-            let (nsm, _) = open_nsm(cli.sim, options)?;
-            let document = nsm.attest(&request)?;
-            write_file(&out, &document)
+            let (attester, _) = launch::open_attester(provider, cli.sim, options)?;
+            let evidence = attester.attest(&request)?;
+            write_file(&out, &evidence)
         }
         Command::Run {
             node_id,
+            provider,
             cid,
             sim_dir,
+            peer_listen,
+            client_listen,
+            status_listen,
+            blob_dir,
+            launcher_socket,
             sim_ca,
+            sim_gcp_ca,
             sim_instance,
             allow_debug,
             max_evidence_age_secs,
@@ -222,26 +291,36 @@ fn run(cli: Cli) -> Result<(), Error> {
             transport::connect::validate_node_id(&node_id)
                 .map_err(|e| Error::Usage(format!("--node-id: {e}")))?;
             init_logging(&log_format);
-            let backend = match (cli.sim, sim_dir) {
-                (true, Some(dir)) => Backend::Unix { dir },
-                (true, None) => return Err(Error::Usage("--sim needs --sim-dir DIR".into())),
-                (false, Some(_)) => {
-                    return Err(Error::Usage("--sim-dir only applies with --sim".into()));
-                }
-                (false, None) => Backend::Vsock,
-            };
-            // A simulated node's PCR4 is its own unless told otherwise: nodes of one
+            let placement = launch::placement(
+                provider,
+                cli.sim,
+                PlacementOptions {
+                    sim_dir,
+                    cid,
+                    peer_listen,
+                    client_listen,
+                    status_listen,
+                    blob_dir,
+                },
+            )?;
+            // A simulated node's host is its own unless told otherwise: nodes of one
             // image are then told apart by what they attest, not by the id they claim.
             let instance = match (cli.sim, sim_instance) {
                 (true, None) => Some(node_id.clone()),
                 (_, given) => given,
             };
-            let options = SimOptions {
-                ca: sim_ca,
-                root_out: None,
-                instance,
+            let options = AttesterOptions {
+                sim_ca,
+                sim_gcp_ca,
+                sim_root_out: None,
+                sim_instance: instance,
+                launcher_socket,
             };
-            let (nsm, verifier) = open_nsm(cli.sim, options)?;
+            let (attester, verifier) = launch::open_attester(provider, cli.sim, options)?;
+            let cid = match &placement {
+                Placement::Parent { cid, .. } => *cid,
+                Placement::Direct { .. } => launch::DEFAULT_CID,
+            };
             let config = NodeConfig {
                 node_id,
                 cid,
@@ -265,9 +344,24 @@ fn run(cli: Cli) -> Result<(), Error> {
                     path: PathBuf::from("tokio runtime"),
                     source,
                 })?;
+            let attester = Arc::from(attester);
             let result = runtime.block_on(async {
-                let node = Node::new(config, Arc::from(nsm), Environment::parent(backend))?;
-                node.run(shutdown_signal()).await?;
+                match placement {
+                    Placement::Parent { backend, .. } => {
+                        let env = Environment::parent(backend);
+                        Node::new(config, attester, env)?
+                            .run(shutdown_signal())
+                            .await?;
+                    }
+                    Placement::Direct { listen, blob_dir } => {
+                        let (blobs, removed) = DirBlobs::open(&blob_dir)?;
+                        tracing::info!(dir = %blob_dir.display(), stale_temp_files_removed = removed, "blob directory opened");
+                        let env = Environment::direct(listen, blobs);
+                        Node::new(config, attester, env)?
+                            .run(shutdown_signal())
+                            .await?;
+                    }
+                }
                 Ok(())
             });
             // A session thread may be deep in big-integer arithmetic or waiting out a round;
@@ -367,64 +461,6 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
     })
 }
 
-#[cfg(feature = "sim")]
-fn open_sim(options: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), Error> {
-    use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
-    let SimOptions {
-        ca,
-        root_out,
-        instance,
-    } = options;
-    let ca_path = ca.ok_or_else(|| Error::Usage("--sim needs --sim-ca FILE".to_owned()))?;
-    let now = std::time::SystemTime::now();
-    let ca = SimCa::load_or_create(&ca_path, now)?;
-    if let Some(path) = root_out {
-        write_file(&path, ca.root_der())?;
-    }
-    let verifier = Verifier::aws_nitro()
-        .trust_simulated_root(ca.root_der(), now)
-        .map_err(|e| Error::Usage(format!("simulated root: {e}")))?;
-    let mut measurements = SimMeasurements::of_current_exe()?;
-    if let Some(instance) = instance {
-        measurements = measurements.with_pcr4(instance.into_bytes());
-    }
-    Ok((Box::new(SimNsm::new(&ca, &measurements, now)?), verifier))
-}
-
-#[cfg(not(feature = "sim"))]
-fn open_sim(_: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), Error> {
-    Err(Error::Usage(
-        "this is a production build: it has no simulated NSM".to_owned(),
-    ))
-}
-
-fn open_nsm(sim: bool, options: SimOptions) -> Result<(Box<dyn Nsm>, Verifier), Error> {
-    if sim {
-        return open_sim(options);
-    }
-    if options.ca.is_some() || options.root_out.is_some() || options.instance.is_some() {
-        return Err(Error::Usage(
-            "--sim-ca, --sim-root-out and --sim-instance only apply with --sim".to_owned(),
-        ));
-    }
-    open_nitro()
-}
-
-#[cfg(feature = "nitro")]
-fn open_nitro() -> Result<(Box<dyn Nsm>, Verifier), Error> {
-    Ok((
-        Box::new(attestation::nsm::NitroNsm::open()?),
-        Verifier::production(),
-    ))
-}
-
-#[cfg(not(feature = "nitro"))]
-fn open_nitro() -> Result<(Box<dyn Nsm>, Verifier), Error> {
-    Err(Error::Usage(
-        "this build has no Nitro NSM support (build with --features nitro), use --sim".to_owned(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -440,16 +476,14 @@ mod tests {
     }
 
     #[test]
-    fn sim_options_refused_without_sim() {
-        let instance = SimOptions {
-            instance: Some("i-0123456789abcdef0".to_owned()),
-            ..SimOptions::default()
-        };
-        let err = open_nsm(false, instance).err().map(|e| e.to_string());
-        assert!(
-            err.as_deref()
-                .is_some_and(|e| e.contains("--sim-instance only apply with --sim")),
-            "{err:?}"
+    fn providers_by_name() {
+        assert_eq!(parse_provider("nitro").unwrap(), Provider::Nitro);
+        assert_eq!(parse_provider("gcp-cs").unwrap(), Provider::GcpCs);
+        assert_eq!(
+            parse_provider("gcp-confidential-space").unwrap(),
+            Provider::GcpCs
         );
+        assert!(parse_provider("sev").is_err());
+        assert!(parse_provider("").is_err());
     }
 }

@@ -1,7 +1,10 @@
 //! Nodes without a parent, in one process: each listens on loopback TCP itself, dials its
 //! peer at the address the manifest lists, and keeps its sealed state in a directory, as
-//! a Confidential Space node does. They provision each other, and a restarted node gets
-//! its key back from its peer over a direct dial and reads its state from its directory.
+//! a Confidential Space node does. One attests as a simulated Nitro enclave, the other
+//! with simulated Confidential Space tokens, so each verifies the other provider's
+//! evidence, offline, in both directions of the channel. They provision each other, and a
+//! restarted node gets its key back from its peer over a direct dial and reads its state
+//! from its directory.
 #![cfg(feature = "sim")]
 #![allow(
     clippy::unwrap_used,
@@ -10,8 +13,9 @@
     clippy::indexing_slicing
 )]
 
-use attestation::Verifier;
+use attestation::gcp::sim::{SimCsAttester, SimCsCa, SimWorkload};
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
+use attestation::{Attester, Verifier};
 use enclave::blobs::DirBlobs;
 use enclave::operator_api::NodeStatus;
 use enclave::runtime::{
@@ -54,27 +58,53 @@ fn free_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-fn pcrs(image: &SimMeasurements, id: &str) -> serde_json::Value {
-    let pcrs = image.clone().with_pcr4(id.as_bytes().to_vec()).pcrs();
-    let set: serde_json::Map<String, serde_json::Value> = [0u8, 1, 2, 4]
-        .into_iter()
-        .map(|i| (i.to_string(), hex::encode(pcrs[&i]).into()))
-        .collect();
-    set.into()
+/// The image every node runs.
+const IMAGE: &[u8] = b"direct cluster image";
+
+/// The TEE a simulated node stands in.
+#[derive(Clone, Copy)]
+enum Tee {
+    Nitro,
+    GcpCs,
 }
 
-/// A manifest of `nodes` (id, peer address), approved by its one operator.
-fn manifest(image: &SimMeasurements, nodes: &[(&str, SocketAddr)]) -> AcceptedManifest {
+/// The measurement set node `id` on `tee` is pinned to, as manifest JSON.
+fn measurements(tee: Tee, id: &str) -> serde_json::Value {
+    match tee {
+        Tee::Nitro => {
+            let pcrs = SimMeasurements::of_image(IMAGE)
+                .with_pcr4(id.as_bytes().to_vec())
+                .pcrs();
+            let set: serde_json::Map<String, serde_json::Value> = [0u8, 1, 2, 4]
+                .into_iter()
+                .map(|i| (i.to_string(), hex::encode(pcrs[&i]).into()))
+                .collect();
+            serde_json::json!({ "nitro": set })
+        }
+        Tee::GcpCs => {
+            let set = SimWorkload::of_image(IMAGE, id).measurement_set().unwrap();
+            let set: serde_json::Map<String, serde_json::Value> = set
+                .entries()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.into()))
+                .collect();
+            serde_json::json!({ "gcp-cs": set })
+        }
+    }
+}
+
+/// A manifest of `nodes` (id, TEE, peer address), approved by its one operator.
+fn manifest(nodes: &[(&str, Tee, SocketAddr)]) -> AcceptedManifest {
     let key = OperatorKey::generate().unwrap();
     let body = serde_json::to_vec(&serde_json::json!({
         "version": 1,
         "threshold": 1,
         "operators": [{"id": "op", "public_key": key.public_key_hex()}],
-        "nodes": nodes.iter().map(|(id, address)| serde_json::json!({
+        "nodes": nodes.iter().map(|(id, tee, address)| serde_json::json!({
             "id": id,
             "provider": "sim",
             "address": address.to_string(),
-            "measurements": [{"nitro": pcrs(image, id)}],
+            "measurements": [measurements(*tee, id)],
         })).collect::<Vec<_>>(),
     }))
     .unwrap();
@@ -88,6 +118,7 @@ fn manifest(image: &SimMeasurements, nodes: &[(&str, SocketAddr)]) -> AcceptedMa
 
 struct Member {
     id: &'static str,
+    tee: Tee,
     listen: DirectListen,
     blobs: DirBlobs,
     _dir: TempDir,
@@ -101,20 +132,23 @@ struct Running {
 
 struct Cluster {
     ca: SimCa,
-    image: SimMeasurements,
+    cs_ca: SimCsCa,
     verifier: Verifier,
     members: Vec<Member>,
 }
 
 impl Cluster {
-    async fn new(ids: &[&'static str]) -> Self {
+    async fn new(nodes: &[(&'static str, Tee)]) -> Self {
         let now = SystemTime::now();
         let ca = SimCa::generate(now).unwrap();
-        let verifier = Verifier::aws_nitro()
+        let cs_ca = SimCsCa::new(now).unwrap();
+        // What every simulated node trusts: the production roots and both simulated ones.
+        let verifier = Verifier::production()
             .trust_simulated_root(ca.root_der(), now)
+            .unwrap()
+            .trust_simulated_gcp_root(cs_ca.root_der(), now)
             .unwrap();
-        let image = SimMeasurements::of_image(b"direct cluster image");
-        let listens: Vec<DirectListen> = ids
+        let listens: Vec<DirectListen> = nodes
             .iter()
             .map(|_| DirectListen {
                 peer: free_port(),
@@ -122,14 +156,14 @@ impl Cluster {
                 status: free_port(),
             })
             .collect();
-        let book: Vec<(&str, SocketAddr)> = ids
+        let book: Vec<(&str, Tee, SocketAddr)> = nodes
             .iter()
             .zip(&listens)
-            .map(|(id, l)| (*id, l.peer))
+            .map(|((id, tee), l)| (*id, *tee, l.peer))
             .collect();
-        let manifest = manifest(&image, &book);
+        let manifest = manifest(&book);
         let mut members = Vec::new();
-        for (id, listen) in ids.iter().zip(listens) {
+        for ((id, tee), listen) in nodes.iter().zip(listens) {
             let dir = TempDir::new(id);
             let (blobs, _) = DirBlobs::open(&dir.0).unwrap();
             blobs
@@ -138,6 +172,7 @@ impl Cluster {
                 .unwrap();
             members.push(Member {
                 id,
+                tee: *tee,
                 listen,
                 blobs,
                 _dir: dir,
@@ -145,7 +180,7 @@ impl Cluster {
         }
         Cluster {
             ca,
-            image,
+            cs_ca,
             verifier,
             members,
         }
@@ -153,14 +188,18 @@ impl Cluster {
 
     fn start(&self, i: usize) -> Running {
         let member = &self.members[i];
-        let attester = Arc::new(
-            SimNsm::new(
-                &self.ca,
-                &self.image.clone().with_pcr4(member.id.as_bytes().to_vec()),
-                SystemTime::now(),
-            )
-            .unwrap(),
-        );
+        let now = SystemTime::now();
+        let attester: Arc<dyn Attester> = match member.tee {
+            Tee::Nitro => {
+                let image =
+                    SimMeasurements::of_image(IMAGE).with_pcr4(member.id.as_bytes().to_vec());
+                Arc::new(SimNsm::new(&self.ca, &image, now).unwrap())
+            }
+            Tee::GcpCs => {
+                let workload = SimWorkload::of_image(IMAGE, member.id);
+                Arc::new(SimCsAttester::new(&self.cs_ca, workload, now).unwrap())
+            }
+        };
         let config = NodeConfig {
             node_id: member.id.to_owned(),
             cid: 16,
@@ -211,7 +250,7 @@ fn running_and_attested(status: &NodeStatus) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_without_a_parent_provision_each_other_over_tcp_and_restart_from_their_directory() {
-    let cluster = Cluster::new(&["node-1", "node-2"]).await;
+    let cluster = Cluster::new(&[("node-1", Tee::Nitro), ("node-2", Tee::GcpCs)]).await;
     let one = cluster.start(0);
     let two = cluster.start(1);
     wait_until("both run, escrowed with each other", &[&one, &two], |s| {
@@ -220,6 +259,16 @@ async fn nodes_without_a_parent_provision_each_other_over_tcp_and_restart_from_t
     .await;
     let created = two.node.status().state_created_ms;
     assert!(created.is_some());
+    // Each checked the other's evidence, of the other provider: node-1 saw node-2's
+    // image digest, node-2 saw node-1's PCR0.
+    let digest = SimWorkload::of_image(IMAGE, "node-2").image_digest;
+    let seen = one.node.status().peers["node-2"].pcr0.clone().unwrap();
+    assert_eq!(format!("sha256:{seen}"), digest);
+    let pcr0 = hex::encode(SimMeasurements::of_image(IMAGE).pcrs()[&0]);
+    assert_eq!(
+        two.node.status().peers["node-1"].pcr0.as_deref(),
+        Some(pcr0.as_str())
+    );
 
     // The status port is a TCP port of its own.
     let mut line = String::new();
