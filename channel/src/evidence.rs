@@ -198,7 +198,8 @@ pub(crate) fn check_peer_document(
 ///   same image claiming its id), it is not from a debug-mode TEE unless allowed, and it
 ///   is fresh;
 /// - it binds `nonce`, the connection's exporter value (evidence from another
-///   connection cannot be replayed);
+///   connection cannot be replayed), and evidence that names an audience (a Confidential
+///   Space token) names this system's, [`attestation::gcp::CUSTODY_AUDIENCE`];
 /// - it binds `tls_key` when one is given, the key of the TLS certificate the node
 ///   presented (genuine evidence cannot be relayed by someone else's TLS endpoint);
 /// - the manifest it names (its user data) is one `required.manifest` accepts.
@@ -217,7 +218,8 @@ pub(crate) fn check_evidence(
         })?
         .allow_debug(required.allow_debug)
         .max_age(required.max_evidence_age)
-        .expect_nonce(nonce.to_vec());
+        .expect_nonce(nonce.to_vec())
+        .expect_audience(attestation::gcp::CUSTODY_AUDIENCE.to_owned());
     let appraisal = required
         .verifier
         .appraise(evidence, &expectation, now)

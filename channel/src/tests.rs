@@ -1,6 +1,7 @@
 //! Attested channels between simulated nodes over in-memory streams.
 
 use super::*;
+use attestation::gcp::sim::{SimCsAttester, SimCsCa, SimWorkload, TOKEN_LIFETIME};
 use attestation::nitro::MeasurementSet;
 use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
 use attestation::{Measurements, Provider, Verifier};
@@ -379,12 +380,12 @@ async fn a_channel_between_nodes_whose_evidence_does_not_expire_keeps_its_config
     assert_eq!(s.lifetime(), n2.ctx.lifetime);
 }
 
-/// A channel between a Nitro node (node-1) and a Confidential Space node (node-2), whose
-/// tokens live an hour: both ends cut the channel's lifetime to end a minute before the
-/// token expires, and each verified the other provider's evidence.
-#[tokio::test]
-async fn a_channel_with_a_confidential_space_node_ends_before_its_token_expires() {
-    use attestation::gcp::sim::{SimCsAttester, SimCsCa, SimWorkload, TOKEN_LIFETIME};
+/// A Nitro node (node-1) and a Confidential Space node (node-2) whose attester `cs` makes
+/// from the simulated Confidential Space CA and node-2's workload, each trusting both
+/// simulated roots, with a configured channel lifetime of a day.
+fn nitro_and_confidential_space(
+    cs: impl FnOnce(&SimCsCa, SimWorkload, SystemTime) -> Arc<dyn Attester>,
+) -> (Node, Node) {
     let now = SystemTime::now();
     let ca = SimCa::generate(now).unwrap();
     let cs_ca = SimCsCa::new(now).unwrap();
@@ -417,11 +418,23 @@ async fn a_channel_with_a_confidential_space_node_ends_before_its_token_expires(
         ctx: context("node-1", nitro.clone()),
         nsm: nitro,
     };
-    let cs: Arc<dyn Attester> = Arc::new(SimCsAttester::new(&cs_ca, workload, now).unwrap());
     let n2 = Node {
-        ctx: context("node-2", cs),
+        ctx: context("node-2", cs(&cs_ca, workload, now)),
+        // Unused: node-2 attests with its Confidential Space attester.
         nsm: Arc::new(SimNsm::new(&ca, &SimMeasurements::of_image(GOOD), now).unwrap()),
     };
+    (n1, n2)
+}
+
+/// A channel between a Nitro node and a Confidential Space node, whose tokens live an
+/// hour: both ends cut the channel's lifetime to end a minute before the token expires,
+/// and each verified the other provider's evidence.
+#[tokio::test]
+async fn a_channel_with_a_confidential_space_node_ends_before_its_token_expires() {
+    let (n1, n2) = nitro_and_confidential_space(|ca, workload, now| {
+        Arc::new(SimCsAttester::new(ca, workload, now).unwrap())
+    });
+    let now = SystemTime::now();
     let longest = TOKEN_LIFETIME - EXPIRY_MARGIN;
     for (dialler, acceptor, to) in [(&n1, &n2, "node-2"), (&n2, &n1, "node-1")] {
         let (c, s) = pair(dialler, acceptor, to).await;
@@ -446,6 +459,54 @@ async fn a_channel_with_a_confidential_space_node_ends_before_its_token_expires(
         c.send(b"ping").await.unwrap();
         assert_eq!(s.recv().await.unwrap().unwrap(), b"ping");
     }
+}
+
+/// A Confidential Space attester whose tokens, genuine in every other way, name another
+/// relying party as audience.
+struct OtherAudience(SimCsAttester);
+
+impl Attester for OtherAudience {
+    fn provider(&self) -> Provider {
+        Provider::GcpCs
+    }
+
+    fn attest(&self, request: &AttestationRequest) -> Result<Vec<u8>, AttestError> {
+        let (header, mut claims) = self.0.parts(request, SystemTime::now())?;
+        claims.insert("aud".to_owned(), "another-service".into());
+        let token = self.0.sign(&header, &claims)?;
+        Ok(attestation::gcp::encode_bundle(
+            &token,
+            request.nonce.as_deref(),
+            request.public_key.as_deref(),
+            request.user_data.as_deref(),
+        ))
+    }
+}
+
+/// A token the launcher issued for another audience (another service on the same
+/// workload asked for it) does not prove a node, in either direction of the channel.
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let (n1, n2) = nitro_and_confidential_space(|ca, workload, now| {
+        Arc::new(OtherAudience(
+            SimCsAttester::new(ca, workload, now).unwrap(),
+        ))
+    });
+    let (c, s) = pair(&n1, &n2, "node-2").await;
+    let refused = c.err().unwrap();
+    assert!(
+        matches!(&refused, ChannelError::Policy { peer, .. } if peer == "node-2"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("aud"), "{refused}");
+    assert!(s.is_err());
+    let (c, s) = pair(&n2, &n1, "node-1").await;
+    assert!(c.is_err());
+    let refused = s.err().unwrap();
+    assert!(
+        matches!(&refused, ChannelError::Policy { peer, .. } if peer == "node-2"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
