@@ -1,6 +1,6 @@
 //! The world of a node without a parent (GCP Confidential Space): it listens on TCP
 //! itself, dials its peers itself at the addresses its manifest lists, and keeps its
-//! sealed blobs in a directory ([`crate::blobs::DirBlobs`]).
+//! sealed blobs itself (in a directory, [`crate::blobs::DirBlobs`], or a bucket).
 //!
 //! Nothing here decides more than a parent would. A dial goes only to another node of the
 //! manifest the node runs under, at the `host:port` it lists, which is exactly where a
@@ -12,7 +12,6 @@ use super::Environment;
 use super::env::{
     DialError, Dialling, Listen, Network, PeerRoute, Pending, RouteRefusal, Stream, SystemClock,
 };
-use crate::blobs::DirBlobs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -163,10 +162,11 @@ impl Listen for TcpListen {
     }
 }
 
-impl Environment<DirBlobs> {
-    /// A node without a parent: TCP on `listen`, peers dialled directly, blobs in the
-    /// directory `blobs` holds, on tokio's clock.
-    pub fn direct(listen: DirectListen, blobs: DirBlobs) -> Self {
+impl<B> Environment<B> {
+    /// A node without a parent: TCP on `listen`, peers dialled directly, blobs in `blobs`
+    /// (a directory of its own, [`crate::blobs::DirBlobs`], or a bucket), on tokio's
+    /// clock.
+    pub fn direct(listen: DirectListen, blobs: B) -> Self {
         Environment {
             blobs,
             net: Arc::new(DirectNetwork::new(listen)),
