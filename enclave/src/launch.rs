@@ -55,6 +55,29 @@ pub struct PlacementOptions {
     pub status_listen: Option<SocketAddr>,
     /// Confidential Space: the directory of the node's sealed blobs.
     pub blob_dir: Option<PathBuf>,
+    /// Confidential Space: the Cloud Storage bucket of the node's sealed blobs, instead
+    /// of a directory, with the folder in it, the storage API and the metadata server.
+    pub blob_bucket: Option<String>,
+    pub blob_prefix: Option<String>,
+    pub blob_endpoint: Option<String>,
+    pub metadata_endpoint: Option<String>,
+}
+
+/// Where a node without a parent keeps its sealed blobs: both are untrusted, as a
+/// parent's store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// A directory (an attached disk, or the simulator's node directory).
+    Dir(PathBuf),
+    /// A Cloud Storage bucket: a Confidential Space VM has no persistent disk for its
+    /// workload. `None` fields take the defaults (the node id as the folder, Google's
+    /// endpoints).
+    Bucket {
+        bucket: String,
+        prefix: Option<String>,
+        endpoint: Option<String>,
+        metadata_endpoint: Option<String>,
+    },
 }
 
 /// Where a node's sockets and blobs come from.
@@ -65,7 +88,7 @@ pub enum Placement {
     /// Without a parent: TCP listeners of its own and a blob directory.
     Direct {
         listen: DirectListen,
-        blob_dir: PathBuf,
+        blobs: BlobLocation,
     },
 }
 
@@ -82,7 +105,13 @@ pub fn placement(
         client_listen,
         status_listen,
         blob_dir,
+        blob_bucket,
+        blob_prefix,
+        blob_endpoint,
+        metadata_endpoint,
     } = options;
+    let bucket_options =
+        blob_prefix.is_some() || blob_endpoint.is_some() || metadata_endpoint.is_some();
     match provider {
         Provider::GcpCs => {
             if sim_dir.is_some() || cid.is_some() {
@@ -91,8 +120,33 @@ pub fn placement(
                      node has no parent and no vsock)",
                 ));
             }
-            let blob_dir = blob_dir
-                .ok_or_else(|| usage("--provider gcp-cs needs --blob-dir DIR for its blobs"))?;
+            let blobs = match (blob_dir, blob_bucket) {
+                (Some(dir), None) if !bucket_options => BlobLocation::Dir(dir),
+                (Some(_), None) => {
+                    return Err(usage(
+                        "--blob-prefix, --blob-endpoint and --metadata-endpoint only apply \
+                         with --blob-bucket",
+                    ));
+                }
+                (None, Some(bucket)) => BlobLocation::Bucket {
+                    bucket,
+                    prefix: blob_prefix,
+                    endpoint: blob_endpoint,
+                    metadata_endpoint,
+                },
+                (None, None) => {
+                    return Err(usage(
+                        "--provider gcp-cs needs --blob-dir DIR or --blob-bucket NAME for its \
+                         blobs",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(usage(
+                        "give --blob-dir or --blob-bucket, not both: a node keeps its blobs in \
+                         one place",
+                    ));
+                }
+            };
             let default = DirectListen::default();
             Ok(Placement::Direct {
                 listen: DirectListen {
@@ -100,7 +154,7 @@ pub fn placement(
                     client: client_listen.unwrap_or(default.client),
                     status: status_listen.unwrap_or(default.status),
                 },
-                blob_dir,
+                blobs,
             })
         }
         Provider::Nitro => {
@@ -108,10 +162,13 @@ pub fn placement(
                 || client_listen.is_some()
                 || status_listen.is_some()
                 || blob_dir.is_some()
+                || blob_bucket.is_some()
+                || bucket_options
             {
                 return Err(usage(
-                    "--peer-listen, --client-listen, --status-listen and --blob-dir only apply \
-                     with --provider gcp-cs (a Nitro node's parent listens and keeps its blobs)",
+                    "--peer-listen, --client-listen, --status-listen, --blob-dir and \
+                     --blob-bucket (and its options) only apply with --provider gcp-cs (a Nitro \
+                     node's parent listens and keeps its blobs)",
                 ));
             }
             let backend = match (sim, sim_dir) {
@@ -390,10 +447,53 @@ mod tests {
                 status_listen: Some(listen),
                 ..PlacementOptions::default()
             },
+            PlacementOptions {
+                blob_bucket: Some("custody-blobs".into()),
+                ..PlacementOptions::default()
+            },
+            PlacementOptions {
+                metadata_endpoint: Some("http://127.0.0.1:8080".into()),
+                ..PlacementOptions::default()
+            },
         ] {
             let text = usage_text(placement(Provider::Nitro, false, options));
             assert!(text.contains("only apply with --provider gcp-cs"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_confidential_space_node_keeps_its_blobs_in_one_place() {
+        let bucket = PlacementOptions {
+            blob_bucket: Some("custody-blobs".into()),
+            blob_prefix: Some("node-3".into()),
+            ..PlacementOptions::default()
+        };
+        assert_eq!(
+            placement(Provider::GcpCs, false, bucket).unwrap(),
+            Placement::Direct {
+                listen: DirectListen::default(),
+                blobs: BlobLocation::Bucket {
+                    bucket: "custody-blobs".into(),
+                    prefix: Some("node-3".into()),
+                    endpoint: None,
+                    metadata_endpoint: None,
+                },
+            }
+        );
+        let both = PlacementOptions {
+            blob_dir: Some("/data".into()),
+            blob_bucket: Some("custody-blobs".into()),
+            ..PlacementOptions::default()
+        };
+        let text = usage_text(placement(Provider::GcpCs, false, both));
+        assert!(text.contains("not both"), "{text}");
+        let stray = PlacementOptions {
+            blob_dir: Some("/data".into()),
+            blob_endpoint: Some("http://127.0.0.1:4443".into()),
+            ..PlacementOptions::default()
+        };
+        let text = usage_text(placement(Provider::GcpCs, false, stray));
+        assert!(text.contains("only apply with --blob-bucket"), "{text}");
     }
 
     #[test]
@@ -410,7 +510,7 @@ mod tests {
                     client: "10.0.0.5:443".parse().unwrap(),
                     ..DirectListen::default()
                 },
-                blob_dir: "/data/blobs".into(),
+                blobs: BlobLocation::Dir("/data/blobs".into()),
             }
         );
         let text = usage_text(placement(

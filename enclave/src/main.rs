@@ -13,7 +13,10 @@
 use attestation::{AttestationRequest, Provider};
 use clap::{Parser, Subcommand};
 use enclave::blobs::DirBlobs;
-use enclave::launch::{self, AttesterOptions, LaunchError, Placement, PlacementOptions};
+use enclave::gcs::{GcsBlobs, GcsConfig, TokenSource};
+use enclave::launch::{
+    self, AttesterOptions, BlobLocation, LaunchError, Placement, PlacementOptions,
+};
 use enclave::runtime::{Environment, Node, NodeConfig, PrimeSource, ThresholdConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +34,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start; the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the node.
@@ -62,6 +67,23 @@ enum Command {
         /// untrusted, as a parent is). Created if absent.
         #[arg(long)]
         blob_dir: Option<PathBuf>,
+        /// gcp-cs only, instead of --blob-dir: the Cloud Storage bucket of the node's
+        /// sealed blobs (a Confidential Space VM has no persistent disk for its workload;
+        /// the bucket is untrusted, as a parent is). Tokens come from the VM's metadata
+        /// server, for its service account.
+        #[arg(long)]
+        blob_bucket: Option<String>,
+        /// With --blob-bucket: the folder of this node's blobs in the bucket [default:
+        /// the node id].
+        #[arg(long)]
+        blob_prefix: Option<String>,
+        /// With --blob-bucket: the storage JSON API [default:
+        /// https://storage.googleapis.com]; plain HTTP only to a loopback emulator.
+        #[arg(long)]
+        blob_endpoint: Option<String>,
+        /// With --blob-bucket: the metadata server [default: http://169.254.169.254].
+        #[arg(long)]
+        metadata_endpoint: Option<String>,
         /// gcp-cs only, not with --sim: the Confidential Space launcher's socket
         /// [default: /run/container_launcher/teeserver.sock].
         #[arg(long)]
@@ -271,6 +293,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             client_listen,
             status_listen,
             blob_dir,
+            blob_bucket,
+            blob_prefix,
+            blob_endpoint,
+            metadata_endpoint,
             launcher_socket,
             sim_ca,
             sim_gcp_ca,
@@ -301,6 +327,10 @@ fn run(cli: Cli) -> Result<(), Error> {
                     client_listen,
                     status_listen,
                     blob_dir,
+                    blob_bucket,
+                    blob_prefix,
+                    blob_endpoint,
+                    metadata_endpoint,
                 },
             )?;
             // A simulated node's host is its own unless told otherwise: nodes of one
@@ -353,9 +383,38 @@ fn run(cli: Cli) -> Result<(), Error> {
                             .run(shutdown_signal())
                             .await?;
                     }
-                    Placement::Direct { listen, blob_dir } => {
-                        let (blobs, removed) = DirBlobs::open(&blob_dir)?;
-                        tracing::info!(dir = %blob_dir.display(), stale_temp_files_removed = removed, "blob directory opened");
+                    Placement::Direct {
+                        listen,
+                        blobs: BlobLocation::Dir(dir),
+                    } => {
+                        let (blobs, removed) = DirBlobs::open(&dir)?;
+                        tracing::info!(dir = %dir.display(), stale_temp_files_removed = removed, "blob directory opened");
+                        let env = Environment::direct(listen, blobs);
+                        Node::new(config, attester, env)?
+                            .run(shutdown_signal())
+                            .await?;
+                    }
+                    Placement::Direct {
+                        listen,
+                        blobs:
+                            BlobLocation::Bucket {
+                                bucket,
+                                prefix,
+                                endpoint,
+                                metadata_endpoint,
+                            },
+                    } => {
+                        let prefix = prefix.unwrap_or_else(|| config.node_id.clone());
+                        let mut gcs = GcsConfig::new(bucket, prefix);
+                        if let Some(endpoint) = endpoint {
+                            gcs.endpoint = endpoint;
+                        }
+                        if let Some(endpoint) = metadata_endpoint {
+                            gcs.token_source = TokenSource::Metadata { endpoint };
+                        }
+                        let blobs = GcsBlobs::new(gcs)
+                            .map_err(|e| Error::Usage(format!("--blob-bucket: {e}")))?;
+                        tracing::info!(location = %blobs.location(), "sealed blobs in Cloud Storage");
                         let env = Environment::direct(listen, blobs);
                         Node::new(config, attester, env)?
                             .run(shutdown_signal())
