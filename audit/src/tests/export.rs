@@ -429,6 +429,42 @@ mod confidential_space {
         assert!(verify_export(&text, &Verifier::aws_nitro(), None).is_err());
     }
 
+    /// Finding: `ExportVerifier::new` (audit/src/export.rs:300) computes the time to
+    /// verify at as `UNIX_EPOCH + parsed.time()` from the token's `iat` BEFORE anything is
+    /// verified. A Confidential Space `iat` is whole seconds in a u64, so a crafted token
+    /// (no valid signature needed) with `iat` above `i64::MAX` overflows `SystemTime` and
+    /// panics whoever verifies the export (`custody audit verify`). Nitro's millisecond
+    /// timestamps cannot reach the overflow, which is why it never showed. Fix: compute
+    /// `UNIX_EPOCH.checked_add(..)` and refuse the header when it is `None`.
+    #[test]
+    #[ignore = "finding: an unverified token's iat panics the export verifier"]
+    fn a_token_issued_at_the_end_of_time_is_refused_not_a_panic() {
+        let now = SystemTime::now();
+        let ca = SimCsCa::new(now).unwrap();
+        let attester =
+            SimCsAttester::new(&ca, SimWorkload::of_image(IMAGE, "node-1"), now).unwrap();
+        let log = log_of(3, AuditKey::generate().unwrap());
+        let request = log.attestation_request(&MANIFEST);
+        let (header, mut claims) = attester.parts(&request, now).unwrap();
+        claims.insert("iat".to_owned(), serde_json::json!(u64::MAX));
+        let token = attester.sign(&header, &claims).unwrap();
+        let bundle = attestation::gcp::encode_bundle(
+            &token,
+            request.nonce.as_deref(),
+            request.public_key.as_deref(),
+            request.user_data.as_deref(),
+        );
+        let text = log.export(&MANIFEST, &bundle).unwrap();
+        let verifier = Verifier::production()
+            .trust_simulated_gcp_root(ca.root_der(), now)
+            .unwrap();
+        let outcome = std::panic::catch_unwind(|| verify_export(&text, &verifier, None).is_err());
+        assert!(
+            matches!(outcome, Ok(true)),
+            "the export verifier panicked instead of refusing the header"
+        );
+    }
+
     #[test]
     fn a_debuggable_workload_does_not_vouch_for_a_log() {
         let (text, verifier) = export_by(true);
