@@ -297,7 +297,12 @@ impl ExportVerifier {
     ) -> Result<Self, AuditError> {
         let bytes = header.attestation.as_slice();
         let parsed = Evidence::parse(bytes).map_err(|e| header_error(e.into()))?;
-        let at = UNIX_EPOCH + parsed.time();
+        // Nothing is verified yet: a time past the calendar's end is refused, not added.
+        let at = UNIX_EPOCH.checked_add(parsed.time()).ok_or_else(|| {
+            header_error(ExportProblem::Header {
+                reason: "the attestation's time is out of range".to_owned(),
+            })
+        })?;
         let (evidence, matched_set) = match measurements {
             Some(sets) => {
                 let expectation = Expectation::new(sets.to_vec())
