@@ -41,7 +41,7 @@ pub use error::{
     CertProblem, CertSlot, ClaimMismatch, ParseError, PcrMismatch, PolicyError, TokenError,
     VerifyError,
 };
-pub use measurements::{MeasurementError, Measurements, Overlap, Unpinned};
+pub use measurements::{MeasurementError, Measurements, Overlap, Unhosted, Unpinned};
 pub use nitro::nsm;
 pub use provider::{Binding, Evidence, MAX_EVIDENCE_LEN, Provider};
 pub use verified::Verified;

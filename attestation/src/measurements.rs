@@ -42,6 +42,18 @@ pub enum Unpinned {
     GcpCs(gcp::Unpinned),
 }
 
+/// A set does not say which host it accepts: evidence of its code from anyone's machine
+/// would match it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unhosted {
+    #[error(
+        "does not pin the instance: a Confidential Space set must pin project_id and \
+         instance_id; it pins {pinned:?}"
+    )]
+    GcpCs { pinned: Vec<&'static str> },
+}
+
 /// Two sets one piece of evidence could match.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -90,6 +102,30 @@ impl Measurements {
         match self {
             Measurements::Nitro(set) => set.pins_code().map_err(Unpinned::Nitro),
             Measurements::GcpCs(set) => set.pins_code().map_err(Unpinned::GcpCs),
+        }
+    }
+
+    /// `Ok` when the set pins a value the hardware binds to one host, so that evidence of
+    /// the same code from another machine (anyone can run a published image) matches no
+    /// node. Confidential Space: the project and instance id (Google assigns both; a
+    /// node that is the only one of its provider would otherwise be matched by any
+    /// instance of its image). Nitro sets are held only to the pairwise rule of
+    /// [`Self::distinguishable`] (PCR4 or PCR3 per node in practice): manifests written
+    /// before this rule pin hosts that way, and requiring it of every set is not done yet.
+    pub fn pins_host(&self) -> Result<(), Unhosted> {
+        match self {
+            Measurements::Nitro(_) => Ok(()),
+            Measurements::GcpCs(set) => {
+                let entries = set.entries();
+                let pins = |key: &str| entries.iter().any(|(k, _)| *k == key);
+                if pins("project_id") && pins("instance_id") {
+                    Ok(())
+                } else {
+                    Err(Unhosted::GcpCs {
+                        pinned: entries.iter().map(|(k, _)| *k).collect(),
+                    })
+                }
+            }
         }
     }
 

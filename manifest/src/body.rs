@@ -517,7 +517,7 @@ fn roots(
 
 /// One set of `node`: of a known provider, of the one the node runs on (`runs_on`: its
 /// hardware's, or for a simulated node the one its first set names), well formed, and
-/// pinning the code.
+/// pinning the code and the host.
 fn measurement_set(
     node: &str,
     runs_on: Option<attestation::Provider>,
@@ -567,6 +567,13 @@ fn measurement_set(
             node: node.to_owned(),
             set,
             pinned,
+        })?;
+    measurements
+        .pins_host()
+        .map_err(|unhosted| ManifestError::HostNotPinned {
+            node: node.to_owned(),
+            set,
+            unhosted,
         })?;
     Ok(measurements)
 }

@@ -1,6 +1,6 @@
 //! Errors: each names the node, operator or field at fault.
 
-use attestation::{MeasurementError, Overlap, Provider, Unpinned};
+use attestation::{MeasurementError, Overlap, Provider, Unhosted, Unpinned};
 use ids::SyntaxError;
 
 /// Why a manifest or envelope was refused.
@@ -73,6 +73,13 @@ pub enum ManifestError {
         set: usize,
         /// What the set pins, as its provider says.
         pinned: Unpinned,
+    },
+    #[error("node {node:?}, measurement set {set}: {unhosted}")]
+    HostNotPinned {
+        node: String,
+        set: usize,
+        /// What the set pins, as its provider says.
+        unhosted: Unhosted,
     },
     #[error(
         "nodes {first:?} (measurement set {first_set}) and {second:?} (measurement set \

@@ -5,18 +5,12 @@
 use manifest::Manifest;
 use serde_json::json;
 
-/// Finding: the identity rule (manifest/src/body.rs:470 `check_identities`, and
-/// attestation/src/gcp/measurements.rs:193 `distinguishable`) only compares pairs of
-/// nodes of one provider. A Confidential Space node that is the only one of its provider
-/// (the README's own 2-of-2 shape, 1 Nitro + 1 Confidential Space) may pin nothing but
-/// `image_digest`; the policy then accepts a genuine Google token from ANY project and
-/// instance running that image (which anyone can rebuild or pull) as that node. Two
-/// Confidential Space nodes told apart only by `zone` likewise accept any instance of
-/// the image in that zone of any project. Fix: require every `gcp-cs` set to pin
-/// `project_id` and `instance_id` (as Google assigns them) and refuse a manifest that
-/// does not, whatever the other nodes are.
+/// A Confidential Space node that is the only one of its provider (the 2-of-2 shape,
+/// 1 Nitro + 1 Confidential Space) is told apart from no other node, so the pairwise
+/// rule asks nothing of it; were it allowed to pin only `image_digest`, a genuine Google
+/// token from any project and instance running that image (which anyone can rebuild)
+/// would pass as that node. Every `gcp-cs` set must pin `project_id` and `instance_id`.
 #[test]
-#[ignore = "finding: a Confidential Space node need not pin which instance it is"]
 fn a_confidential_space_node_must_pin_its_instance() {
     let digest = format!("sha256:{}", "ab".repeat(32));
     let nitro = json!({"id": "node-1", "provider": "aws-nitro", "address": "10.0.0.1:7100",
@@ -35,4 +29,39 @@ fn a_confidential_space_node_must_pin_its_instance() {
         "a manifest whose Confidential Space node pins only its image was accepted: any \
          instance of that image in any project passes as node-2"
     );
+}
+
+/// Two Confidential Space nodes told apart only by `zone` would each accept any instance
+/// of the image in its zone, of any project: refused for want of the instance.
+#[test]
+fn confidential_space_nodes_told_apart_by_zone_alone_are_refused() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let node = |id: &str, zone: &str| {
+        json!({"id": id, "provider": "gcp-cs", "address": "10.0.1.2:7100",
+            "measurements": [{"gcp-cs": {"image_digest": digest, "zone": zone}}]})
+    };
+    let body = json!({
+        "version": 1, "threshold": 1,
+        "operators": [{"id": "alice", "public_key": "ab".repeat(32)}],
+        "nodes": [node("node-1", "us-west1-a"), node("node-2", "us-west1-b")],
+    });
+    let err = Manifest::parse(&serde_json::to_vec(&body).unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("must pin project_id and instance_id"),
+        "{err}"
+    );
+
+    // Pinned, they are accepted.
+    let pinned = |id: &str, instance: &str| {
+        json!({"id": id, "provider": "gcp-cs", "address": "10.0.1.2:7100",
+            "measurements": [{"gcp-cs": {"image_digest": digest, "project_id": "custody",
+                "instance_id": instance}}]})
+    };
+    let body = json!({
+        "version": 1, "threshold": 1,
+        "operators": [{"id": "alice", "public_key": "ab".repeat(32)}],
+        "nodes": [pinned("node-1", "101"), pinned("node-2", "102")],
+    });
+    Manifest::parse(&serde_json::to_vec(&body).unwrap()).unwrap();
 }
