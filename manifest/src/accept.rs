@@ -68,6 +68,7 @@ pub fn accept(
                     candidate: candidate.manifest().version(),
                 });
             }
+            check_no_node_moves(current.manifest(), candidate.manifest())?;
             current.manifest()
         }
         None => candidate.manifest(),
@@ -77,4 +78,34 @@ pub fn accept(
         signed: candidate,
         approval,
     })
+}
+
+/// Every node the candidate keeps stays with its provider and its operator domain: the
+/// placement rule is checked when a key is created, against the assignment then in
+/// force, and a successor that moved a node could give one provider or domain a quorum
+/// of shares of a key that already exists.
+fn check_no_node_moves(current: &Manifest, candidate: &Manifest) -> Result<(), ManifestError> {
+    for node in candidate.nodes() {
+        let Some(before) = current.node(node.id()) else {
+            continue;
+        };
+        if before.tee_provider() != node.tee_provider() {
+            return Err(ManifestError::NodeMoved {
+                node: node.id().to_owned(),
+                what: "provider",
+                from: before.tee_provider().to_string(),
+                to: node.tee_provider().to_string(),
+            });
+        }
+        if before.domain() != node.domain() {
+            let name = |d: Option<&str>| d.map_or_else(|| "(none)".to_owned(), str::to_owned);
+            return Err(ManifestError::NodeMoved {
+                node: node.id().to_owned(),
+                what: "domain",
+                from: name(before.domain()),
+                to: name(node.domain()),
+            });
+        }
+    }
+    Ok(())
 }

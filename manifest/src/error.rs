@@ -143,6 +143,19 @@ pub enum ManifestError {
     NotEnoughSignatures { found: usize, needed: usize },
     #[error("candidate version {candidate} is not higher than the current version {current}")]
     VersionNotNewer { current: u64, candidate: u64 },
+    /// A successor may not move a node to another provider or operator domain: the
+    /// shares it holds were placed under the old assignment, and keys are not placed
+    /// again. A node that moves is a new node, under a new id.
+    #[error(
+        "node {node:?} would move from {what} {from} to {to}: the keys it holds were placed \
+         under the current assignment; list it under a new id instead"
+    )]
+    NodeMoved {
+        node: String,
+        what: &'static str,
+        from: String,
+        to: String,
+    },
 }
 
 /// Why an operator key could not be generated, loaded or exported.

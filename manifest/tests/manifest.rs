@@ -821,3 +821,44 @@ fn a_body_at_its_limit_signed_by_every_operator_fits_its_envelope() {
     assert_eq!(parsed.body(), body.as_slice());
     accept(None, parsed).unwrap();
 }
+
+/// A successor that moves a node to another provider, or to another operator domain,
+/// could give one provider or domain a signing quorum of a key placed under the old
+/// assignment: refused, naming the node, whatever the approvals. A new node under a new
+/// id, or an unchanged one, passes.
+#[test]
+fn successor_that_moves_a_node_refused() {
+    let ops = abc();
+    let current = bootstrap(&ops);
+    let all = ["alice", "bob", "carol"];
+
+    // node-2 becomes a Confidential Space node under the same id.
+    let mut moved = body_value(4, 2, &ops);
+    moved["nodes"][1] = json!({"id": "node-2", "provider": "gcp-cs", "address": "[::1]:7102",
+        "measurements": [{"gcp-cs": {"image_digest": format!("sha256:{}", "ab".repeat(32)),
+            "project_id": "custody", "instance_id": "1002"}}]});
+    let err = accept(Some(&current), signed_by(&bytes(&moved), &ops, &all)).unwrap_err();
+    assert!(
+        matches!(&err, ManifestError::NodeMoved { node, what: "provider", from, to }
+            if node == "node-2" && from == "nitro" && to == "gcp-cs"),
+        "{err}"
+    );
+
+    // node-1 joins an operator domain it was not in.
+    let mut regrouped = body_value(4, 2, &ops);
+    regrouped["nodes"][0]["domain"] = json!("ops-east");
+    let err = accept(Some(&current), signed_by(&bytes(&regrouped), &ops, &all)).unwrap_err();
+    assert!(
+        matches!(&err, ManifestError::NodeMoved { node, what: "domain", .. } if node == "node-1"),
+        "{err}"
+    );
+
+    // The same node on another provider under a new id is a new node.
+    let mut added = body_value(4, 2, &ops);
+    added["nodes"][1] = json!({"id": "node-3", "provider": "gcp-cs", "address": "[::1]:7103",
+        "measurements": [{"gcp-cs": {"image_digest": format!("sha256:{}", "ab".repeat(32)),
+            "project_id": "custody", "instance_id": "1003"}}]});
+    accept(Some(&current), signed_by(&bytes(&added), &ops, &all)).unwrap();
+    // And an unchanged assignment passes.
+    accept(Some(&current), signed_by(&body(4, 2, &ops), &ops, &all)).unwrap();
+}
