@@ -184,7 +184,7 @@ impl DirStore {
     pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, DirError> {
         let path = self.path(name)?;
         let what = || format!("read {name}");
-        let file = match File::open(&path) {
+        let file = match open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(DirError::io(what(), e)),
@@ -254,6 +254,17 @@ impl DirStore {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Opens `path` for reading without following a symbolic link and without waiting on a
+/// FIFO: the directory is the host's, and a blob that is a link (to another file of the
+/// container) or a pipe (that never answers) is refused, not read. What is opened is
+/// still checked to be a regular file.
+fn open_regular(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -364,6 +375,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn links_and_pipes_are_refused_not_followed() {
+        let tmp = TempDir::new("links");
+        let (store, _) = DirStore::open(&tmp.0).unwrap();
+        store.put("real", b"sealed").unwrap();
+        std::os::unix::fs::symlink(tmp.0.join("real"), tmp.0.join("link")).unwrap();
+        assert!(matches!(store.get("link"), Err(DirError::Io { .. })));
+        let fifo = tmp.0.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            // Opened without waiting for a writer, then refused as not a regular file.
+            assert!(matches!(store.get("pipe"), Err(DirError::Io { .. })));
+        }
+        assert_eq!(store.get("real").unwrap().as_deref(), Some(&b"sealed"[..]));
     }
 
     #[test]
