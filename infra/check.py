@@ -5,9 +5,11 @@
   a validation block; every output has a description.
 - What only a real cloud would otherwise reveal, checked across files: the Confidential
   Space VM's metadata asks for nothing the workload image's launch policy refuses (the
-  launcher would not start it), and names the blob directory and ports the image's fixed
-  command uses; the Nitro host's security group opens the ports the parent's unit listens
-  on.
+  launcher would not start it): it sets exactly the variables the policy allows, which are
+  exactly the ones the image's fixed command uses, and no mount; the ports are the
+  command's; the blobs' bucket it names is the module's own, private and versioned, and
+  the node's service account may use objects in that bucket only. The Nitro host's
+  security group opens the ports the parent's unit listens on.
 
 Usage: check.py INFRA_DIR. Prints each failure and exits 1 if there is any.
 """
@@ -109,6 +111,11 @@ def dockerfile(path):
     return labels, cmd
 
 
+def env_references(text):
+    """The names of the variables a shell command expands (`$NAME`, `${NAME...}`)."""
+    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
 def flag(argv, name):
     for i, arg in enumerate(argv):
         if arg == name and i + 1 < len(argv):
@@ -149,8 +156,14 @@ def check_gcp(directory, documents, failures):
     where = f"{path}: google_compute_instance"
     metadata = vm.get("metadata", {})
 
-    blob_dir = local.get("blob_dir")
-    failures.check(flag(argv, "--blob-dir") == blob_dir, where, f"local.blob_dir {blob_dir!r} is not the image's --blob-dir")
+    # The blobs go to the bucket the metadata names: the command reads it from the
+    # environment, and keeps no state in the container.
+    failures.check(
+        flag(argv, "--blob-bucket") == "${BLOB_BUCKET:?set tee-env-BLOB_BUCKET}",
+        str(directory / "Dockerfile"),
+        "CMD does not keep the blobs in the bucket named by BLOB_BUCKET",
+    )
+    failures.check("--blob-dir" not in argv, str(directory / "Dockerfile"), "CMD keeps blobs in a directory")
     for name, option in (("peer_port", "--peer-listen"), ("client_port", "--client-listen")):
         listen = flag(argv, option) or ""
         failures.check(
@@ -166,17 +179,27 @@ def check_gcp(directory, documents, failures):
         where,
         "asks for log redirection, which the image refuses on the production image",
     )
+    # The variables: the metadata sets exactly those the launch policy allows (one more and
+    # the launcher refuses to start; one fewer and the command stops at `:?`), and the
+    # policy allows exactly those the command uses (any other could still change how the
+    # binary behaves).
     allowed_env = set(filter(None, labels.get("tee.launch_policy.allow_env_override", "").split(",")))
-    for key in metadata:
-        if key.startswith("tee-env-"):
-            failures.check(key[len("tee-env-") :] in allowed_env, where, f"{key} is not allowed by the image")
-    allowed_mounts = set(filter(None, labels.get("tee.launch_policy.allow_mount_destinations", "").split(":")))
-    mount = dict(
-        part.split("=", 1) for part in metadata.get("tee-mount", "").split(",") if "=" in part
+    set_env = {key[len("tee-env-") :] for key in metadata if key.startswith("tee-env-")}
+    used_env = env_references(cmd[-1])
+    dockerfile_where = str(directory / "Dockerfile")
+    for name in sorted(set_env - allowed_env):
+        failures.add(where, f"tee-env-{name} is not allowed by the image")
+    for name in sorted(allowed_env - set_env):
+        failures.add(where, f"the image needs {name}, and no tee-env-{name} sets it")
+    for name in sorted(allowed_env ^ used_env):
+        failures.add(dockerfile_where, f"{name} is allowed by the launch policy or used by CMD, not both")
+    # No mount: the state is in the bucket, and the launcher would mount only a tmpfs.
+    failures.check("tee-mount" not in metadata, where, "sets tee-mount: the image allows no mount")
+    failures.check(
+        not labels.get("tee.launch_policy.allow_mount_destinations"),
+        dockerfile_where,
+        "the launch policy allows a mount",
     )
-    destination = mount.get("destination", "").replace("${local.blob_dir}", str(blob_dir))
-    failures.check(mount.get("type") == "tmpfs", where, "tee-mount is not a tmpfs (the only kind the launcher mounts)")
-    failures.check(destination in allowed_mounts, where, f"tee-mount destination {destination!r} is not allowed by the image")
     failures.check(
         metadata.get("tee-image-reference") == "${var.image_reference}",
         where,
@@ -191,6 +214,56 @@ def check_gcp(directory, documents, failures):
     )
     kind = vm.get("confidential_instance_config", [{}])[0].get("confidential_instance_type")
     failures.check(kind == "TDX", where, f"confidential_instance_type is {kind!r}, not TDX")
+
+    check_gcp_bucket(documents, metadata, failures)
+
+
+def check_gcp_bucket(documents, metadata, failures):
+    """The bucket BLOB_BUCKET names is the module's, private and versioned, and the node's
+    service account is granted objects in it and no storage role anywhere else."""
+    buckets = list(resources(documents, "google_storage_bucket"))
+    if len(buckets) != 1:
+        failures.add("gcp", "expected exactly one google_storage_bucket (the node's blobs)")
+        return
+    path, name, bucket = buckets[0]
+    where = f"{path}: google_storage_bucket.{name}"
+    failures.check(
+        metadata.get("tee-env-BLOB_BUCKET") == f"${{google_storage_bucket.{name}.name}}",
+        where,
+        "tee-env-BLOB_BUCKET does not name this bucket",
+    )
+    failures.check(bucket.get("uniform_bucket_level_access") is True, where, "uniform bucket-level access is off")
+    failures.check(bucket.get("public_access_prevention") == "enforced", where, "public access prevention is not enforced")
+    failures.check(
+        bucket.get("versioning", [{}])[0].get("enabled") is True, where, "versioning is off"
+    )
+    failures.check(bucket.get("force_destroy", False) is False, where, "force_destroy deletes the blobs with the bucket")
+    failures.check(
+        not bucket.get("retention_policy"),
+        where,
+        "a retention policy forbids the node to overwrite and delete its own blobs",
+    )
+
+    node = "serviceAccount:${google_service_account.node.email}"
+    grants = [
+        (path, body)
+        for path, _, body in resources(documents, "google_storage_bucket_iam_member")
+        if body.get("member") == node
+    ]
+    failures.check(
+        [(body.get("bucket"), body.get("role")) for _, body in grants]
+        == [(f"${{google_storage_bucket.{name}.name}}", "roles/storage.objectUser")],
+        where,
+        "the node's service account is not granted exactly roles/storage.objectUser on this bucket",
+    )
+    for kind in ("google_project_iam_member", "google_project_iam_binding", "google_storage_bucket_iam_binding"):
+        for path, rname, body in resources(documents, kind):
+            role = body.get("role", "")
+            failures.check(
+                not role.startswith("roles/storage."),
+                f"{path}: {kind}.{rname}",
+                f"grants {role} beyond the node's bucket",
+            )
 
 
 def check_nitro(directory, documents, failures):

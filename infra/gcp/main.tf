@@ -16,16 +16,17 @@ locals {
   labels        = merge(var.labels, { "custody-node" = substr(lower(replace(var.node_id, "/[^A-Za-z0-9_-]/", "_")), 0, 63) })
 
   # What the image's fixed command says (infra/gcp/Dockerfile; CI checks that both agree):
-  # where the sealed blobs live (--blob-dir, also the image's one allowed mount), and the
-  # peer and client listeners (--peer-listen, --client-listen; status stays on 127.0.0.1).
-  blob_dir    = "/data/blobs"
+  # the peer and client listeners (--peer-listen, --client-listen; status stays on
+  # 127.0.0.1). The blobs' bucket is not fixed by the image: it comes from the metadata
+  # (tee-env-BLOB_BUCKET, below).
   peer_port   = 9000
   client_port = 9001
 }
 
 # The node's own identity towards Google: only what the launcher needs to pull the image,
 # obtain attestation tokens and write logs: its own (such as why it refused to start the
-# container), and the workload's on the debug image only.
+# container), and the workload's on the debug image only; and what the node needs to keep
+# its sealed blobs in its own bucket (storage.tf).
 resource "google_service_account" "node" {
   account_id   = replace(substr(local.name_from_id, 0, 30), "/-+$/", "")
   display_name = "custody node ${var.node_id} (Confidential Space workload)"
@@ -63,7 +64,7 @@ resource "google_compute_address" "node" {
 
 resource "google_compute_instance" "node" {
   #checkov:skip=CKV_GCP_40:No external address unless external_ip is set (default false), for peers on another cloud without a VPN; even then the firewall admits only the peers' and the operators' addresses, and the node authenticates every peer by its attestation.
-  #checkov:skip=CKV_GCP_38:The boot disk holds the Confidential Space image (dm-verity) and the launcher's stateful partition, which the image encrypts with a key made at boot; no node state is written to it (the sealed blobs are in a tmpfs in TDX memory). A customer-supplied key would add nothing the node relies on.
+  #checkov:skip=CKV_GCP_38:The boot disk holds the Confidential Space image (dm-verity) and the launcher's stateful partition, which the image encrypts with a key made at boot; no node state is written to it (the sealed blobs are in the node's bucket, sealed). A customer-supplied key would add nothing the node relies on.
   name         = local.instance_name
   zone         = var.zone
   machine_type = var.machine_type
@@ -81,12 +82,12 @@ resource "google_compute_instance" "node" {
     enable_integrity_monitoring = true
   }
 
-  # A Confidential VM cannot be live-migrated. After a host event the VM stays stopped
-  # rather than coming back on its own: it would come back without its sealed blobs (they
-  # are in memory), and an operator should know that before it rejoins.
+  # A Confidential VM cannot be live-migrated: host maintenance stops it. It then comes back
+  # on its own, the same instance (so the same identity in its tokens), and the node opens
+  # its sealed state from its bucket again once its peers release its data key.
   scheduling {
     on_host_maintenance = "TERMINATE"
-    automatic_restart   = false
+    automatic_restart   = true
   }
 
   boot_disk {
@@ -123,14 +124,14 @@ resource "google_compute_instance" "node" {
     # The image, pinned by digest: the launcher pulls exactly this and reports the digest in
     # every token (`submods.container.image_digest`).
     "tee-image-reference" = var.image_reference
-    # The container runs once: a node that stops stays stopped, and the token says so
-    # (`submods.container.restart_policy`). Its blobs are in a tmpfs of this container and
-    # would not survive a restart anyway.
+    # The container runs once: a node that exits stays stopped until the VM restarts, and
+    # the token says so (`submods.container.restart_policy`). An operator looks at why it
+    # stopped first; its state waits in the bucket.
     "tee-restart-policy" = "Never"
-    "tee-env-NODE_ID"    = var.node_id
-    # The blob directory, the one mount the image's launch policy allows. The launcher
-    # accepts only tmpfs here; persistent disks cannot be mounted into the container.
-    "tee-mount" = "type=tmpfs,source=tmpfs,destination=${local.blob_dir},size=${var.blob_tmpfs_bytes}"
+    # The two variables the image's launch policy allows, and nothing else (no tee-mount:
+    # the image allows none, and the launcher would mount only a tmpfs anyway).
+    "tee-env-NODE_ID"     = var.node_id
+    "tee-env-BLOB_BUCKET" = google_storage_bucket.blobs.name
     # The image's policy allows log redirection on the debug image only; asking for it on
     # the production image makes the launcher refuse to start.
     "tee-container-log-redirect" = "false"
@@ -140,15 +141,17 @@ resource "google_compute_instance" "node" {
 
   lifecycle {
     # A new Confidential Space image in the family must not replace the VM as a side effect
-    # of an apply: a new VM is a new instance id, so a new manifest, and the old VM's blobs
-    # are gone. Replace it on purpose: `terraform apply -replace=google_compute_instance.node`.
+    # of an apply: a new VM is a new instance id, so a new manifest. Replace it on purpose:
+    # `terraform apply -replace=google_compute_instance.node` (the bucket is kept).
     # (A new image_reference only changes the metadata: the launcher reads it at boot, so
-    # the running node keeps its image until the VM restarts, which also loses its blobs.)
+    # the running node keeps its image until the VM restarts, and then runs the new one,
+    # which its peers accept only once the manifest names its digest.)
     ignore_changes = [boot_disk[0].initialize_params[0].image]
   }
 
   depends_on = [
     google_project_iam_member.workload_user,
     google_artifact_registry_repository_iam_member.image_reader,
+    google_storage_bucket_iam_member.node_objects,
   ]
 }

@@ -10,8 +10,8 @@ resource "google_compute_subnetwork" "node" {
   region        = local.region
   network       = google_compute_network.node.id
   ip_cidr_range = var.subnet_cidr
-  # Google's APIs (Artifact Registry, the attestation service, logging) without an
-  # external address.
+  # Google's APIs (Artifact Registry, the attestation service, Cloud Storage, logging)
+  # without an external address.
   private_ip_google_access = true
 
   log_config {
@@ -80,8 +80,8 @@ resource "google_compute_firewall" "peer_out" {
 }
 
 # HTTPS to Google's APIs: the launcher pulls the image and asks the attestation service for
-# tokens. The metadata server (DNS, time, the service account's tokens) is reached whatever
-# the rules say.
+# tokens, and the node reads and writes its sealed blobs in Cloud Storage. The metadata
+# server (DNS, time, the service account's tokens) is reached whatever the rules say.
 resource "google_compute_firewall" "https_out" {
   name               = "${local.instance_name}-https-out"
   network            = google_compute_network.node.id

@@ -33,6 +33,16 @@ output "service_account_email" {
   value       = google_service_account.node.email
 }
 
+output "blob_bucket" {
+  description = "The bucket of the node's sealed blobs (the container's BLOB_BUCKET, shown in its tokens' `submods.container.env`)."
+  value       = google_storage_bucket.blobs.name
+}
+
+output "blob_prefix" {
+  description = "The folder of the node's blobs in the bucket: its node id, `--blob-prefix`'s default."
+  value       = var.node_id
+}
+
 output "manifest_measurements" {
   description = "The node's measurement set, as the manifest's `measurements` list takes it: the code, the VM's identity, and the hardware (the VM is TDX, so a token claiming another model is refused)."
   value = {

@@ -71,14 +71,47 @@ variable "boot_disk_size_gb" {
   }
 }
 
-variable "blob_tmpfs_bytes" {
-  description = "Size of the tmpfs mounted at /data/blobs for the node's sealed blobs, bytes. It is VM memory: the launcher mounts nothing else into a container (see infra/README.md)."
-  type        = number
-  default     = 1073741824
+variable "blob_bucket_name" {
+  description = "Name of the Cloud Storage bucket created for the node's sealed blobs (passed to the container as BLOB_BUCKET); defaults to <project_id>-<instance name>-blobs, cut to 63 characters. Bucket names are global: choose another if that one is taken."
+  type        = string
+  default     = null
 
   validation {
-    condition     = var.blob_tmpfs_bytes >= 67108864 && var.blob_tmpfs_bytes <= 8589934592 && floor(var.blob_tmpfs_bytes) == var.blob_tmpfs_bytes
-    error_message = "blob_tmpfs_bytes must be a whole number of bytes from 64 MiB (67108864) to 8 GiB (8589934592)."
+    condition     = var.blob_bucket_name == null || (can(regex("^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$", var.blob_bucket_name)) && !startswith(var.blob_bucket_name, "goog") && !strcontains(var.blob_bucket_name, "google"))
+    error_message = "blob_bucket_name must be 3 to 63 characters of lowercase letters, digits, - and _ (no dots, which need a verified domain), starting and ending with a letter or digit, not starting with goog nor containing google."
+  }
+}
+
+variable "blob_bucket_location" {
+  description = "Location of the blobs' bucket: a region (default: the VM's, the shortest path), or a dual- or multi-region such as EU or US for blobs that outlive a region's outage."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.blob_bucket_location == null || can(regex("^[A-Za-z]+[0-9]*(-[A-Za-z]+[0-9]+)?$", var.blob_bucket_location))
+    error_message = "blob_bucket_location must be a Cloud Storage location such as us-central1, EU or NAM4."
+  }
+}
+
+variable "blob_noncurrent_version_days" {
+  description = "Days an overwritten or deleted blob's old version is kept in the bucket (versioning) before it is deleted: the time an operator has to notice a mistake and restore a version. The node never reads old versions."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.blob_noncurrent_version_days >= 1 && var.blob_noncurrent_version_days <= 3650 && floor(var.blob_noncurrent_version_days) == var.blob_noncurrent_version_days
+    error_message = "blob_noncurrent_version_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "blob_kms_key_name" {
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K, in the bucket's location) the bucket encrypts objects with, instead of Google's default key. The blobs are sealed by the node either way; the key gives its holder a switch that makes them unreadable to anyone, the node included."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.blob_kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.blob_kms_key_name))
+    error_message = "blob_kms_key_name must be a key's resource name: projects/P/locations/L/keyRings/R/cryptoKeys/K."
   }
 }
 
@@ -120,7 +153,7 @@ variable "operator_cidrs" {
 }
 
 variable "deletion_protection" {
-  description = "Refuse to delete the VM. Deleting it destroys the node's share of every key it holds (see infra/README.md)."
+  description = "Refuse to delete the VM. Deleting it ends the node as its manifest entry knows it: a new VM is a new instance id, so a new manifest (see infra/README.md). Its blobs stay in the bucket, which Terraform does not delete while it holds objects."
   type        = bool
   default     = true
 }
