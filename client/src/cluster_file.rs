@@ -49,6 +49,11 @@ pub struct ClusterFile {
     /// Absent for a real cluster: the AWS Nitro root is trusted.
     #[serde(default)]
     pub sim_root: Option<String>,
+    /// Simulator only: the simulated Confidential Space root certificate (DER, hex)
+    /// trusted for evidence. Absent for a real cluster, or one written before a
+    /// simulated cluster could have Confidential Space nodes.
+    #[serde(default)]
+    pub sim_gcp_root: Option<String>,
     /// The operator whose key signs commands.
     pub operator: OperatorEntry,
     /// The manifest this operator trusts: nodes that run another are refused.
@@ -154,6 +159,10 @@ pub struct SimCluster {
     pub parent_binary: PathBuf,
     pub manifest: PathBuf,
     pub sim_ca: PathBuf,
+    /// The simulated Confidential Space root's files; absent in a file written before
+    /// a simulated cluster had one (it is then `sim-gcp-ca` in `dir`).
+    #[serde(default)]
+    pub sim_gcp_ca: Option<PathBuf>,
     pub nodes: Vec<SimNode>,
 }
 
@@ -161,6 +170,11 @@ pub struct SimCluster {
 #[serde(deny_unknown_fields)]
 pub struct SimNode {
     pub id: String,
+    /// The TEE the node stands in: a Nitro node runs an enclave beside a parent, a
+    /// Confidential Space node (`gcp-cs`) an enclave alone. A file written before nodes
+    /// named theirs lists Nitro nodes only.
+    #[serde(default = "nitro", with = "provider_name")]
+    pub provider: Provider,
     pub cid: u32,
     pub peer_port: u16,
     pub client_port: u16,
@@ -171,6 +185,31 @@ pub struct SimNode {
     pub enclave_pid: Option<u32>,
     #[serde(default)]
     pub parent_pid: Option<u32>,
+}
+
+fn nitro() -> Provider {
+    Provider::Nitro
+}
+
+/// A provider as its name ([`Provider::name`]) in the file.
+mod provider_name {
+    use attestation::Provider;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(
+        provider: &Provider,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(provider.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Provider, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Provider::from_name(&name)
+            .ok_or_else(|| D::Error::custom(format!("unknown provider {name:?}")))
+    }
 }
 
 impl ClusterFile {
@@ -300,9 +339,9 @@ impl ClusterFile {
     /// cluster's root), narrowed to the root the pinned manifest pins for each provider it
     /// names, as the nodes narrow theirs.
     pub fn verifier(&self) -> Result<Verifier, ClusterFileError> {
-        let trusted = match &self.sim_root {
-            None => Verifier::production(),
-            Some(root) => sim_verifier(root)?,
+        let trusted = match (&self.sim_root, &self.sim_gcp_root) {
+            (None, None) => Verifier::production(),
+            (nitro, gcp) => sim_verifier(nitro.as_deref(), gcp.as_deref())?,
         };
         Ok(trusted.restricted_to(self.pin()?.roots()))
     }
@@ -340,20 +379,33 @@ impl ClusterFile {
     }
 }
 
+/// The production roots and the simulated roots given: the Nitro one (`sim_root`) and
+/// the Confidential Space one (`sim_gcp_root`).
 #[cfg(feature = "sim")]
-fn sim_verifier(root: &str) -> Result<Verifier, ClusterFileError> {
-    let invalid = |reason: String| ClusterFileError::Invalid {
-        path: PathBuf::from("sim_root"),
+fn sim_verifier(nitro: Option<&str>, gcp: Option<&str>) -> Result<Verifier, ClusterFileError> {
+    let invalid = |field: &str, reason: String| ClusterFileError::Invalid {
+        path: PathBuf::from(field),
         reason,
     };
-    let der = hex::decode(root).map_err(|e| invalid(e.to_string()))?;
-    Verifier::production()
-        .trust_simulated_root(&der, std::time::SystemTime::now())
-        .map_err(|e| invalid(e.to_string()))
+    let now = std::time::SystemTime::now();
+    let mut verifier = Verifier::production();
+    if let Some(root) = nitro {
+        let der = hex::decode(root).map_err(|e| invalid("sim_root", e.to_string()))?;
+        verifier = verifier
+            .trust_simulated_root(&der, now)
+            .map_err(|e| invalid("sim_root", e.to_string()))?;
+    }
+    if let Some(root) = gcp {
+        let der = hex::decode(root).map_err(|e| invalid("sim_gcp_root", e.to_string()))?;
+        verifier = verifier
+            .trust_simulated_gcp_root(&der, now)
+            .map_err(|e| invalid("sim_gcp_root", e.to_string()))?;
+    }
+    Ok(verifier)
 }
 
 #[cfg(not(feature = "sim"))]
-fn sim_verifier(_: &str) -> Result<Verifier, ClusterFileError> {
+fn sim_verifier(_: Option<&str>, _: Option<&str>) -> Result<Verifier, ClusterFileError> {
     Err(ClusterFileError::Invalid {
         path: PathBuf::from("sim_root"),
         reason: "this build cannot trust a simulated root".to_owned(),

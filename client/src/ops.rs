@@ -89,6 +89,10 @@ pub struct NodeReport {
     pub phase: String,
     /// Whether its attestation verified against the cluster file.
     pub attested: bool,
+    /// The provider whose evidence it gave (`nitro`, `gcp-cs`), when it verified.
+    pub provider: Option<String>,
+    /// The measurement of its code (Nitro: PCR0; Confidential Space: the image digest),
+    /// when it verified.
     pub pcr0: Option<String>,
     /// Why it is not attested or not reachable.
     pub error: Option<String>,
@@ -110,6 +114,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                 id: node.id.clone(),
                 phase: phase.to_owned(),
                 attested: false,
+                provider: None,
                 pcr0: None,
                 error: Some(error),
                 keys: Vec::new(),
@@ -127,6 +132,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                 STATUS_PATIENCE,
             ) {
                 Ok(answer) => {
+                    let provider = Some(answer.node.provider.name().to_owned());
                     let parsed = answer.answer.and_then(|json| {
                         serde_json::from_str::<NodeStatus>(&json).map_err(|e| e.to_string())
                     });
@@ -135,6 +141,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                             id: node.id.clone(),
                             phase: status.phase.clone(),
                             attested: true,
+                            provider,
                             pcr0: Some(answer.node.pcr0),
                             error: status.reason.clone(),
                             keys: status.keys.clone(),
@@ -145,6 +152,7 @@ pub fn status(file: &ClusterFile) -> Vec<NodeReport> {
                             id: node.id.clone(),
                             phase: "unknown".to_owned(),
                             attested: true,
+                            provider,
                             pcr0: Some(answer.node.pcr0),
                             error: Some(e),
                             keys: Vec::new(),

@@ -49,6 +49,7 @@ fn cluster_file(dir: &Path, root: &[u8], image: &[u8]) -> PathBuf {
         max_evidence_age_secs: 300,
         allow_debug: false,
         sim_root: Some(hex::encode(root)),
+        sim_gcp_root: None,
         operator: OperatorEntry {
             id: "operator-0".into(),
             key_file: dir.join("operator-0.key"),

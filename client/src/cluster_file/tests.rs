@@ -21,6 +21,7 @@ fn sample() -> ClusterFile {
         max_evidence_age_secs: 300,
         allow_debug: false,
         sim_root: None,
+        sim_gcp_root: None,
         operator: OperatorEntry {
             id: "operator-0".into(),
             key_file: "/keys/operator-0.key".into(),
@@ -320,4 +321,98 @@ fn node_evidence_must_chain_to_the_pinned_root() {
     assert!(file.verifier().unwrap().roots(Provider::Nitro).is_empty());
     let expectation = file.expectation("node-1", Purpose::Command).unwrap();
     assert!(expectation.verifier.roots(Provider::Nitro).is_empty());
+}
+
+/// A simulated cluster's record names each node's provider; a record written before it
+/// did lists Nitro nodes, and has no Confidential Space root (the launcher then finds it
+/// in the cluster's directory). An unknown provider is refused.
+#[test]
+fn a_simulated_node_records_its_provider_and_old_records_are_nitro() {
+    let node = |provider: Option<&str>| {
+        let mut text = String::from(
+            "id = \"node-1\"\ncid = 17\npeer_port = 1\nclient_port = 2\nadmin_port = 3\n\
+             dir = \"/sim/node-1\"\nprimes = \"/sim/node-1/primes.json\"\n",
+        );
+        if let Some(p) = provider {
+            text.push_str(&format!("provider = \"{p}\"\n"));
+        }
+        toml::from_str::<SimNode>(&text)
+    };
+    assert_eq!(node(None).unwrap().provider, Provider::Nitro);
+    assert_eq!(node(Some("gcp-cs")).unwrap().provider, Provider::GcpCs);
+    assert_eq!(
+        node(Some("gcp-confidential-space")).unwrap().provider,
+        Provider::GcpCs
+    );
+    let err = node(Some("azure")).unwrap_err().to_string();
+    assert!(err.contains("unknown provider \"azure\""), "{err}");
+
+    let mut cs = node(Some("gcp-cs")).unwrap();
+    let text = toml::to_string(&cs).unwrap();
+    assert!(text.contains("provider = \"gcp-cs\""), "{text}");
+    assert_eq!(toml::from_str::<SimNode>(&text).unwrap(), cs);
+    cs.provider = Provider::Nitro;
+    assert!(
+        toml::to_string(&cs)
+            .unwrap()
+            .contains("provider = \"nitro\"")
+    );
+
+    let old = "dir = \"/sim\"\nenclave_binary = \"/b/enclave\"\nparent_binary = \"/b/parent\"\n\
+               manifest = \"/sim/manifest.json\"\nsim_ca = \"/sim/sim-ca\"\nnodes = []\n";
+    let record: SimCluster = toml::from_str(old).unwrap();
+    assert_eq!(record.sim_gcp_ca, None);
+}
+
+/// A simulated cluster of both providers trusts both simulated roots, each for its own
+/// provider, and a pin of both leaves exactly those.
+#[cfg(feature = "sim")]
+#[test]
+fn both_simulated_roots_are_trusted_and_pinned() {
+    use attestation::Provider;
+    let now = std::time::SystemTime::now();
+    let nitro = attestation::nsm::sim::SimCa::generate(now).unwrap();
+    let gcp = attestation::gcp::sim::SimCsCa::new(now).unwrap();
+    let mut file = sample();
+    file.sim_root = Some(hex::encode(nitro.root_der()));
+    file.sim_gcp_root = Some(hex::encode(gcp.root_der()));
+    let production = Verifier::production();
+    let added = |provider| -> Vec<[u8; 32]> {
+        file.verifier()
+            .unwrap()
+            .roots(provider)
+            .iter()
+            .filter(|r| !production.roots(provider).contains(r))
+            .copied()
+            .collect()
+    };
+    let (nitro_root, gcp_root) = (added(Provider::Nitro), added(Provider::GcpCs));
+    assert_eq!((nitro_root.len(), gcp_root.len()), (1, 1));
+    file.manifest.roots = [
+        ("nitro".to_owned(), hex::encode(nitro_root[0])),
+        ("gcp-cs".to_owned(), hex::encode(gcp_root[0])),
+    ]
+    .into();
+    let pinned = file.verifier().unwrap();
+    assert_eq!(pinned.roots(Provider::Nitro), nitro_root.as_slice());
+    assert_eq!(pinned.roots(Provider::GcpCs), gcp_root.as_slice());
+
+    // Only the Confidential Space root: Nitro keeps the production root alone.
+    file.sim_root = None;
+    file.manifest.roots = Default::default();
+    assert_eq!(
+        file.verifier().unwrap().roots(Provider::Nitro),
+        production.roots(Provider::Nitro)
+    );
+    // Not hex, or not a root: refused, naming the field.
+    file.sim_gcp_root = Some("zz".to_owned());
+    let err = file.verifier().unwrap_err().to_string();
+    assert!(err.starts_with("sim_gcp_root"), "{err}");
+    file.sim_gcp_root = Some(hex::encode(b"not a certificate"));
+    assert!(
+        file.verifier()
+            .unwrap_err()
+            .to_string()
+            .starts_with("sim_gcp_root")
+    );
 }

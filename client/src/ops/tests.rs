@@ -8,6 +8,7 @@ pub(crate) fn file() -> ClusterFile {
         max_evidence_age_secs: 300,
         allow_debug: false,
         sim_root: None,
+        sim_gcp_root: None,
         operator: OperatorEntry {
             id: "operator-0".into(),
             key_file: "/keys/operator-0.key".into(),

@@ -53,6 +53,7 @@ fn file(key: &OperatorKey, pinned: &SignedManifest) -> ClusterFile {
         max_evidence_age_secs: 300,
         allow_debug: false,
         sim_root: None,
+        sim_gcp_root: None,
         operator: OperatorEntry {
             id: "operator-0".into(),
             key_file: "/keys/operator-0.key".into(),
@@ -85,6 +86,7 @@ fn simulated(file: &mut ClusterFile, manifest: PathBuf) {
         parent_binary: "/nowhere/parent".into(),
         manifest,
         sim_ca: "/nowhere/sim-ca".into(),
+        sim_gcp_ca: None,
         nodes: Vec::new(),
     });
 }

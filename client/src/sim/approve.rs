@@ -1,8 +1,10 @@
 //! What the operators of a simulated cluster approve: the measurements pinned for each
-//! node, the manifest body that lists the nodes at their parents' peer addresses, and
-//! the envelope their signatures make of it.
+//! node, the manifest body that lists the nodes at their peer addresses and pins the
+//! simulated roots, and the envelope their signatures make of it.
 
 use super::SimError;
+use attestation::Provider;
+use attestation::gcp::sim::SimWorkload;
 use attestation::nsm::sim::SimMeasurements;
 use manifest::{OperatorKey, OperatorSignature, SignedManifest};
 use std::collections::BTreeMap;
@@ -27,11 +29,32 @@ pub fn node_measurements(image: &SimMeasurements, node: &str) -> BTreeMap<String
         .collect()
 }
 
+/// The measurement set pinned for a simulated Confidential Space node, as manifest JSON
+/// (`{"gcp-cs": {..}}`): the image its workload runs and the instance it runs on, which
+/// `enclave --sim run --provider gcp-cs` names after the node id. Every node runs one
+/// image, so the instance is what tells their tokens apart, as PCR4 does for Nitro.
+pub fn cs_node_measurements(workload: &SimWorkload) -> serde_json::Value {
+    serde_json::json!({ Provider::GcpCs.name(): cs_node_values(workload) })
+}
+
+/// The entries of [`cs_node_measurements`]' set: name to value.
+pub fn cs_node_values(workload: &SimWorkload) -> BTreeMap<String, String> {
+    [
+        ("image_digest", &workload.image_digest),
+        ("project_id", &workload.project_id),
+        ("zone", &workload.zone),
+        ("instance_id", &workload.instance_id),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.clone()))
+    .collect()
+}
+
 /// One node as a manifest lists it.
 #[derive(Debug, Clone)]
 pub struct ListedNode {
     pub id: String,
-    /// Its parent's peer address, `host:port`.
+    /// Its peer address, `host:port`: its parent's, or a Confidential Space node's own.
     pub address: String,
     /// The measurement set it must match (PCR index as a string, to hex).
     pub measurements: serde_json::Value,
@@ -50,7 +73,8 @@ fn listed_provider(measurements: &serde_json::Value) -> Option<attestation::Prov
 }
 
 /// The manifest body (JSON): `version`, `threshold` of the `operators` (named
-/// [`operator_id`]), and `nodes`, each of the `sim` provider with one measurement set.
+/// [`operator_id`]), `nodes`, each of the `sim` provider with one measurement set, and,
+/// when `roots` names any, `"roots"`: the one root trusted per provider (DER SHA-256).
 /// When every node is of one provider, the body lets that provider hold a key's signing
 /// quorum (`"placement": {"allow_provider_quorum": true}`): otherwise no key could be
 /// created on the cluster. A cluster of several providers gets the placement rule.
@@ -59,6 +83,7 @@ pub fn body(
     threshold: usize,
     operators: &[OperatorKey],
     nodes: &[ListedNode],
+    roots: &[(Provider, [u8; 32])],
 ) -> Result<Vec<u8>, SimError> {
     let mut providers = nodes.iter().map(|n| listed_provider(&n.measurements));
     let one_provider = match providers.next() {
@@ -78,11 +103,20 @@ pub fn body(
             "measurements": [n.measurements],
         })).collect::<Vec<_>>(),
     });
-    if one_provider && let Some(body) = body.as_object_mut() {
-        body.insert(
-            "placement".to_owned(),
-            serde_json::json!({"allow_provider_quorum": true}),
-        );
+    if let Some(body) = body.as_object_mut() {
+        if one_provider {
+            body.insert(
+                "placement".to_owned(),
+                serde_json::json!({"allow_provider_quorum": true}),
+            );
+        }
+        if !roots.is_empty() {
+            let pinned: serde_json::Map<String, serde_json::Value> = roots
+                .iter()
+                .map(|(provider, hash)| (provider.name().to_owned(), hex::encode(hash).into()))
+                .collect();
+            body.insert("roots".to_owned(), pinned.into());
+        }
     }
     serde_json::to_vec(&body).map_err(SimError::Json)
 }
@@ -136,12 +170,14 @@ mod tests {
         let reported = image.clone().with_pcr4(b"node-1".to_vec()).pcrs();
         assert_eq!(one["4"], hex::encode(reported[&4]));
         let operators = [OperatorKey::generate().unwrap()];
-        manifest::Manifest::parse(&body(1, 1, &operators, &listed(&[one.clone(), two])).unwrap())
-            .unwrap();
+        manifest::Manifest::parse(
+            &body(1, 1, &operators, &listed(&[one.clone(), two]), &[]).unwrap(),
+        )
+        .unwrap();
 
         // The same measurements for every node, as `sim up` wrote before: refused.
         let err = manifest::Manifest::parse(
-            &body(1, 1, &operators, &listed(&[one.clone(), one])).unwrap(),
+            &body(1, 1, &operators, &listed(&[one.clone(), one]), &[]).unwrap(),
         )
         .unwrap_err();
         assert!(
@@ -161,14 +197,15 @@ mod tests {
             node_measurements(&image, "node-2"),
         ]);
         let parse = |nodes: &[ListedNode]| -> serde_json::Value {
-            serde_json::from_slice(&body(1, 1, &operators, nodes).unwrap()).unwrap()
+            serde_json::from_slice(&body(1, 1, &operators, nodes, &[]).unwrap()).unwrap()
         };
         let one = parse(&nodes);
         assert_eq!(
             one["placement"],
             serde_json::json!({"allow_provider_quorum": true})
         );
-        let manifest = manifest::Manifest::parse(&body(1, 1, &operators, &nodes).unwrap()).unwrap();
+        let manifest =
+            manifest::Manifest::parse(&body(1, 1, &operators, &nodes, &[]).unwrap()).unwrap();
         assert!(manifest.placement().allow_provider_quorum());
         manifest::check_placement(&manifest, &["node-1", "node-2"], 2).unwrap();
         // A set tagged with its provider is the same provider.
@@ -181,6 +218,63 @@ mod tests {
         assert!(parse(&nodes).get("placement").is_none());
     }
 
+    /// Two Nitro and two Confidential Space nodes of one image: each Confidential Space
+    /// node is pinned to its own instance, the manifest takes them all, pins both roots,
+    /// and applies the placement rule.
+    #[test]
+    fn a_mixed_cluster_pins_each_instance_and_both_roots() {
+        let image = SimMeasurements::of_image(b"enclave image");
+        let cs = |id: &str| cs_node_measurements(&SimWorkload::of_image(b"enclave image", id));
+        let three = cs("node-3");
+        let workload = SimWorkload::of_image(b"enclave image", "node-3");
+        assert_eq!(three["gcp-cs"]["image_digest"], workload.image_digest);
+        assert_eq!(three["gcp-cs"]["instance_id"], workload.instance_id);
+        assert_eq!(three["gcp-cs"]["project_id"], "sim-project");
+        assert_ne!(three, cs("node-4"));
+        let mut nodes = listed(&[
+            node_measurements(&image, "node-1"),
+            node_measurements(&image, "node-2"),
+        ]);
+        for id in ["node-3", "node-4"] {
+            nodes.push(ListedNode {
+                id: id.to_owned(),
+                address: "127.0.0.1:7009".to_owned(),
+                measurements: cs(id),
+            });
+        }
+        let operators = [OperatorKey::generate().unwrap()];
+        let roots = [(Provider::Nitro, [1u8; 32]), (Provider::GcpCs, [2u8; 32])];
+        let manifest =
+            manifest::Manifest::parse(&body(1, 1, &operators, &nodes, &roots).unwrap()).unwrap();
+        let mut pinned = manifest.roots().to_vec();
+        pinned.sort_unstable();
+        assert_eq!(pinned, roots);
+        assert!(!manifest.placement().allow_provider_quorum());
+        let all = ["node-1", "node-2", "node-3", "node-4"];
+        manifest::check_placement(&manifest, &all, 3).unwrap();
+        let err = manifest::check_placement(&manifest, &all, 2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                manifest::PlacementError::ProviderQuorum {
+                    holds: 2,
+                    threshold: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        // Two Confidential Space nodes on one instance: one token could match both.
+        nodes[3].measurements = cs("node-3");
+        let err = manifest::Manifest::parse(&body(1, 1, &operators, &nodes, &roots).unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(err, manifest::ManifestError::IndistinguishableNodes { .. }),
+            "{err}"
+        );
+    }
+
     #[test]
     fn an_envelope_carries_the_first_signers_and_is_refused_below_the_threshold() {
         let image = SimMeasurements::of_image(b"enclave image");
@@ -190,7 +284,7 @@ mod tests {
             node_measurements(&image, "node-1"),
             node_measurements(&image, "node-2"),
         ]);
-        let body = body(1, 2, &operators, &nodes).unwrap();
+        let body = body(1, 2, &operators, &nodes, &[]).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["operators"][2]["id"], "operator-2");
         assert_eq!(json["nodes"][1]["address"], "127.0.0.1:7001");

@@ -7,10 +7,12 @@ use super::SimError;
 use super::approve::{self, operator_id};
 use super::launcher::{Binaries, Launcher, Options, check_count};
 use super::ready::{self, Probe, STARTUP, Statuses};
-use crate::cluster_file::{ClusterFile, NodeEntry, OperatorEntry, SimCluster};
+use crate::cluster_file::{ClusterFile, NodeEntry, NodeMeasurements, OperatorEntry, SimCluster};
 use crate::operator;
 use crate::ops;
-use attestation::nsm::sim::SimCa;
+use attestation::Provider;
+use attestation::gcp::sim::{SimCsCa, SimWorkload};
+use attestation::nsm::sim::{SimCa, SimMeasurements};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -57,6 +59,43 @@ pub fn operator_cluster_file(dir: &Path, i: usize) -> PathBuf {
     } else {
         dir.join(format!("cluster-{}.toml", operator_id(i)))
     }
+}
+
+/// How many nodes a cluster has when neither a count nor a list of providers is given.
+pub const DEFAULT_NODES: usize = 3;
+
+/// The provider of each node of a cluster, from `custody sim up`'s `--nodes` and
+/// `--providers`: the list when given (its length is the node count, and a count that
+/// disagrees is refused), otherwise `nodes` (default [`DEFAULT_NODES`]) Nitro nodes.
+pub fn node_providers(
+    nodes: Option<usize>,
+    providers: Option<&[Provider]>,
+) -> Result<Vec<Provider>, SimError> {
+    let list = match (nodes, providers) {
+        (Some(count), Some(list)) if count != list.len() => {
+            return Err(SimError::ProviderCount {
+                count,
+                listed: list.len(),
+            });
+        }
+        (_, Some(list)) => list.to_vec(),
+        (count, None) => vec![Provider::Nitro; count.unwrap_or(DEFAULT_NODES)],
+    };
+    check_count(list.len())?;
+    if let Some(other) = list.iter().find(|p| !super::SIMULATED.contains(p)) {
+        return Err(SimError::Provider(other.name().to_owned()));
+    }
+    Ok(list)
+}
+
+/// How many nodes of each provider `providers` has, in [`Provider::ALL`] order, leaving
+/// out those with none: `[(nitro, 2), (gcp-cs, 2)]`.
+pub fn provider_counts(providers: &[Provider]) -> Vec<(Provider, usize)> {
+    Provider::ALL
+        .into_iter()
+        .map(|p| (p, providers.iter().filter(|q| **q == p).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// The `enclave` and `parent` binaries next to this program.
@@ -118,30 +157,35 @@ impl Probe for Client<'_> {
     }
 }
 
-/// Starts a cluster of `nodes` nodes under `dir` with the default [`Operators`]; see
-/// [`up_with`].
-pub fn up(dir: &Path, nodes: usize, progress: &dyn Fn(&str)) -> Result<ClusterFile, SimError> {
-    up_with(dir, nodes, Operators::default(), progress)
+/// Starts a cluster of one node per entry of `providers` under `dir` with the default
+/// [`Operators`]; see [`up_with`].
+pub fn up(
+    dir: &Path,
+    providers: &[Provider],
+    progress: &dyn Fn(&str),
+) -> Result<ClusterFile, SimError> {
+    up_with(dir, providers, Operators::default(), progress)
 }
 
-/// Starts a cluster of `nodes` nodes under `dir`, whose manifest lists `operators`, and
-/// waits until every node runs with every peer attested. Returns operator 0's cluster
-/// file, also written to `dir/cluster.toml`; every other operator's is written beside it
+/// Starts a cluster of one node per entry of `providers` (`node-1` is the first) under
+/// `dir`, whose manifest lists `operators` and pins both simulated roots, and waits until
+/// every node runs with every peer attested. Returns operator 0's cluster file, also
+/// written to `dir/cluster.toml`; every other operator's is written beside it
 /// ([`operator_cluster_file`]). `progress` receives one line per step.
 pub fn up_with(
     dir: &Path,
-    nodes: usize,
+    providers: &[Provider],
     operators: Operators,
     progress: &dyn Fn(&str),
 ) -> Result<ClusterFile, SimError> {
-    check_count(nodes)?;
+    let providers = node_providers(None, Some(providers))?;
     let operators = operators.check()?;
     if dir.join("cluster.toml").exists() {
         return Err(SimError::Occupied {
             dir: dir.to_owned(),
         });
     }
-    let mut launcher = Launcher::prepare(dir, nodes, binaries()?, Options::detached())?;
+    let mut launcher = Launcher::prepare_with(dir, &providers, binaries()?, Options::detached())?;
     let dir = launcher.dir().to_owned();
 
     let operators_dir = dir.join("operators");
@@ -152,21 +196,20 @@ pub fn up_with(
     }
 
     let image = launcher.image()?;
-    let body = approve::body(
-        1,
-        operators.approvals,
-        &keys,
-        &launcher.listed(&image, &[])?,
-    )?;
+    let listed = launcher.listed(&image, &[])?;
+    let body = approve::body(1, operators.approvals, &keys, &listed, &launcher.roots()?)?;
     let signed = approve::sign(&body, &keys, operators.approvals)?;
     let envelope = signed.envelope_bytes().to_vec();
     launcher.write_manifest(&envelope)?;
 
-    let ca = SimCa::load_or_create(launcher.sim_ca(), SystemTime::now())?;
+    let now = SystemTime::now();
+    let ca = SimCa::load_or_create(launcher.sim_ca(), now)?;
+    let gcp_ca = SimCsCa::load_or_create(launcher.sim_gcp_ca(), now)?;
     let mut file = ClusterFile {
         max_evidence_age_secs: 300,
         allow_debug: false,
         sim_root: Some(hex::encode(ca.root_der())),
+        sim_gcp_root: Some(hex::encode(gcp_ca.root_der())),
         operator: OperatorEntry {
             id: operator_id(0),
             key_file: key_file(&operators_dir, 0),
@@ -176,12 +219,14 @@ pub fn up_with(
         nodes: launcher
             .nodes()
             .iter()
-            .map(|n| NodeEntry {
-                id: n.id.clone(),
-                client: format!("127.0.0.1:{}", n.client_port),
-                measurements: approve::node_measurements(&image, &n.id).into(),
+            .map(|n| {
+                Ok(NodeEntry {
+                    id: n.id.clone(),
+                    client: format!("127.0.0.1:{}", n.client_port),
+                    measurements: expected(&launcher, &image, n)?,
+                })
             })
-            .collect(),
+            .collect::<Result<_, SimError>>()?,
         sim: Some(launcher.record()),
     };
     let path = dir.join("cluster.toml");
@@ -195,6 +240,23 @@ pub fn up_with(
         operator_file(&file, &operators_dir, i).save(&operator_cluster_file(&dir, i))?;
     }
     Ok(file)
+}
+
+/// What the cluster file expects of node `node`'s evidence, as the manifest does: a Nitro
+/// node's PCRs (written as files always had them), a Confidential Space node's image
+/// and instance under `[nodes.measurements.gcp-cs]`.
+fn expected(
+    launcher: &Launcher,
+    image: &SimMeasurements,
+    node: &super::Node,
+) -> Result<NodeMeasurements, SimError> {
+    Ok(match node.provider {
+        Provider::GcpCs => {
+            let workload = SimWorkload::of_file(&launcher.binaries().enclave, &node.id)?;
+            NodeMeasurements::tagged(Provider::GcpCs, approve::cs_node_values(&workload))
+        }
+        _ => approve::node_measurements(image, &node.id).into(),
+    })
 }
 
 /// Operator `i`'s cluster file: operator 0's but for the operator, and without the
@@ -229,8 +291,13 @@ fn start_and_provision(
     progress: &dyn Fn(&str),
 ) -> Result<(), SimError> {
     let ids = launcher.ids();
-    progress(&format!("starting {} parents and enclaves", ids.len()));
-    for id in &ids {
+    let with_parents = launcher.ids_with_parents();
+    progress(&format!(
+        "starting {} parents and {} enclaves",
+        with_parents.len(),
+        ids.len()
+    ));
+    for id in &with_parents {
         launcher.start_parent(id)?;
         // Written after every start, so that `sim down` finds whatever was started.
         save(launcher, file, path)?;
@@ -299,6 +366,46 @@ mod tests {
         assert!(!ok(3, 0));
         assert!(!ok(3, 4));
         assert!(!ok(manifest::MAX_OPERATORS + 1, 2));
+    }
+
+    /// `--providers` gives the node count; a `--nodes` that disagrees is refused rather
+    /// than one of them silently winning. Without a list, Nitro nodes, 3 by default.
+    #[test]
+    fn the_provider_list_is_the_node_count() {
+        use Provider::{GcpCs, Nitro};
+        let mixed = [Nitro, Nitro, GcpCs, GcpCs];
+        assert_eq!(node_providers(None, Some(&mixed)).unwrap(), mixed);
+        assert_eq!(node_providers(Some(4), Some(&mixed)).unwrap(), mixed);
+        let err = node_providers(Some(3), Some(&mixed)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SimError::ProviderCount {
+                    count: 3,
+                    listed: 4
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--providers names 4"), "{err}");
+        assert_eq!(node_providers(None, None).unwrap(), [Nitro; DEFAULT_NODES]);
+        assert_eq!(node_providers(Some(2), None).unwrap(), [Nitro; 2]);
+        // The node limits hold for a list as for a count: 1 and MAX, not 0 or MAX + 1.
+        for refused in [0, super::super::MAX_NODES + 1] {
+            let list = vec![GcpCs; refused];
+            let err = node_providers(None, Some(&list)).unwrap_err();
+            assert!(matches!(err, SimError::Nodes { requested } if requested == refused));
+        }
+        let max = vec![GcpCs; super::super::MAX_NODES];
+        assert_eq!(node_providers(None, Some(&max)).unwrap(), max);
+        assert_eq!(node_providers(None, Some(&[GcpCs])).unwrap(), [GcpCs]);
+
+        assert_eq!(provider_counts(&mixed), [(Nitro, 2), (GcpCs, 2)]);
+        assert_eq!(
+            provider_counts(&[GcpCs, Nitro, GcpCs]),
+            [(Nitro, 1), (GcpCs, 2)]
+        );
+        assert_eq!(provider_counts(&[Nitro; 3]), [(Nitro, 3)]);
     }
 
     #[test]

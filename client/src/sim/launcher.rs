@@ -3,6 +3,11 @@
 //! starts, kills and restarts each node's `parent` and `enclave --sim`. It knows nothing
 //! of what the nodes say: waiting for them is [`super::ready`]'s, through a client.
 //!
+//! A node stands in for a Nitro enclave (an `enclave` beside a `parent`) or for a
+//! Confidential Space workload (`gcp-cs`: an `enclave --provider gcp-cs` alone, on the
+//! TCP ports a parent would have taken, its blobs in its own directory). Every enclave
+//! trusts both simulated roots, so that the two kinds verify each other.
+//!
 //! Beside what `custody sim` uses, it offers what fault injection needs, none of which is
 //! test code: an enclave started from another binary ([`Launcher::use_binary`]), options
 //! of `enclave run` for every node or for one ([`Launcher::set_enclave_arg`],
@@ -15,6 +20,8 @@ use super::approve::{self, ListedNode};
 use super::layout;
 use super::process::{self, EnclaveArgs, Proc};
 use crate::cluster_file::{SimCluster, SimNode};
+use attestation::Provider;
+use attestation::gcp::sim::{SimCsCa, SimWorkload};
 use attestation::nsm::sim::{SimCa, SimMeasurements};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,9 +80,12 @@ impl Options {
 #[derive(Debug)]
 pub struct Node {
     pub id: String,
-    /// Its enclave's CID.
+    /// The TEE it stands in: Nitro (with a parent) or Confidential Space (without).
+    pub provider: Provider,
+    /// Its enclave's CID (unused by a Confidential Space node).
     pub cid: u32,
-    /// Its parent's ports on 127.0.0.1: peers, clients, and `/healthz` and `/metrics`.
+    /// Its ports on 127.0.0.1, its parent's (or, without a parent, its enclave's): peers,
+    /// clients, and `/healthz` and `/metrics`.
     pub peer_port: u16,
     pub client_port: u16,
     pub admin_port: u16,
@@ -83,7 +93,7 @@ pub struct Node {
     pub dir: PathBuf,
     /// The Unix sockets standing in for vsock between its parent and its enclave.
     pub vsock_dir: PathBuf,
-    /// Its parent's blob store.
+    /// Its sealed blobs: its parent's store, or its enclave's own directory.
     pub blob_dir: PathBuf,
     /// Its share of the primes fixture, when it got one.
     pub primes: PathBuf,
@@ -99,6 +109,7 @@ impl Node {
     fn from_record(record: &SimNode, binaries: &Binaries) -> Self {
         Node {
             id: record.id.clone(),
+            provider: record.provider,
             cid: record.cid,
             peer_port: record.peer_port,
             client_port: record.client_port,
@@ -121,6 +132,7 @@ impl Node {
     fn record(&self) -> SimNode {
         SimNode {
             id: self.id.clone(),
+            provider: self.provider,
             cid: self.cid,
             peer_port: self.peer_port,
             client_port: self.client_port,
@@ -129,6 +141,22 @@ impl Node {
             primes: self.primes.clone(),
             enclave_pid: self.enclave_pid(),
             parent_pid: self.parent_pid(),
+        }
+    }
+
+    /// Whether it runs a parent: a Nitro node does, a Confidential Space node does not.
+    pub fn has_parent(&self) -> bool {
+        self.provider != Provider::GcpCs
+    }
+
+    fn check_parent(&self) -> Result<(), SimError> {
+        if self.has_parent() {
+            Ok(())
+        } else {
+            Err(SimError::NoParent {
+                node: self.id.clone(),
+                provider: self.provider.name(),
+            })
         }
     }
 
@@ -159,27 +187,50 @@ pub struct Launcher {
     dir: PathBuf,
     binaries: Binaries,
     sim_ca: PathBuf,
+    sim_gcp_ca: PathBuf,
     manifest: PathBuf,
     nodes: Vec<Node>,
     options: Options,
 }
 
+/// Where the simulated Confidential Space root of the cluster in `dir` is kept.
+fn sim_gcp_ca_path(dir: &Path) -> PathBuf {
+    dir.join("sim-gcp-ca")
+}
+
 impl Launcher {
-    /// Lays out `count` nodes (`node-1` ...) under `dir` and creates the cluster's
-    /// simulated root (`dir/sim-ca`), which every enclave loads and clients trust.
-    /// Starts nothing.
+    /// Lays out `count` Nitro nodes (`node-1` ...) under `dir`; see
+    /// [`prepare_with`](Self::prepare_with).
     pub fn prepare(
         dir: &Path,
         count: usize,
         binaries: Binaries,
         options: Options,
     ) -> Result<Self, SimError> {
-        check_count(count)?;
+        Self::prepare_with(dir, &vec![Provider::Nitro; count], binaries, options)
+    }
+
+    /// Lays out one node per entry of `providers` (`node-1` ...) under `dir` and creates
+    /// the cluster's simulated roots (`dir/sim-ca`, Nitro; `dir/sim-gcp-ca`, Confidential
+    /// Space), which every enclave loads and clients trust. Starts nothing.
+    pub fn prepare_with(
+        dir: &Path,
+        providers: &[Provider],
+        binaries: Binaries,
+        options: Options,
+    ) -> Result<Self, SimError> {
+        check_count(providers.len())?;
+        if let Some(other) = providers.iter().find(|p| !SIMULATED.contains(p)) {
+            return Err(SimError::Provider(other.name().to_owned()));
+        }
         std::fs::create_dir_all(dir).map_err(super::io(dir))?;
         let dir = dir.canonicalize().map_err(super::io(dir))?;
         let sim_ca = dir.join("sim-ca");
-        SimCa::load_or_create(&sim_ca, SystemTime::now())?;
-        let nodes = layout::nodes(&dir, count)?;
+        let sim_gcp_ca = sim_gcp_ca_path(&dir);
+        let now = SystemTime::now();
+        SimCa::load_or_create(&sim_ca, now)?;
+        SimCsCa::load_or_create(&sim_gcp_ca, now)?;
+        let nodes = layout::nodes(&dir, providers)?;
         Ok(Launcher {
             nodes: nodes
                 .iter()
@@ -187,6 +238,7 @@ impl Launcher {
                 .collect(),
             manifest: dir.join("manifest.json"),
             sim_ca,
+            sim_gcp_ca,
             dir,
             binaries,
             options,
@@ -203,6 +255,10 @@ impl Launcher {
         Launcher {
             dir: record.dir.clone(),
             sim_ca: record.sim_ca.clone(),
+            sim_gcp_ca: record
+                .sim_gcp_ca
+                .clone()
+                .unwrap_or_else(|| sim_gcp_ca_path(&record.dir)),
             manifest: record.manifest.clone(),
             nodes: record
                 .nodes
@@ -222,6 +278,7 @@ impl Launcher {
             parent_binary: self.binaries.parent.clone(),
             manifest: self.manifest.clone(),
             sim_ca: self.sim_ca.clone(),
+            sim_gcp_ca: Some(self.sim_gcp_ca.clone()),
             nodes: self.nodes.iter().map(Node::record).collect(),
         }
     }
@@ -234,9 +291,26 @@ impl Launcher {
         &self.binaries
     }
 
-    /// The simulated root's files.
+    /// The simulated Nitro root's files.
     pub fn sim_ca(&self) -> &Path {
         &self.sim_ca
+    }
+
+    /// The simulated Confidential Space root's files.
+    pub fn sim_gcp_ca(&self) -> &Path {
+        &self.sim_gcp_ca
+    }
+
+    /// The DER SHA-256 of each simulated root, by provider: what a manifest of this
+    /// cluster pins (`"roots"`), so that its nodes and clients trust no other root.
+    pub fn roots(&self) -> Result<Vec<(Provider, [u8; 32])>, SimError> {
+        let now = SystemTime::now();
+        let nitro = SimCa::load_or_create(&self.sim_ca, now)?;
+        let gcp = SimCsCa::load_or_create(&self.sim_gcp_ca, now)?;
+        Ok(vec![
+            (Provider::Nitro, sha256(nitro.root_der())),
+            (Provider::GcpCs, sha256(gcp.root_der())),
+        ])
     }
 
     /// The manifest the parents read their address book from.
@@ -250,6 +324,15 @@ impl Launcher {
 
     pub fn ids(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// The nodes that run a parent (the Nitro ones).
+    pub fn ids_with_parents(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.has_parent())
+            .map(|n| n.id.clone())
+            .collect()
     }
 
     pub fn node(&self, id: &str) -> Result<&Node, SimError> {
@@ -272,9 +355,11 @@ impl Launcher {
         Ok(SimMeasurements::of_file(&self.binaries.enclave)?)
     }
 
-    /// Every node as a manifest lists it: at its parent's peer address, expected to run
-    /// `image` as itself ([`approve::node_measurements`]), or with the measurements
-    /// `overrides` gives it.
+    /// Every node as a manifest lists it: at its peer address (its parent's, or its
+    /// enclave's own), expected to run the cluster's enclave binary as itself (a Nitro
+    /// node: `image`, [`approve::node_measurements`]; a Confidential Space node: the
+    /// binary's digest on the instance named by its id, [`approve::cs_node_measurements`]),
+    /// or with the measurements `overrides` gives it.
     pub fn listed(
         &self,
         image: &SimMeasurements,
@@ -283,9 +368,13 @@ impl Launcher {
         self.nodes
             .iter()
             .map(|n| {
-                let measurements = match overrides.iter().find(|(id, _)| *id == n.id) {
-                    Some((_, m)) => m.clone(),
-                    None => serde_json::to_value(approve::node_measurements(image, &n.id))
+                let measurements = match (overrides.iter().find(|(id, _)| *id == n.id), n.provider)
+                {
+                    (Some((_, m)), _) => m.clone(),
+                    (None, Provider::GcpCs) => approve::cs_node_measurements(
+                        &SimWorkload::of_file(&self.binaries.enclave, &n.id)?,
+                    ),
+                    (None, _) => serde_json::to_value(approve::node_measurements(image, &n.id))
                         .map_err(SimError::Json)?,
                 };
                 Ok(ListedNode {
@@ -341,12 +430,13 @@ impl Launcher {
             .then(&node.enclave_args))
     }
 
-    /// Starts node `id`'s parent.
+    /// Starts node `id`'s parent; a Confidential Space node has none.
     pub fn start_parent(&mut self, id: &str) -> Result<(), SimError> {
         let detached = self.options.detached;
         let manifest = self.manifest.clone();
         let binary = self.binaries.parent.clone();
         let node = self.node_mut(id)?;
+        node.check_parent()?;
         let mut command = Command::new(binary);
         command
             .args([
@@ -371,28 +461,53 @@ impl Launcher {
         Ok(())
     }
 
-    /// Starts node `id`'s enclave.
+    /// Starts node `id`'s enclave: a Nitro node's on the sockets its parent serves, a
+    /// Confidential Space node's on TCP ports of its own with its blobs in its
+    /// directory. Either trusts both simulated roots.
     pub fn start_enclave(&mut self, id: &str) -> Result<(), SimError> {
-        let args = self.enclave_args(id)?;
+        let command = self.enclave_command(id)?;
         let detached = self.options.detached;
-        let sim_ca = self.sim_ca.clone();
         let node = self.node_mut(id)?;
-        let mut command = Command::new(&node.enclave_binary);
-        command
-            .args(["--sim", "run", "--node-id", &node.id])
-            .args(["--cid", &node.cid.to_string()])
-            .arg("--sim-dir")
-            .arg(&node.vsock_dir)
-            .arg("--sim-ca")
-            .arg(&sim_ca)
-            .args(args.words());
         node.enclave = Some(process::spawn(command, &node.enclave_log(), detached)?);
         Ok(())
     }
 
-    /// Starts every parent, then every enclave.
+    /// The command line node `id`'s enclave is started with.
+    fn enclave_command(&self, id: &str) -> Result<Command, SimError> {
+        let args = self.enclave_args(id)?;
+        let node = self.node(id)?;
+        let mut command = Command::new(&node.enclave_binary);
+        command.args(["--sim", "run", "--node-id", &node.id]);
+        match node.provider {
+            Provider::GcpCs => {
+                let listen = |port: u16| format!("127.0.0.1:{port}");
+                command
+                    .args(["--provider", Provider::GcpCs.name()])
+                    .arg("--blob-dir")
+                    .arg(&node.blob_dir)
+                    .args(["--peer-listen", &listen(node.peer_port)])
+                    .args(["--client-listen", &listen(node.client_port)])
+                    .args(["--status-listen", &listen(node.admin_port)]);
+            }
+            _ => {
+                command
+                    .args(["--cid", &node.cid.to_string()])
+                    .arg("--sim-dir")
+                    .arg(&node.vsock_dir);
+            }
+        }
+        command
+            .arg("--sim-ca")
+            .arg(&self.sim_ca)
+            .arg("--sim-gcp-ca")
+            .arg(&self.sim_gcp_ca)
+            .args(args.words());
+        Ok(command)
+    }
+
+    /// Starts every parent (of the nodes that have one), then every enclave.
     pub fn start_all(&mut self) -> Result<(), SimError> {
-        for id in self.ids() {
+        for id in self.ids_with_parents() {
             self.start_parent(&id)?;
         }
         for id in self.ids() {
@@ -409,9 +524,12 @@ impl Launcher {
         Ok(())
     }
 
-    /// Kills node `id`'s parent at once: its relay and its blob store go with it.
+    /// Kills node `id`'s parent at once: its relay and its blob store go with it. A
+    /// Confidential Space node has no parent to kill.
     pub fn kill_parent(&mut self, id: &str) -> Result<(), SimError> {
-        if let Some(proc) = self.node_mut(id)?.parent.take() {
+        let node = self.node_mut(id)?;
+        node.check_parent()?;
+        if let Some(proc) = node.parent.take() {
             proc.kill();
         }
         Ok(())
@@ -445,6 +563,14 @@ impl Launcher {
     }
 }
 
+/// The providers a simulated node can stand in.
+pub const SIMULATED: [Provider; 2] = [Provider::Nitro, Provider::GcpCs];
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// Refuses a cluster of no nodes or of more than [`MAX_NODES`].
 pub(super) fn check_count(count: usize) -> Result<(), SimError> {
     if (1..=MAX_NODES).contains(&count) {
@@ -455,125 +581,4 @@ pub(super) fn check_count(count: usize) -> Result<(), SimError> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use super::*;
-
-    struct Scratch(PathBuf);
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    fn scratch(name: &str) -> Scratch {
-        Scratch(
-            std::env::temp_dir().join(format!("custody-launcher-{name}-{}", std::process::id())),
-        )
-    }
-
-    fn binaries() -> Binaries {
-        Binaries {
-            enclave: PathBuf::from("/nonexistent/enclave"),
-            parent: PathBuf::from("/nonexistent/parent"),
-        }
-    }
-
-    #[test]
-    fn a_cluster_has_one_to_max_nodes() {
-        let dir = scratch("count");
-        for refused in [0, MAX_NODES + 1] {
-            let err =
-                Launcher::prepare(&dir.0, refused, binaries(), Options::attached()).unwrap_err();
-            assert!(
-                matches!(err, SimError::Nodes { requested } if requested == refused),
-                "{err}"
-            );
-            assert!(!dir.0.exists(), "nothing is created for {refused} nodes");
-        }
-        check_count(1).unwrap();
-        check_count(MAX_NODES).unwrap();
-    }
-
-    #[test]
-    fn nodes_get_their_own_cid_ports_directories_and_primes() {
-        let dir = scratch("layout");
-        let launcher = Launcher::prepare(&dir.0, 3, binaries(), Options::attached()).unwrap();
-        assert_eq!(launcher.ids(), ["node-1", "node-2", "node-3"]);
-        let mut ports = std::collections::BTreeSet::new();
-        for (i, n) in launcher.nodes().iter().enumerate() {
-            assert_eq!(n.cid, 17 + u32::try_from(i).unwrap());
-            for port in [n.peer_port, n.client_port, n.admin_port] {
-                assert!(ports.insert(port), "port {port} given twice");
-            }
-            assert!(n.vsock_dir.is_dir() && n.blob_dir.is_dir());
-            assert!(n.primes.is_file(), "{} has no primes", n.id);
-            assert_eq!(
-                n.enclave_log(),
-                launcher.dir().join(&n.id).join("enclave.log")
-            );
-        }
-        assert!(launcher.sim_ca().exists());
-        assert!(launcher.node("node-4").is_err());
-    }
-
-    #[test]
-    fn enclave_options_layer_defaults_cluster_and_node_without_repeating_a_flag() {
-        let dir = scratch("args");
-        let mut options = Options::attached();
-        options.enclave_args.set("--presign-depth", "0");
-        let mut launcher = Launcher::prepare(&dir.0, 2, binaries(), options).unwrap();
-        launcher.set_enclave_arg("--round-timeout-secs", "120");
-        launcher
-            .set_node_enclave_arg("node-2", "--round-timeout-secs", "40")
-            .unwrap();
-        assert!(launcher.set_node_enclave_arg("node-9", "--x", "1").is_err());
-
-        let one = launcher.enclave_args("node-1").unwrap();
-        let two = launcher.enclave_args("node-2").unwrap();
-        assert_eq!(one.get("--presign-depth"), Some("0"));
-        assert_eq!(one.get("--round-timeout-secs"), Some("120"));
-        assert_eq!(two.get("--round-timeout-secs"), Some("40"));
-        assert_eq!(one.get("--retry-secs"), Some("1"));
-        assert_eq!(one.get("--prime-generators"), Some("0"));
-        let primes = launcher.node("node-1").unwrap().primes.clone();
-        assert_eq!(one.get("--sim-primes"), primes.to_str());
-        let words: Vec<&str> = two.words().collect();
-        assert_eq!(
-            words
-                .iter()
-                .filter(|w| **w == "--round-timeout-secs")
-                .count(),
-            1
-        );
-
-        // Without primes a node generates its own: no `--prime-generators 0`, which the
-        // enclave would refuse without `--sim-primes`.
-        std::fs::remove_file(&primes).unwrap();
-        let one = launcher.enclave_args("node-1").unwrap();
-        assert_eq!(one.get("--sim-primes"), None);
-        assert_eq!(one.get("--prime-generators"), None);
-    }
-
-    #[test]
-    fn a_record_finds_the_same_cluster_again() {
-        let dir = scratch("record");
-        let mut launcher = Launcher::prepare(&dir.0, 2, binaries(), Options::detached()).unwrap();
-        launcher
-            .use_binary("node-2", PathBuf::from("/elsewhere/enclave"))
-            .unwrap();
-        let record = launcher.record();
-        assert_eq!(record.nodes.len(), 2);
-        assert!(record.nodes.iter().all(|n| n.enclave_pid.is_none()));
-        let again = Launcher::from_record(&record, Options::detached());
-        assert_eq!(again.record(), record);
-        // What the record cannot carry: a node's own binary.
-        assert_eq!(
-            again.node("node-2").unwrap().enclave_binary,
-            binaries().enclave
-        );
-        // A missing binary is a typed error naming it, and nothing is recorded as running.
-        let err = launcher.start_parent("node-1").unwrap_err();
-        assert!(matches!(err, SimError::Start { .. }), "{err}");
-        assert_eq!(launcher.node("node-1").unwrap().parent_pid(), None);
-    }
-}
+mod tests;

@@ -1,9 +1,10 @@
-//! Where a simulated cluster lives on this machine: per node a directory (its sockets
-//! standing in for vsock, its parent's blob store, its primes, its logs), a CID and three
-//! TCP ports of 127.0.0.1, and its share of the primes fixture.
+//! Where a simulated cluster lives on this machine: per node a directory (a Nitro node's
+//! sockets standing in for vsock, its blobs, its primes, its logs), a CID and three TCP
+//! ports of 127.0.0.1, and its share of the primes fixture.
 
 use super::SimError;
 use crate::cluster_file::SimNode;
+use attestation::Provider;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
@@ -64,15 +65,20 @@ pub(super) fn primes_for(i: usize, n: usize) -> Result<Option<Vec<u8>>, SimError
         .map_err(SimError::PrimesFixture)
 }
 
-/// Lays out `count` nodes (`node-1` ...) under `dir`: creates their directories, writes
-/// their primes, and picks their CIDs and ports. Starts nothing.
-pub(super) fn nodes(dir: &Path, count: usize) -> Result<Vec<SimNode>, SimError> {
+/// Lays out one node per entry of `providers` (`node-1` ...) under `dir`: creates their
+/// directories, writes their primes, and picks their CIDs and ports. Starts nothing.
+pub(super) fn nodes(dir: &Path, providers: &[Provider]) -> Result<Vec<SimNode>, SimError> {
+    let count = providers.len();
     let mut taken = Vec::new();
     let mut nodes = Vec::new();
-    for i in 0..count {
+    for (i, provider) in providers.iter().enumerate() {
         let id = format!("node-{}", i + 1);
         let node_dir = dir.join(&id);
-        for sub in ["vsock", "blobs"] {
+        let subdirs: &[&str] = match provider {
+            Provider::Nitro => &["vsock", "blobs"],
+            _ => &["blobs"],
+        };
+        for sub in subdirs {
             let path = node_dir.join(sub);
             std::fs::create_dir_all(&path).map_err(super::io(&path))?;
         }
@@ -87,6 +93,7 @@ pub(super) fn nodes(dir: &Path, count: usize) -> Result<Vec<SimNode>, SimError> 
         };
         nodes.push(SimNode {
             id,
+            provider: *provider,
             cid: FIRST_CID + u32::try_from(i).map_err(|_| SimError::Nodes { requested: count })?,
             peer_port: port()?,
             client_port: port()?,

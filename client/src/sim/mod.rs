@@ -1,6 +1,7 @@
-//! Simulated clusters on this machine: per node one `enclave --sim` and one `parent`
-//! process, talking over Unix sockets that stand in for vsock and over TCP between
-//! parents. This is the one launcher of such clusters: `custody sim` and `custody demo`
+//! Simulated clusters on this machine: per Nitro node one `enclave --sim` and one
+//! `parent` process, talking over Unix sockets that stand in for vsock and over TCP
+//! between parents; per Confidential Space node one `enclave --sim --provider gcp-cs`,
+//! which listens on TCP itself. This is the one launcher of such clusters: `custody sim` and `custody demo`
 //! run it, and so does the process-level tests' harness, which adds only what tests need
 //! on top (requests, waits, log dumps, kills at chosen moments).
 //!
@@ -26,9 +27,10 @@ mod process;
 pub mod ready;
 
 pub use cli::{
-    Operators, binaries, down, kill_enclave, operator_cluster_file, restart_enclave, up, up_with,
+    DEFAULT_NODES, Operators, binaries, down, kill_enclave, node_providers, operator_cluster_file,
+    provider_counts, restart_enclave, up, up_with,
 };
-pub use launcher::{Binaries, Launcher, MAX_NODES, Node, Options};
+pub use launcher::{Binaries, Launcher, MAX_NODES, Node, Options, SIMULATED};
 pub use process::EnclaveArgs;
 pub use ready::{Probe, ReadyError, STARTUP};
 
@@ -56,8 +58,18 @@ pub enum SimError {
     NoFreePort,
     #[error("primes fixture: {0}")]
     PrimesFixture(#[source] serde_json::Error),
-    #[error("simulated NSM: {0}")]
+    /// The simulated NSM, or the simulated Confidential Space attester or root.
+    #[error("simulated attester: {0}")]
     Nsm(#[from] attestation::nsm::NsmError),
+    #[error("a simulated node stands in for nitro or gcp-cs, not {0}")]
+    Provider(String),
+    #[error("{count} nodes asked, but --providers names {listed}; give one or make them agree")]
+    ProviderCount { count: usize, listed: usize },
+    #[error("{node} is a {provider} node: it runs no parent (its enclave listens itself)")]
+    NoParent {
+        node: String,
+        provider: &'static str,
+    },
     #[error(transparent)]
     OperatorKey(#[from] crate::operator::KeyFileError),
     #[error("manifest: {0}")]

@@ -13,10 +13,11 @@ pub(super) fn status(cli: &Cli) -> Result<(), Failed> {
     let mut text = String::new();
     for r in &reports {
         text.push_str(&format!(
-            "{:<12} {:<26} attested: {:<5} pcr0: {}{}\n",
+            "{:<12} {:<26} attested: {:<5} {:<7} pcr0: {}{}\n",
             r.id,
             r.phase,
             r.attested,
+            r.provider.as_deref().unwrap_or("-"),
             r.pcr0.as_deref().map_or("-".to_owned(), |p| format!(
                 "{}...",
                 p.get(..16).unwrap_or(p)

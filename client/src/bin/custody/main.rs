@@ -51,10 +51,16 @@ enum Command {
     /// step went as the policy says.
     #[cfg(feature = "sim")]
     Demo {
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
-        #[arg(long, default_value_t = 2)]
-        threshold: u16,
+        /// Nodes (default 3, all Nitro).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Each node's provider, in order: nitro or gcp-cs (e.g. nitro,nitro,gcp-cs,gcp-cs).
+        #[arg(long, value_delimiter = ',', value_parser = parse_provider)]
+        providers: Option<Vec<attestation::Provider>>,
+        /// Signers the key needs (default: 2 on one provider; on several, the least
+        /// that no one provider holds, as the placement rule requires).
+        #[arg(long)]
+        threshold: Option<u16>,
     },
     /// Simulated clusters on this machine.
     #[cfg(feature = "sim")]
@@ -164,8 +170,13 @@ enum SimCommand {
     Up {
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
+        /// Nodes (default 3, all Nitro; with --providers, as many as it lists).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Each node's provider, in order: nitro (an enclave beside a parent) or gcp-cs (a
+        /// Confidential Space node, which listens itself), e.g. nitro,nitro,gcp-cs,gcp-cs.
+        #[arg(long, value_delimiter = ',', value_parser = parse_provider)]
+        providers: Option<Vec<attestation::Provider>>,
         /// Operators the manifest lists.
         #[arg(long, default_value_t = 3)]
         operators: usize,
@@ -278,6 +289,14 @@ fn print(json_mode: bool, value: &Value, text: &str) {
     }
 }
 
+/// A provider a simulated node can stand in, by name.
+#[cfg(feature = "sim")]
+fn parse_provider(name: &str) -> Result<attestation::Provider, String> {
+    attestation::Provider::from_name(name)
+        .filter(|p| client::sim::SIMULATED.contains(p))
+        .ok_or_else(|| format!("unknown provider {name:?} (nitro or gcp-cs)"))
+}
+
 fn cluster(cli: &Cli) -> Result<(ClusterFile, PathBuf), Failed> {
     let path = cli
         .cluster
@@ -290,7 +309,11 @@ fn cluster(cli: &Cli) -> Result<(ClusterFile, PathBuf), Failed> {
 fn run(cli: &Cli) -> Result<(), Failed> {
     match &cli.command {
         #[cfg(feature = "sim")]
-        Command::Demo { nodes, threshold } => demo(cli, *nodes, *threshold),
+        Command::Demo {
+            nodes,
+            providers,
+            threshold,
+        } => demo(cli, *nodes, providers.as_deref(), *threshold),
         #[cfg(feature = "sim")]
         Command::Sim { command } => sim(cli, command),
         Command::Status => status(cli),

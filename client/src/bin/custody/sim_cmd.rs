@@ -18,6 +18,7 @@ pub(super) fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
         SimCommand::Up {
             dir,
             nodes,
+            providers,
             operators,
             approvals,
         } => {
@@ -26,10 +27,15 @@ pub(super) fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
                 approvals: *approvals,
             };
             let operators = operators.check().map_err(|e| usage(&e.to_string()))?;
+            let providers = client::sim::node_providers(*nodes, providers.as_deref())
+                .map_err(|e| usage(&e.to_string()))?;
             let (file, elapsed) = progress::step(
-                &format!("starting a simulated cluster of {nodes} nodes"),
+                &format!(
+                    "starting a simulated cluster of {}",
+                    describe_shape(&providers)
+                ),
                 false,
-                || client::sim::up_with(dir, *nodes, operators, &|line| eprintln!("  {line}")),
+                || client::sim::up_with(dir, &providers, operators, &|line| eprintln!("  {line}")),
             );
             let file = file.map_err(|e| fail("sim up", e))?;
             let files: Vec<PathBuf> = (0..operators.count)
@@ -43,6 +49,7 @@ pub(super) fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
                     "operator_clusters": files,
                     "approvals": operators.approvals,
                     "nodes": file.nodes.iter().map(|n| &n.id).collect::<Vec<_>>(),
+                    "providers": providers.iter().map(|p| p.name()).collect::<Vec<_>>(),
                     "ms": elapsed.as_millis() as u64,
                 }),
                 &format!(
@@ -85,6 +92,32 @@ pub(super) fn sim(cli: &Cli, command: &SimCommand) -> Result<(), Failed> {
             );
             Ok(())
         }
+    }
+}
+
+/// A cluster's shape in words: "3 nitro nodes", "2 nitro and 2 gcp-cs nodes".
+#[cfg(feature = "sim")]
+fn describe_shape(providers: &[attestation::Provider]) -> String {
+    let parts: Vec<String> = client::sim::provider_counts(providers)
+        .into_iter()
+        .map(|(p, n)| format!("{n} {}", p.name()))
+        .collect();
+    format!("{} nodes", parts.join(" and "))
+}
+
+/// The demo key's threshold on a cluster of `providers`: `asked` when given; otherwise 2
+/// on one provider, and on several the least that no one provider holds (2+2 nodes:
+/// 3-of-4), since the placement rule refuses a key one provider could sign alone.
+#[cfg(feature = "sim")]
+pub(super) fn demo_threshold(providers: &[attestation::Provider], asked: Option<u16>) -> u16 {
+    let counts = client::sim::provider_counts(providers);
+    match asked {
+        Some(t) => t,
+        None if counts.len() > 1 => {
+            let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            u16::try_from(most.saturating_add(1)).unwrap_or(u16::MAX)
+        }
+        None => 2,
     }
 }
 
@@ -179,7 +212,15 @@ fn second_approval(
 }
 
 #[cfg(feature = "sim")]
-pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed> {
+pub(super) fn demo(
+    cli: &Cli,
+    nodes: Option<usize>,
+    providers: Option<&[attestation::Provider]>,
+    threshold: Option<u16>,
+) -> Result<(), Failed> {
+    let providers =
+        client::sim::node_providers(nodes, providers).map_err(|e| usage(&e.to_string()))?;
+    let threshold = demo_threshold(&providers, threshold);
     let unique = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -191,18 +232,27 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
         timings.insert(name.to_owned(), json!(d.as_millis() as u64));
     };
 
+    let mixed = client::sim::provider_counts(&providers).len() > 1;
     let (file, elapsed) = progress::step(
         &format!(
-            "starting {nodes} simulated enclave nodes and their parents; they attest each other"
+            "starting {} (Nitro ones beside their parents); they attest each other",
+            describe_shape(&providers)
         ),
         false,
-        || client::sim::up(&guard.dir, nodes, &|line| eprintln!("  {line}")),
+        || client::sim::up(&guard.dir, &providers, &|line| eprintln!("  {line}")),
     );
     let file = file.map_err(|e| fail("demo: starting the cluster", e))?;
     let other = ClusterFile::load(&client::sim::operator_cluster_file(&guard.dir, 1))
         .map_err(|e| fail("demo: the second operator's cluster file", e))?;
     time("cluster_up", elapsed);
 
+    if mixed {
+        eprintln!(
+            "  the key is {threshold}-of-{}: no one provider may hold a signing quorum \
+             (the placement rule)",
+            providers.len()
+        );
+    }
     // A key needs the approval of two operators: operator-0 asks, operator-1 approves.
     let created_at = std::time::Instant::now();
     let (node, asked, answer) = create_key(
@@ -346,6 +396,8 @@ pub(super) fn demo(cli: &Cli, nodes: usize, threshold: u16) -> Result<(), Failed
         "eth_address": key.eth_address,
         "btc_address": key.btc_address,
         "key_request": created.request_id,
+        "providers": providers.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "threshold": threshold,
         "before_policy": before,
         "signed": small_signed,
         "refused": refused,

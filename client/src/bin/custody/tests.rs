@@ -157,9 +157,14 @@ fn sim_up_asks_for_operators_only_when_told() {
                     operators,
                     approvals,
                     nodes,
+                    providers,
                     ..
                 },
-        } => assert_eq!((nodes, operators, approvals), (3, 3, 2)),
+        } => {
+            assert_eq!((nodes, operators, approvals), (None, 3, 2));
+            let nodes = client::sim::node_providers(nodes, providers.as_deref()).unwrap();
+            assert_eq!(nodes, [attestation::Provider::Nitro; 3]);
+        }
         other => panic!("{other:?}"),
     }
     match parse(&[
@@ -185,6 +190,67 @@ fn sim_up_asks_for_operators_only_when_told() {
         } => assert_eq!((operators, approvals), (5, 3)),
         other => panic!("{other:?}"),
     }
+}
+
+/// `--providers` lists each node's provider; with `--nodes` they must agree (checked when
+/// the cluster starts); a provider no simulated node stands in is a usage error.
+#[cfg(feature = "sim")]
+#[test]
+fn sim_up_and_demo_take_a_provider_list() {
+    use attestation::Provider::{GcpCs, Nitro};
+    let up = |args: &[&str]| match parse(&[&["sim", "up", "--dir", "d"], args].concat())
+        .map(|c| c.command)
+    {
+        Ok(Command::Sim {
+            command: SimCommand::Up {
+                nodes, providers, ..
+            },
+        }) => Ok(client::sim::node_providers(nodes, providers.as_deref())),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    };
+    let mixed = [Nitro, Nitro, GcpCs, GcpCs];
+    let listed = up(&["--providers", "nitro,nitro,gcp-cs,gcp-cs"]).unwrap();
+    assert_eq!(listed.unwrap(), mixed);
+    let agreed = up(&["--nodes", "4", "--providers", "nitro,nitro,gcp-cs,gcp-cs"]).unwrap();
+    assert_eq!(agreed.unwrap(), mixed);
+    let disagreed = up(&["--nodes", "3", "--providers", "nitro,gcp-cs"]).unwrap();
+    assert!(disagreed.is_err());
+    assert!(up(&["--providers", "nitro,azure"]).is_err());
+    assert!(up(&["--providers", ""]).is_err());
+
+    match parse(&["demo", "--providers", "nitro,nitro,gcp-cs,gcp-cs"])
+        .unwrap()
+        .command
+    {
+        Command::Demo {
+            nodes,
+            providers,
+            threshold,
+        } => {
+            assert_eq!((nodes, threshold), (None, None));
+            assert_eq!(providers.as_deref(), Some(&mixed[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The demo's key: 2 signers on one provider, and on several the least that no one
+/// provider holds, which the placement rule accepts; a threshold asked for is kept.
+#[cfg(feature = "sim")]
+#[test]
+fn the_demo_threshold_follows_the_shape() {
+    use attestation::Provider::{GcpCs, Nitro};
+    use sim_cmd::demo_threshold;
+    assert_eq!(demo_threshold(&[Nitro; 3], None), 2);
+    assert_eq!(demo_threshold(&[GcpCs; 3], None), 2);
+    assert_eq!(demo_threshold(&[Nitro, Nitro, GcpCs, GcpCs], None), 3);
+    assert_eq!(demo_threshold(&[Nitro, GcpCs], None), 2);
+    assert_eq!(
+        demo_threshold(&[Nitro, Nitro, Nitro, GcpCs, GcpCs, GcpCs], None),
+        4
+    );
+    assert_eq!(demo_threshold(&[Nitro, Nitro, GcpCs, GcpCs], Some(4)), 4);
 }
 
 fn file() -> ClusterFile {
