@@ -1,14 +1,16 @@
 //! The process-level tests' simulated cluster: the launcher that `custody sim` runs
-//! ([`client::sim::Launcher`]: per node one `parent` and one `enclave`, Unix sockets
-//! standing in for vsock, TCP between parents), under a temporary directory, with what
+//! ([`client::sim::Launcher`]: per Nitro node one `parent` and one `enclave`, Unix
+//! sockets standing in for vsock, TCP between parents; per Confidential Space node one
+//! `enclave --provider gcp-cs` listening itself), under a temporary directory, with what
 //! tests add on top: requests to any node whatever manifest it runs, waits on every
 //! node's status that dump statuses and logs when they time out, kills at chosen
 //! moments, and every process killed on drop.
 
 use crate::{TempDir, binary};
-use attestation::Verifier;
+use attestation::gcp::sim::{SimCsCa, SimWorkload};
 use attestation::nitro::MeasurementSet;
 use attestation::nsm::sim::{SimCa, SimMeasurements};
+use attestation::{Provider, Verifier};
 use channel::client_port::{ManifestRule, NodeExpectation};
 use client::sim::ready::{self, Probe, Statuses};
 use client::sim::{Binaries, EnclaveArgs, Launcher, Node, Options, approve};
@@ -36,6 +38,10 @@ pub struct Cluster {
     launcher: Launcher,
     pub operators: Vec<OperatorKey>,
     pub threshold: usize,
+    /// The roots the manifests written here pin (`"roots"`): none for a cluster made by
+    /// [`Cluster::new`], both simulated roots for one made by
+    /// [`Cluster::with_providers`], as `custody sim up` pins them.
+    roots: Vec<(Provider, [u8; 32])>,
     /// What a client expects of each node, computed once per binary (measuring a binary
     /// hashes all of it).
     expectations: std::sync::Mutex<BTreeMap<String, NodeExpectation>>,
@@ -140,9 +146,34 @@ impl Cluster {
             .map_err(|e| format!("{e}\n{}", self.logs()))
     }
 
-    /// Prepares `n` nodes (ids node-1..n) and three operators with threshold 2; starts
-    /// nothing yet.
+    /// Starts one node per entry of `providers` (ids node-1..), under a 2-of-3-signed
+    /// manifest that pins both simulated roots, and waits until every node runs, has
+    /// attested every peer and has its key escrowed. Returns the cluster and the manifest
+    /// envelope.
+    pub fn running_on(providers: &[Provider]) -> Result<(Cluster, Vec<u8>), String> {
+        let mut c = Cluster::with_providers(providers)?;
+        let envelope = c.sign(&c.manifest_body(1, &[])?, 2)?;
+        c.start_under(&envelope)?;
+        Ok((c, envelope))
+    }
+
+    /// Prepares one node per entry of `providers` (ids node-1..; a `gcp-cs` node runs its
+    /// enclave without a parent) and three operators with threshold 2; the manifests
+    /// written here pin both simulated roots. Starts nothing yet.
+    pub fn with_providers(providers: &[Provider]) -> Result<Self, String> {
+        let mut c = Cluster::prepare(providers)?;
+        c.roots = c.launcher.roots().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    /// Prepares `n` Nitro nodes (ids node-1..n) and three operators with threshold 2;
+    /// starts nothing yet.
     pub fn new(n: usize) -> Result<Self, String> {
+        Cluster::prepare(&vec![Provider::Nitro; n])
+    }
+
+    fn prepare(providers: &[Provider]) -> Result<Self, String> {
+        let n = providers.len();
         // A test that failed while holding the turn does not stop the others.
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = TempDir::new("cluster").map_err(|e| e.to_string())?;
@@ -154,8 +185,8 @@ impl Cluster {
             enclave_args: test_enclave_args(),
             ..Options::attached()
         };
-        let launcher =
-            Launcher::prepare(dir.path(), n, binaries, options).map_err(|e| e.to_string())?;
+        let launcher = Launcher::prepare_with(dir.path(), providers, binaries, options)
+            .map_err(|e| e.to_string())?;
         if let Some(short) = launcher.nodes().iter().find(|n| !n.primes.is_file()) {
             return Err(format!(
                 "the primes fixture has too few entries for {n} nodes ({} has none)",
@@ -171,6 +202,7 @@ impl Cluster {
             launcher,
             operators,
             threshold: 2,
+            roots: Vec::new(),
             expectations: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -189,7 +221,7 @@ impl Cluster {
     }
 
     /// The manifest body: every node expected to run the enclave binary it was given, with
-    /// its own PCR4 (or `expect` overrides per node), at its parent's peer address.
+    /// its own PCR4 or instance (or `expect` overrides per node), at its peer address.
     pub fn manifest_body(
         &self,
         version: u64,
@@ -200,7 +232,14 @@ impl Cluster {
             .launcher
             .listed(&image, expect)
             .map_err(|e| e.to_string())?;
-        approve::body(version, self.threshold, &self.operators, &nodes).map_err(|e| e.to_string())
+        approve::body(
+            version,
+            self.threshold,
+            &self.operators,
+            &nodes,
+            &self.roots,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Signs `body` with the first `signers` operators.
@@ -279,7 +318,8 @@ impl Cluster {
     }
 
     /// What a client expects of node `id`: the measurements of the binary it was started
-    /// from and its own PCR4, under the cluster's simulated root. This harness is the
+    /// from and its own PCR4 (a Confidential Space node: its image digest and instance),
+    /// under the cluster's simulated roots. This harness is the
     /// tests' instrument, not an operator's client: it talks to a node whatever manifest it
     /// runs, so that tests can watch nodes refuse or fall back from manifests (`custody`
     /// pins one).
@@ -289,23 +329,41 @@ impl Cluster {
             return Ok(known.clone());
         }
         let n = self.node(id)?;
-        let pcrs = node_pcrs(&n.enclave_binary, id)?;
-        let set = MeasurementSet::new(
-            PINNED_PCRS
-                .iter()
-                .filter_map(|i| pcrs.get(i).map(|v| (*i, v.to_vec())))
-                .collect(),
-        )
-        .map_err(|e| e.to_string())?;
         let now = std::time::SystemTime::now();
-        let ca = SimCa::load_or_create(&self.dir.path().join("sim-ca"), now)
-            .map_err(|e| e.to_string())?;
+        let ca = SimCa::load_or_create(self.launcher.sim_ca(), now).map_err(|e| e.to_string())?;
+        let (set, verifier) = match n.provider {
+            Provider::GcpCs => {
+                let set = SimWorkload::of_file(&n.enclave_binary, id)
+                    .map_err(|e| e.to_string())?
+                    .measurement_set()
+                    .map_err(|e| e.to_string())?;
+                let cs_ca = SimCsCa::load_or_create(self.launcher.sim_gcp_ca(), now)
+                    .map_err(|e| e.to_string())?;
+                let verifier = Verifier::production()
+                    .trust_simulated_root(ca.root_der(), now)
+                    .and_then(|v| v.trust_simulated_gcp_root(cs_ca.root_der(), now))
+                    .map_err(|e| e.to_string())?;
+                (set.into(), verifier)
+            }
+            _ => {
+                let pcrs = node_pcrs(&n.enclave_binary, id)?;
+                let set = MeasurementSet::new(
+                    PINNED_PCRS
+                        .iter()
+                        .filter_map(|i| pcrs.get(i).map(|v| (*i, v.to_vec())))
+                        .collect(),
+                )
+                .map_err(|e| e.to_string())?;
+                let verifier = Verifier::aws_nitro()
+                    .trust_simulated_root(ca.root_der(), now)
+                    .map_err(|e| e.to_string())?;
+                (set.into(), verifier)
+            }
+        };
         let expectation = NodeExpectation {
             node_id: id.to_owned(),
-            measurements: vec![set.into()],
-            verifier: Verifier::aws_nitro()
-                .trust_simulated_root(ca.root_der(), now)
-                .map_err(|e| e.to_string())?,
+            measurements: vec![set],
+            verifier,
             max_evidence_age: Duration::from_secs(60),
             allow_debug: false,
             manifest: ManifestRule::Unchecked,
@@ -314,7 +372,71 @@ impl Cluster {
         Ok(expectation)
     }
 
-    /// One request to a node's client port, through its parent, over attested TLS.
+    /// Writes a cluster file for `custody` (`<dir>/cluster.toml`) that reaches this
+    /// cluster as operator 0 and pins the manifest `envelope`: every node at its client
+    /// port, expected to measure what the manifest lists for it, under both simulated
+    /// roots. Returns its path.
+    pub fn custody_file(&self, envelope: &[u8]) -> Result<PathBuf, String> {
+        use client::cluster_file::{ClusterFile, NodeEntry, NodeMeasurements, OperatorEntry};
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let signed = manifest::SignedManifest::parse(envelope).map_err(|e| e.to_string())?;
+        let key = self.operators.first().ok_or("no operator")?;
+        let key_file = self.dir.path().join("operator-0.key");
+        let der = key.to_pkcs8().map_err(|e| e.to_string())?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_file)
+            .and_then(|mut f| f.write_all(der.as_ref()))
+            .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        let now = std::time::SystemTime::now();
+        let ca = SimCa::load_or_create(self.launcher.sim_ca(), now).map_err(|e| e.to_string())?;
+        let cs_ca =
+            SimCsCa::load_or_create(self.launcher.sim_gcp_ca(), now).map_err(|e| e.to_string())?;
+        let image = self.launcher.image().map_err(|e| e.to_string())?;
+        let nodes = self
+            .nodes()
+            .iter()
+            .map(|n| {
+                let measurements = match n.provider {
+                    Provider::GcpCs => NodeMeasurements::tagged(
+                        Provider::GcpCs,
+                        approve::cs_node_values(
+                            &SimWorkload::of_file(&n.enclave_binary, &n.id)
+                                .map_err(|e| e.to_string())?,
+                        ),
+                    ),
+                    _ => approve::node_measurements(&image, &n.id).into(),
+                };
+                Ok(NodeEntry {
+                    id: n.id.clone(),
+                    client: format!("127.0.0.1:{}", n.client_port),
+                    measurements,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let file = ClusterFile {
+            max_evidence_age_secs: 300,
+            allow_debug: false,
+            sim_root: Some(hex::encode(ca.root_der())),
+            sim_gcp_root: Some(hex::encode(cs_ca.root_der())),
+            operator: OperatorEntry {
+                id: operator_id(0),
+                key_file,
+            },
+            manifest: client::pin::Pin::of(&signed).entry(),
+            nodes,
+            sim: None,
+        };
+        let path = self.dir.path().join("cluster.toml");
+        file.save(&path).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// One request to a node's client port (through its parent, for a Nitro node), over
+    /// attested TLS.
     pub fn request(
         &self,
         id: &str,
@@ -442,10 +564,39 @@ impl Cluster {
         payload: Payload,
         path: Option<&str>,
     ) -> Result<Result<serde_json::Value, String>, String> {
+        self.sign_as_set(id, key_id, payload, path, &[])
+    }
+
+    /// Asks node `id` to sign `digest` as operator 0 with exactly `signers` (the request
+    /// names its signing set): the signed answer, or why it was not signed.
+    pub fn sign_by(
+        &self,
+        id: &str,
+        key_id: &str,
+        digest: [u8; 32],
+        signers: &[&str],
+    ) -> Result<Result<serde_json::Value, String>, String> {
+        self.sign_as_set(
+            id,
+            key_id,
+            Payload::Digest(hex::encode(digest)),
+            None,
+            signers,
+        )
+    }
+
+    fn sign_as_set(
+        &self,
+        id: &str,
+        key_id: &str,
+        payload: Payload,
+        path: Option<&str>,
+        signers: &[&str],
+    ) -> Result<Result<serde_json::Value, String>, String> {
         let action = Action::Sign {
             path: path.map(str::to_owned),
             payload,
-            signers: Vec::new(),
+            signers: signers.iter().map(|s| s.to_string()).collect(),
         };
         let authority = self.request_as(id, 0, key_id, action, DEFAULT_TTL_MS)?;
         Ok(match self.submit_as(id, 0, authority)? {
