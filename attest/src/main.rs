@@ -1,13 +1,20 @@
-//! `attest`: inspect and verify AWS Nitro Enclaves attestation documents.
+//! `attest`: inspect and verify attestation evidence: AWS Nitro Enclaves documents and
+//! Google Cloud Confidential Space tokens, told apart by their content.
 //!
-//! Exit status: 0 when the document is valid (or was printed), 1 when it is not (or
-//! cannot be decoded), 2 on usage errors: bad arguments, unreadable files.
+//! Exit status: 0 when the evidence is valid (or was printed), 1 when it is not (or
+//! cannot be decoded), 2 on usage errors: bad arguments, unreadable files, options for
+//! the other provider's evidence.
 #![forbid(unsafe_code)]
 
+mod cs;
+
+use attestation::gcp::CsEvidence;
+use attestation::gcp::report::TokenReport;
 use attestation::input::{self, InputError};
 use attestation::nitro::report::DocumentReport;
-use attestation::nitro::{MAX_PCRS, MeasurementSet, NitroDocument, TrustPolicy, Verifier};
+use attestation::nitro::{MAX_PCRS, MeasurementSet, NitroDocument, TrustPolicy};
 use attestation::time_fmt::parse_time;
+use attestation::{Provider, Verifier};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -17,18 +24,27 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 const ENCODINGS: &str = "\
-FILE holds one attestation document, either as raw COSE_Sign1 bytes (untagged, as the \
-NSM returns it, or with tag 18), as base64 (standard or URL-safe alphabet, padding \
-optional) or as hex (upper or lower case). Whitespace and newlines in base64 and hex \
-are ignored.";
+FILE holds one piece of evidence, told apart by its content. An AWS Nitro attestation \
+document is read as raw COSE_Sign1 bytes (untagged, as the NSM returns it, or with tag \
+18), as base64 (standard or URL-safe alphabet, padding optional) or as hex (upper or \
+lower case); whitespace and newlines in base64 and hex are ignored. A Google Cloud \
+Confidential Space token is read as the launcher returns it (a compact JWS, `eyJ..`) or \
+as the bundle a node sends (JSON, `{\"v\":1,\"token\":..}`); whitespace around it is \
+ignored.";
 
 const VERIFY_ABOUT: &str = "\
-Verify a document's signature and certificate chain at a given time, then apply a \
-trust policy.
+Verify evidence's signature and certificate chain at a given time, then apply a trust \
+policy.
 
-Only the AWS Nitro root G1 is trusted unless --sim-root is given. Documents from \
-debug-mode enclaves (PCR0, PCR1 and PCR2 all zero) are refused unless --allow-debug \
-is given. Without --pcr, PCR values are reported but not checked.
+Only the AWS Nitro root G1 and Google's Confidential Space root are trusted unless \
+--sim-root or --sim-gcp-root is given. Documents from debug-mode enclaves (PCR0, PCR1 \
+and PCR2 all zero), and tokens from debuggable workloads (dbgstat other than \
+disabled-since-boot) or images out of support (no STABLE in support_attributes), are \
+refused unless --allow-debug is given. Without --pcr, PCR values are reported but not \
+checked; without --image-digest, --project-id, --zone, --instance-id and --hwmodel, a \
+token's image and instance are reported but not checked. A token is always checked for \
+its issuer, software (CONFIDENTIAL_SPACE), hardware model, secure boot, and its iat, \
+nbf and exp at TIME.
 
 Exit status: 0 valid, 1 invalid, 2 usage error.";
 
@@ -36,7 +52,8 @@ Exit status: 0 valid, 1 invalid, 2 usage error.";
 #[command(
     name = "attest",
     version,
-    about = "Inspect and verify AWS Nitro Enclaves attestation documents",
+    about = "Inspect and verify attestation evidence: AWS Nitro Enclaves documents and \
+             Google Cloud Confidential Space tokens",
     after_help = ENCODINGS
 )]
 struct Cli {
@@ -46,47 +63,76 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print a document's fields as JSON, without verifying anything
+    /// Print evidence's fields as JSON, without verifying anything
     #[command(after_help = ENCODINGS)]
     Inspect {
-        /// Document file: raw COSE, base64 or hex
+        /// Evidence file: a Nitro document (raw COSE, base64 or hex) or a Confidential
+        /// Space token or bundle
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// Verify a document's signature and chain at a given time, then apply a trust policy
+    /// Verify evidence's signature and chain at a given time, then apply a trust policy
     #[command(long_about = VERIFY_ABOUT, after_help = ENCODINGS)]
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
 }
 
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
-    /// Document file: raw COSE, base64 or hex
+    /// Evidence file: a Nitro document (raw COSE, base64 or hex) or a Confidential Space
+    /// token or bundle
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Time at which the chain and the policy are checked: RFC 3339
     /// (2022-10-12T13:50:06Z) or `now`
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     at: SystemTime,
-    /// Expected value of one PCR; repeat for several. All given PCRs must match
+    /// Nitro: expected value of one PCR; repeat for several. All given PCRs must match
     #[arg(long = "pcr", value_name = "INDEX=HEX", value_parser = parse_pcr)]
     pcrs: Vec<PcrArg>,
-    /// Accept documents from debug-mode enclaves (PCR0, PCR1 and PCR2 all zero)
+    /// Accept documents from debug-mode enclaves (PCR0, PCR1 and PCR2 all zero), and
+    /// tokens from debuggable workloads or images out of support
     #[arg(long)]
     allow_debug: bool,
-    /// Require the document to carry exactly this nonce
+    /// Require the evidence to carry exactly this nonce: a document's or a bundle's
+    /// nonce, or for a token alone the bytes of one of its `eat_nonce` strings
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     nonce: Option<Hex>,
-    /// Refuse documents older than this at TIME
+    /// Refuse evidence older than this at TIME
     #[arg(long, value_name = "SECONDS")]
     max_age: Option<u64>,
     /// Also trust this simulated NSM root certificate (DER, hex or base64). Only in
     /// builds with the `sim` feature
     #[arg(long, value_name = "FILE")]
     sim_root: Option<PathBuf>,
+    /// Confidential Space: expected container image digest (submods.container)
+    #[arg(long, value_name = "sha256:HEX", help_heading = CS_HEADING)]
+    image_digest: Option<String>,
+    /// Confidential Space: expected GCP project id (submods.gce)
+    #[arg(long, value_name = "PROJECT", help_heading = CS_HEADING)]
+    project_id: Option<String>,
+    /// Confidential Space: expected zone (submods.gce)
+    #[arg(long, value_name = "ZONE", help_heading = CS_HEADING)]
+    zone: Option<String>,
+    /// Confidential Space: expected instance id, decimal (submods.gce)
+    #[arg(long, value_name = "DIGITS", help_heading = CS_HEADING)]
+    instance_id: Option<String>,
+    /// Confidential Space: expected hardware model: GCP_INTEL_TDX, GCP_AMD_SEV or
+    /// GCP_AMD_SEV_SNP (any of them is accepted without it)
+    #[arg(long, value_name = "MODEL", help_heading = CS_HEADING)]
+    hwmodel: Option<String>,
+    /// Confidential Space: require the token's audience (`aud`) to be exactly this
+    #[arg(long, value_name = "AUDIENCE", help_heading = CS_HEADING)]
+    audience: Option<String>,
+    /// Also trust this simulated Confidential Space root certificate (DER, hex or
+    /// base64). Only in builds with the `sim` feature
+    #[arg(long, value_name = "FILE", help_heading = CS_HEADING)]
+    sim_gcp_root: Option<PathBuf>,
     /// Print the outcome as a JSON object on stdout
     #[arg(long)]
     json: bool,
 }
+
+const CS_HEADING: &str = "Confidential Space tokens";
 
 #[derive(Debug, Clone)]
 struct PcrArg {
@@ -131,24 +177,71 @@ enum Stage {
     Policy,
 }
 
+/// What `inspect` and `verify --json` print of evidence: its provider's report, which
+/// names the provider first.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Report {
+    Nitro(Box<NitroReport>),
+    GcpCs(Box<TokenReport>),
+}
+
+/// A document's report, named as a token's report names itself.
+#[derive(Debug, Serialize)]
+struct NitroReport {
+    provider: &'static str,
+    #[serde(flatten)]
+    document: DocumentReport,
+}
+
+impl Report {
+    fn nitro(doc: &NitroDocument) -> Self {
+        Report::Nitro(Box::new(NitroReport {
+            provider: Provider::Nitro.name(),
+            document: DocumentReport::new(doc),
+        }))
+    }
+
+    fn gcp(evidence: &CsEvidence) -> Self {
+        Report::GcpCs(Box::new(TokenReport::new(evidence)))
+    }
+}
+
 /// The outcome of `attest verify`, as printed with `--json`.
 #[derive(Debug, Serialize)]
 struct Outcome {
     valid: bool,
     error: Option<String>,
     stage: Option<Stage>,
-    /// Present when the document could be parsed.
+    /// When no report follows: whose evidence the file holds (`nitro`, `gcp-cs`), or null
+    /// when its content does not say. A report names its provider itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<Option<&'static str>>,
+    /// Present when the evidence could be parsed.
     #[serde(flatten)]
-    document: Option<DocumentReport>,
+    report: Option<Report>,
 }
 
 impl Outcome {
-    fn invalid(stage: Stage, error: impl ToString, document: Option<DocumentReport>) -> Self {
+    fn invalid(stage: Stage, error: impl ToString, bytes: &[u8], report: Option<Report>) -> Self {
         Outcome {
             valid: false,
             error: Some(error.to_string()),
             stage: Some(stage),
-            document,
+            provider: report
+                .is_none()
+                .then(|| Provider::of_evidence(bytes).map(Provider::name)),
+            report,
+        }
+    }
+
+    fn valid(report: Report) -> Self {
+        Outcome {
+            valid: true,
+            error: None,
+            stage: None,
+            provider: None,
+            report: Some(report),
         }
     }
 }
@@ -167,7 +260,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Inspect { file } => inspect(&file),
-        Command::Verify(args) => verify(args),
+        Command::Verify(args) => verify(*args),
     }
 }
 
@@ -177,11 +270,19 @@ fn inspect(path: &Path) -> ExitCode {
         Err(InputError::Read(e)) => return usage(&format!("cannot read {}: {e}", path.display())),
         Err(e) => return invalid(&format!("{}: {e}", path.display())),
     };
-    let doc = match NitroDocument::parse(&bytes) {
-        Ok(doc) => doc,
+    let parsed = match Provider::of_evidence(&bytes) {
+        Some(Provider::GcpCs) => CsEvidence::parse(&bytes)
+            .map(|cs| Report::gcp(&cs))
+            .map_err(|e| e.to_string()),
+        _ => NitroDocument::parse(&bytes)
+            .map(|doc| Report::nitro(&doc))
+            .map_err(|e| e.to_string()),
+    };
+    let report = match parsed {
+        Ok(report) => report,
         Err(e) => return invalid(&format!("{}: {e}", path.display())),
     };
-    let printed = serde_json::to_string_pretty(&DocumentReport::new(&doc))
+    let printed = serde_json::to_string_pretty(&report)
         .map_err(|e| format!("cannot format the report: {e}"))
         .and_then(|json| print_stdout(&json));
     match printed {
@@ -191,7 +292,11 @@ fn inspect(path: &Path) -> ExitCode {
 }
 
 fn verify(args: VerifyArgs) -> ExitCode {
-    let verifier = match verifier(args.sim_root.as_deref(), args.at) {
+    let verifier = match verifier(
+        args.sim_root.as_deref(),
+        args.sim_gcp_root.as_deref(),
+        args.at,
+    ) {
         Ok(verifier) => verifier,
         Err(msg) => return usage(&msg),
     };
@@ -199,20 +304,56 @@ fn verify(args: VerifyArgs) -> ExitCode {
         Ok(policy) => policy,
         Err(msg) => return usage(&msg),
     };
+    let expected = match cs::Expected::from_options(args.claim_options(), args.audience.as_deref())
+    {
+        Ok(expected) => expected,
+        Err(msg) => return usage(&msg),
+    };
+    let cs_policy = match expected.policy(
+        args.allow_debug,
+        args.nonce.as_ref().map(|Hex(nonce)| nonce.as_slice()),
+        args.max_age.map(Duration::from_secs),
+    ) {
+        Ok(policy) => policy,
+        Err(msg) => return usage(&msg),
+    };
     let outcome = match input::read_file(&args.file) {
-        Ok(bytes) => check(&bytes, &verifier, &policy, args.at),
+        Ok(bytes) => match Provider::of_evidence(&bytes) {
+            Some(Provider::GcpCs) => {
+                if !args.pcrs.is_empty() {
+                    return usage(&format!(
+                        "--pcr checks Nitro documents, and {} holds Confidential Space evidence",
+                        args.file.display()
+                    ));
+                }
+                check_cs(&bytes, &verifier, &cs_policy, args.at)
+            }
+            found => {
+                if found == Some(Provider::Nitro) && !expected.is_empty() {
+                    return usage(&format!(
+                        "{} check Confidential Space tokens, and {} holds a Nitro document",
+                        cs_options(&args).join(", "),
+                        args.file.display()
+                    ));
+                }
+                check(&bytes, &verifier, &policy, args.at)
+            }
+        },
         Err(InputError::Read(e)) => {
             return usage(&format!("cannot read {}: {e}", args.file.display()));
         }
-        Err(e) => Outcome::invalid(Stage::Parse, e, None),
+        Err(e) => Outcome::invalid(Stage::Parse, e, &[], None),
     };
 
     let printed = if args.json {
         serde_json::to_string_pretty(&outcome)
             .map_err(|e| format!("cannot format the outcome: {e}"))
             .and_then(|json| print_stdout(&json))
-    } else if let (true, Some(doc)) = (outcome.valid, &outcome.document) {
-        print_stdout(&summary(doc, !args.pcrs.is_empty()))
+    } else if let (true, Some(report)) = (outcome.valid, &outcome.report) {
+        print_stdout(&match report {
+            Report::Nitro(nitro) => summary(&nitro.document, !args.pcrs.is_empty()),
+            Report::GcpCs(token) => cs::summary(token, expected.set.is_some()),
+        })
     } else {
         let reason = outcome.error.as_deref().unwrap_or("unknown reason");
         print_stderr(&format!("invalid: {reason}"));
@@ -225,25 +366,65 @@ fn verify(args: VerifyArgs) -> ExitCode {
     }
 }
 
+impl VerifyArgs {
+    /// The values of [`cs::OPTIONS`], in that order.
+    fn claim_options(&self) -> [Option<&str>; 5] {
+        [
+            self.image_digest.as_deref(),
+            self.project_id.as_deref(),
+            self.zone.as_deref(),
+            self.instance_id.as_deref(),
+            self.hwmodel.as_deref(),
+        ]
+    }
+}
+
+/// The Confidential Space options given, by name.
+fn cs_options(args: &VerifyArgs) -> Vec<&'static str> {
+    cs::OPTIONS
+        .iter()
+        .zip(args.claim_options())
+        .filter(|(_, value)| value.is_some())
+        .map(|((option, _), _)| *option)
+        .chain(args.audience.is_some().then_some("--audience"))
+        .collect()
+}
+
 fn check(bytes: &[u8], verifier: &Verifier, policy: &TrustPolicy, at: SystemTime) -> Outcome {
     let doc = match NitroDocument::parse(bytes) {
         Ok(doc) => doc,
-        Err(e) => return Outcome::invalid(Stage::Parse, e, None),
+        Err(e) => return Outcome::invalid(Stage::Parse, e, bytes, None),
     };
-    let report = DocumentReport::new(&doc);
-    let verified = match verifier.verify_document(doc, at) {
+    let report = Report::nitro(&doc);
+    let verified = match verifier.nitro().verify_document(doc, at) {
         Ok(verified) => verified,
-        Err(e) => return Outcome::invalid(Stage::Verify, e, Some(report)),
+        Err(e) => return Outcome::invalid(Stage::Verify, e, bytes, Some(report)),
     };
     if let Err(e) = policy.check(&verified, at) {
-        return Outcome::invalid(Stage::Policy, e, Some(report));
+        return Outcome::invalid(Stage::Policy, e, bytes, Some(report));
     }
-    Outcome {
-        valid: true,
-        error: None,
-        stage: None,
-        document: Some(report),
+    Outcome::valid(report)
+}
+
+fn check_cs(
+    bytes: &[u8],
+    verifier: &Verifier,
+    policy: &attestation::gcp::TrustPolicy,
+    at: SystemTime,
+) -> Outcome {
+    let evidence = match CsEvidence::parse(bytes) {
+        Ok(evidence) => evidence,
+        Err(e) => return Outcome::invalid(Stage::Parse, e, bytes, None),
+    };
+    let report = Report::gcp(&evidence);
+    let verified = match verifier.gcp().verify_evidence(evidence, at) {
+        Ok(verified) => verified,
+        Err(e) => return Outcome::invalid(Stage::Verify, e, bytes, Some(report)),
+    };
+    if let Err(e) = policy.check(&verified, at) {
+        return Outcome::invalid(Stage::Policy, e, bytes, Some(report));
     }
+    Outcome::valid(report)
 }
 
 fn summary(doc: &DocumentReport, pcrs_checked: bool) -> String {
@@ -260,27 +441,68 @@ fn summary(doc: &DocumentReport, pcrs_checked: bool) -> String {
     )
 }
 
-fn verifier(sim_root: Option<&Path>, at: SystemTime) -> Result<Verifier, String> {
-    match sim_root {
-        None => Ok(Verifier::aws_nitro()),
-        Some(path) => trust_simulated_root(path, at),
+/// Every provider's pinned production root, and the simulated roots asked for.
+fn verifier(
+    sim_root: Option<&Path>,
+    sim_gcp_root: Option<&Path>,
+    at: SystemTime,
+) -> Result<Verifier, String> {
+    let mut verifier = Verifier::production();
+    if let Some(path) = sim_root {
+        verifier = trust_simulated_root(verifier, SimRoot::Nitro, path, at)?;
+    }
+    if let Some(path) = sim_gcp_root {
+        verifier = trust_simulated_root(verifier, SimRoot::GcpCs, path, at)?;
+    }
+    Ok(verifier)
+}
+
+/// Which simulator's root an option names.
+#[derive(Debug, Clone, Copy)]
+enum SimRoot {
+    /// `--sim-root`: the simulated NSM's (P-384).
+    Nitro,
+    /// `--sim-gcp-root`: the simulated Confidential Space attester's (RSA).
+    GcpCs,
+}
+
+impl SimRoot {
+    fn option(self) -> &'static str {
+        match self {
+            SimRoot::Nitro => "--sim-root",
+            SimRoot::GcpCs => "--sim-gcp-root",
+        }
     }
 }
 
+/// `verifier`, also trusting the simulated root certificate in `path`.
 #[cfg(feature = "sim")]
-fn trust_simulated_root(path: &Path, at: SystemTime) -> Result<Verifier, String> {
-    let der = input::read_file(path).map_err(|e| format!("--sim-root {}: {e}", path.display()))?;
-    Verifier::aws_nitro()
-        .trust_simulated_root(&der, at)
-        .map_err(|e| format!("--sim-root {}: cannot trust it: {e}", path.display()))
+fn trust_simulated_root(
+    verifier: Verifier,
+    which: SimRoot,
+    path: &Path,
+    at: SystemTime,
+) -> Result<Verifier, String> {
+    let option = which.option();
+    let der = input::read_file(path).map_err(|e| format!("{option} {}: {e}", path.display()))?;
+    let trusted = match which {
+        SimRoot::Nitro => verifier.trust_simulated_root(&der, at),
+        SimRoot::GcpCs => verifier.trust_simulated_gcp_root(&der, at),
+    };
+    trusted.map_err(|e| format!("{option} {}: cannot trust it: {e}", path.display()))
 }
 
 #[cfg(not(feature = "sim"))]
-fn trust_simulated_root(_path: &Path, _at: SystemTime) -> Result<Verifier, String> {
-    Err(
-        "--sim-root: this build cannot trust simulated roots (built without the `sim` feature)"
-            .to_owned(),
-    )
+fn trust_simulated_root(
+    _verifier: Verifier,
+    which: SimRoot,
+    _path: &Path,
+    _at: SystemTime,
+) -> Result<Verifier, String> {
+    Err(format!(
+        "{}: this build cannot trust simulated roots (built without the `sim` feature)",
+        which.option()
+    ))
 }
 
 fn policy(args: &VerifyArgs) -> Result<TrustPolicy, String> {

@@ -404,6 +404,8 @@ fn json_output_reports_the_outcome() {
     assert_eq!(v["valid"], true);
     assert_eq!(v["error"], Value::Null);
     assert_eq!(v["stage"], Value::Null);
+    assert_eq!(v["provider"], "nitro");
+    assert_eq!(stdout(&out).matches("\"provider\"").count(), 1);
     assert_eq!(v["module_id"], f.entry["module_id"]);
     assert_eq!(v["timestamp_ms"], f.entry["timestamp_ms"]);
     assert_eq!(v["pcrs"]["0"].as_str().unwrap(), pcr_hex(f, 0));
@@ -435,6 +437,7 @@ fn inspect_prints_the_document_fields() {
         let out = attest(&["inspect", &path_of(&dir, f)]);
         assert_eq!(code(&out), 0, "{}: {}", f.file, stderr(&out));
         let v = json(&out);
+        assert_eq!(v["provider"], "nitro", "{}", f.file);
         assert_eq!(v["module_id"], f.entry["module_id"], "{}", f.file);
         assert_eq!(v["timestamp_ms"], f.entry["timestamp_ms"], "{}", f.file);
         assert_eq!(v["digest"], "SHA384");
@@ -583,6 +586,7 @@ fn simulated_documents_verify_only_with_their_root() {
         assert_eq!(code(&out), 0, "{}", stdout(&out));
         let v = json(&out);
         assert_eq!(v["valid"], true);
+        assert_eq!(v["provider"], "nitro");
         assert_eq!(v["user_data"], hex::encode(b"manifest"));
         assert_eq!(v["nonce"], nonce);
         assert_eq!(v["public_key"], Value::Null);
