@@ -71,6 +71,51 @@ seed manifest_parse envelope '{"manifest":"%s","signatures":[{"operator":"alice"
 seed manifest_parse envelope-unsigned '{"manifest":"%s","signatures":[]}' \
     "$(printf '%s' "$body" | base64 -w0)"
 
+# Confidential Space tokens and bundles: Google's real tokens when their folder is beside
+# the checkout, then shapes the parser must refuse or carry through to the verifier.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+jws() { # jws <header JSON> <claims JSON> <signature, base64url>
+    printf '%s.%s.%s' "$(printf '%s' "$1" | b64url)" "$(printf '%s' "$2" | b64url)" "$3"
+}
+gcp=../../shared/fixtures/gcp-cs
+if [ -d "$gcp/valid" ]; then
+    mkdir -p corpus/attestation_gcp_token
+    for f in "$gcp"/valid/*.jwt "$gcp"/invalid/*.jwt; do
+        cat "$f" >"corpus/attestation_gcp_token/seed-$(basename "$f" .jwt)"
+    done
+    # The real token in a bundle: its eat_nonce binds no such values.
+    seed attestation_gcp_token bundle-real '{"v":1,"token":"%s","nonce":"00ff"}' \
+        "$(cat "$gcp"/valid/*.jwt)"
+fi
+
+# Bundles and a token from the simulated attester, when a simulator build of `enclave` is
+# at hand (ENCLAVE, or the workspace's debug or release build).
+enclave=${ENCLAVE:-}
+for candidate in ../target/debug/enclave ../target/release/enclave; do
+    if [ -z "$enclave" ] && [ -x "$candidate" ]; then enclave=$candidate; fi
+done
+if [ -n "$enclave" ]; then
+    out=corpus/attestation_gcp_token
+    ca=$(mktemp -d)
+    mkdir -p "$out"
+    "$enclave" --sim attest --provider gcp-cs --sim-gcp-ca "$ca/ca" --out "$out/seed-sim-bundle" \
+        --nonce "$(x 5 64)" --public-key "04$(x a 128)" --user-data "$(x 4 64)"
+    "$enclave" --sim attest --provider gcp-cs --sim-gcp-ca "$ca/ca" --out "$out/seed-sim-bundle-bare"
+    sed 's/.*"token":"\([^"]*\)".*/\1/' "$out/seed-sim-bundle" >"$out/seed-sim-token"
+    rm -rf "$ca"
+fi
+
+claims='{"iss":"https://confidentialcomputing.googleapis.com","aud":"tee-custody","iat":1750688551,"nbf":1750688551,"exp":1750692151,"eat_nonce":["a nonce between 10 and 74 characters","second"],"secboot":true,"hwmodel":"GCP_INTEL_TDX","swname":"CONFIDENTIAL_SPACE","dbgstat":"disabled-since-boot","support_attributes":["LATEST","STABLE","USABLE"],"submods":{"container":{"image_digest":"sha256:313b8a83d3c8bfc9abcffee4f538424473e2705383a7e46f16d159faf0e5ef34"},"gce":{"zone":"sim-zone-a","project_id":"sim-project","instance_id":"42","instance_name":"node-1"}}}'
+sig=$(x A 342)
+seed attestation_gcp_token shape '%s' "$(jws '{"alg":"RS256","typ":"JWT","x5c":["MAA=","MAA="]}' "$claims" "$sig")"
+seed attestation_gcp_token alg-none '%s' "$(jws '{"alg":"none","typ":"JWT"}' "$claims" '')"
+seed attestation_gcp_token hs256 '%s' "$(jws '{"alg":"HS256","x5c":["MAA="]}' "$claims" "$sig")"
+seed attestation_gcp_token jku '%s' "$(jws '{"alg":"RS256","jku":"https://x","x5c":["MAA="]}' "$claims" "$sig")"
+seed attestation_gcp_token bundle '{"v":1,"token":"%s","nonce":"00ff","public_key":"04aa","user_data":"42"}' \
+    "$(jws '{"alg":"RS256","x5c":["MAA="]}' "$claims" "$sig")"
+seed attestation_gcp_token bundle-unknown '{"v":1,"token":"eyJ.a.b","extra":1}'
+seed attestation_gcp_token bundle-v2 '{"v":2,"token":"eyJ.a.b"}'
+
 # Hex seeds: bytes written from hex digits (no tool beyond bash's printf).
 seed_hex() { # seed_hex <target> <name> <hex>
     local dir="corpus/$1" hex=$3
