@@ -1,5 +1,6 @@
 //! Cost of opening an attested channel next to a plain TLS 1.3 mutual-auth handshake with
-//! the same rustls configuration, and the per-side attestation work, measured
+//! the same rustls configuration, the per-side attestation work, and a channel between a
+//! Nitro node and a Confidential Space node next to one between two Nitro nodes, measured
 //! interleaved in one run over in-memory pipes.
 //!
 //! `cargo bench -p enclave --bench channel` runs the full measurement. `BENCH_QUICK=1`,
@@ -8,8 +9,11 @@
 //!
 //! Both ends run in this process on one current-thread tokio runtime, so a figure is the
 //! work of both sides added up. The two NSM calls of a channel run one after the other:
-//! the accepting side attests only once it has checked the dialler's hello. Documents come from the simulated NSM (feature `sim`),
-//! which generates a P-384 leaf key and signs in-process: a real NSM's cost differs.
+//! the accepting side attests only once it has checked the dialler's hello. Documents come
+//! from the simulated NSM (feature `sim`), which generates a P-384 leaf key and signs
+//! in-process: a real NSM's cost differs. Confidential Space tokens come from the
+//! simulated attester (`attestation::gcp::sim`), which signs an RS256 token in-process
+//! under its own RSA chain: the real launcher's cost (a request to Google) differs.
 //!
 //! - (a) TLS 1.3 handshake, both sides authenticated by self-signed ECDSA P-256
 //!   certificates, verifiers that check only the handshake signatures (as the channel's).
@@ -18,6 +22,11 @@
 //!   and the dialler's verdict.
 //! - (c) one `SimNsm::attest` and one `Verifier::verify` of its document: one side's
 //!   attestation work; (c') the `SimNsm::attest` alone.
+//! - (d) as (b), but the accepting node runs on Confidential Space: the Nitro dialler's
+//!   document checked by the Confidential Space node, whose token (in its bundle) the
+//!   Nitro node checks.
+//! - (e) one `SimCsAttester::attest` and one `Verifier::verify` of its bundle; (e') the
+//!   `SimCsAttester::attest` alone.
 //!
 //! Every handshake is a full one, as in the channel: the configurations of (a) disable
 //! session resumption and send no tickets, like the channel's, and (a) checks that both
@@ -42,10 +51,10 @@ fn main() {
 
 #[cfg(feature = "sim")]
 mod bench {
+    use attestation::gcp::sim::{SimCsAttester, SimCsCa, SimWorkload};
     use attestation::nitro::MeasurementSet;
     use attestation::nsm::sim::{SimCa, SimMeasurements, SimNsm};
-    use attestation::nsm::{AttestationRequest, Nsm};
-    use attestation::{Measurements, Verifier};
+    use attestation::{AttestationRequest, Attester, Measurements, Verifier};
     use enclave::channel::{ChannelContext, PeerTrust, TlsIdentity, tls_configs};
     use rustls::pki_types::ServerName;
     use rustls::{ClientConfig, HandshakeKind, ServerConfig};
@@ -57,6 +66,8 @@ mod bench {
 
     const SERVER_NAME: &str = "node.tee-custody.internal";
     const IMAGE: &[u8] = b"channel bench image";
+    /// The Confidential Space node of (d).
+    const CS_NODE: &str = "node-3";
     const MANIFEST_HASH: [u8; 32] = [0x42; 32];
     const PIPE: usize = 1 << 16;
 
@@ -100,7 +111,10 @@ mod bench {
         server_ctx: ChannelContext,
         /// The node id the client dials.
         server_id: String,
+        /// The accepting end of (d), a Confidential Space node.
+        cs_ctx: ChannelContext,
         nsm: Arc<SimNsm>,
+        cs_attester: Arc<SimCsAttester>,
         verifier: Verifier,
         spki: Vec<u8>,
     }
@@ -112,19 +126,19 @@ mod bench {
     }
 
     /// What a node's channel context is built from.
-    struct Node {
+    struct Node<A> {
         id: String,
         identity: Arc<TlsIdentity>,
-        nsm: Arc<SimNsm>,
+        attester: Arc<A>,
         trust: PeerTrust,
     }
 
-    impl Node {
+    impl<A: Attester + 'static> Node<A> {
         fn context(&self) -> Result<ChannelContext, String> {
             ChannelContext::new(
                 self.id.clone(),
                 self.identity.clone(),
-                self.nsm.clone(),
+                self.attester.clone(),
                 self.trust.clone(),
             )
             .map_err(|e| e.to_string())
@@ -139,8 +153,12 @@ mod bench {
             .map_err(|e| err(&e))?;
         let now = SystemTime::now();
         let ca = SimCa::generate(now).map_err(|e| err(&e))?;
-        let verifier = Verifier::aws_nitro()
+        let cs_ca = SimCsCa::new(now).map_err(|e| err(&e))?;
+        // Every simulated node trusts both simulators' roots.
+        let verifier = Verifier::production()
             .trust_simulated_root(ca.root_der(), now)
+            .map_err(|e| err(&e))?
+            .trust_simulated_gcp_root(cs_ca.root_der(), now)
             .map_err(|e| err(&e))?;
         let pcrs = SimMeasurements::of_image(IMAGE).pcrs();
         let expected = MeasurementSet::new(
@@ -149,36 +167,55 @@ mod bench {
                 .collect(),
         )
         .map_err(|e| err(&e))?;
-        let peers: BTreeMap<String, Vec<Measurements>> = ["node-1", "node-2"]
+        // The Confidential Space node is pinned as a manifest pins one: its image, project,
+        // zone and instance.
+        let workload = SimWorkload::of_image(IMAGE, CS_NODE);
+        let cs_expected = workload.measurement_set().map_err(|e| err(&e))?;
+        let mut peers: BTreeMap<String, Vec<Measurements>> = ["node-1", "node-2"]
             .iter()
             .map(|id| ((*id).to_owned(), vec![expected.clone().into()]))
             .collect();
-        let node = |id: &str| -> Result<Node, String> {
+        peers.insert(CS_NODE.to_owned(), vec![cs_expected.into()]);
+        let trust = PeerTrust {
+            manifest_hash: MANIFEST_HASH,
+            peers,
+            verifier: verifier.clone(),
+            max_evidence_age: Duration::from_secs(60),
+            allow_debug: false,
+        };
+        let identity = |id: &str| -> Result<Arc<TlsIdentity>, String> {
+            Ok(Arc::new(
+                TlsIdentity::generate(id, now).map_err(|e| err(&e))?,
+            ))
+        };
+        let node = |id: &str| -> Result<Node<SimNsm>, String> {
             Ok(Node {
                 id: id.to_owned(),
-                identity: Arc::new(TlsIdentity::generate(id, now).map_err(|e| err(&e))?),
-                nsm: Arc::new(
+                identity: identity(id)?,
+                attester: Arc::new(
                     SimNsm::new(&ca, &SimMeasurements::of_image(IMAGE), now)
                         .map_err(|e| err(&e))?,
                 ),
-                trust: PeerTrust {
-                    manifest_hash: MANIFEST_HASH,
-                    peers: peers.clone(),
-                    verifier: verifier.clone(),
-                    max_evidence_age: Duration::from_secs(60),
-                    allow_debug: false,
-                },
+                trust: trust.clone(),
             })
         };
         let (client, server) = (node("node-1")?, node("node-2")?);
+        let cs_node = Node {
+            id: CS_NODE.to_owned(),
+            identity: identity(CS_NODE)?,
+            attester: Arc::new(SimCsAttester::new(&cs_ca, workload, now).map_err(|e| err(&e))?),
+            trust: trust.clone(),
+        };
         Ok(Setup {
             rt,
             plain: plain_configs()?,
             client_ctx: client.context()?,
             server_ctx: server.context()?,
             server_id: server.id,
+            cs_ctx: cs_node.context()?,
             spki: client.identity.spki_der().to_vec(),
-            nsm: client.nsm,
+            nsm: client.attester,
+            cs_attester: cs_node.attester,
             verifier,
         })
     }
@@ -246,15 +283,19 @@ mod bench {
             Ok(per_op(elapsed, n))
         }
 
-        /// (b): `n` channels between the same two contexts; the time per channel.
-        fn time_channel(&self, n: usize) -> Result<Duration, String> {
+        /// (b), or with `to_cs` (d): `n` channels between the same two contexts; the
+        /// time per channel.
+        fn time_channel(&self, n: usize, to_cs: bool) -> Result<Duration, String> {
+            let (server, to) = if to_cs {
+                (&self.cs_ctx, CS_NODE)
+            } else {
+                (&self.server_ctx, self.server_id.as_str())
+            };
             let start = Instant::now();
             let ok = self.rt.block_on(async {
                 let mut ok = 0usize;
                 for _ in 0..n {
-                    ok += usize::from(
-                        channel(&self.client_ctx, &self.server_ctx, &self.server_id).await,
-                    );
+                    ok += usize::from(channel(&self.client_ctx, server, to).await);
                 }
                 ok
             });
@@ -263,8 +304,14 @@ mod bench {
             Ok(per_op(elapsed, n))
         }
 
-        /// (c), or with `verify` false (c'): `n` times one document produced, and verified.
-        fn time_attest(&self, n: usize, verify: bool) -> Result<Duration, String> {
+        /// (c), or with `verify` false (c'): `n` times one document produced, and
+        /// verified; with `cs` a token from the Confidential Space attester, (e) and (e').
+        fn time_attest(&self, n: usize, cs: bool, verify: bool) -> Result<Duration, String> {
+            let attester: &dyn Attester = if cs {
+                self.cs_attester.as_ref()
+            } else {
+                self.nsm.as_ref()
+            };
             let request = AttestationRequest {
                 user_data: Some(MANIFEST_HASH.to_vec()),
                 nonce: Some(vec![0x5a; 32]),
@@ -273,7 +320,7 @@ mod bench {
             let start = Instant::now();
             let mut ok = 0usize;
             for _ in 0..n {
-                let done = self.nsm.attest(black_box(&request)).is_ok_and(|doc| {
+                let done = attester.attest(black_box(&request)).is_ok_and(|doc| {
                     !verify
                         || self
                             .verifier
@@ -289,11 +336,14 @@ mod bench {
     }
 
     /// The measurements, in the order of the report.
-    const NAMES: [&str; 4] = [
+    const NAMES: [&str; 7] = [
         "(a)  TLS 1.3 mutual-auth handshake, full",
-        "(b)  attested channel, full TLS handshake",
+        "(b)  attested channel, Nitro to Nitro",
         "(c)  SimNsm::attest + Verifier::verify",
         "(c') SimNsm::attest alone",
+        "(d)  attested channel, Nitro to Conf. Space",
+        "(e)  SimCsAttester::attest + Verifier::verify",
+        "(e') SimCsAttester::attest alone",
     ];
 
     pub fn run(settings: &Settings) -> Result<(), String> {
@@ -301,9 +351,12 @@ mod bench {
         let measure = |which: usize, n: usize| -> Result<Duration, String> {
             match which {
                 0 => s.time_tls(n),
-                1 => s.time_channel(n),
-                2 => s.time_attest(n, true),
-                _ => s.time_attest(n, false),
+                1 => s.time_channel(n, false),
+                2 => s.time_attest(n, false, true),
+                3 => s.time_attest(n, false, false),
+                4 => s.time_channel(n, true),
+                5 => s.time_attest(n, true, true),
+                _ => s.time_attest(n, true, false),
             }
         };
 
@@ -324,6 +377,7 @@ mod bench {
 
         let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.batches); NAMES.len()];
         let mut ratios = Vec::with_capacity(settings.batches);
+        let mut cs_ratios = Vec::with_capacity(settings.batches);
         for batch in 0..settings.batches {
             // Rotate the order so that drift (frequency scaling, neighbours) is shared.
             let mut this = [0.0f64; NAMES.len()];
@@ -340,12 +394,15 @@ mod bench {
                 }
             }
             ratios.push(this[1] / this[0]);
+            cs_ratios.push(this[4] / this[1]);
         }
 
         let medians: Vec<f64> = samples.iter_mut().map(|v| median(v)).collect();
         let med = |i: usize| medians.get(i).copied().unwrap_or(f64::NAN);
         let (tls, chan, att, doc) = (med(0), med(1), med(2), med(3));
+        let (cs_chan, cs_att, token) = (med(4), med(5), med(6));
         let (ratio_lo, ratio_hi) = quartiles(&mut ratios);
+        let (cs_ratio_lo, cs_ratio_hi) = quartiles(&mut cs_ratios);
 
         println!(
             "batches: {}, interleaved; iterations per batch: {}",
@@ -364,7 +421,7 @@ mod bench {
         }
         for ((name, values), median) in NAMES.iter().zip(&samples).zip(&medians) {
             println!(
-                "{name:<44} median {median:9.1} us/op  (min {:.1}, max {:.1})",
+                "{name:<46} median {median:9.1} us/op  (min {:.1}, max {:.1})",
                 min(values),
                 max(values)
             );
@@ -381,9 +438,23 @@ mod bench {
             2.0 * doc
         );
         println!(
+            "ratio (d)/(b), Nitro to Confidential Space against Nitro to Nitro: {:.2} \
+             (per-batch p25..p75 {cs_ratio_lo:.2}..{cs_ratio_hi:.2})",
+            cs_chan / chan
+        );
+        println!(
+            "(d) - (b) = {:.1} us: one side's document replaced by a token; (e) - (c) = {:.1} us, \
+             of which producing it (e') - (c') = {:.1} us",
+            cs_chan - chan,
+            cs_att - att,
+            token - doc
+        );
+        println!(
             "note: (c) and the attestation part of (b) use the simulated NSM, which generates \
              a P-384 key and signs in-process; a real NSM's document costs differ \
-             (a device round trip, its own signing)"
+             (a device round trip, its own signing). (e) and the token of (d) use the \
+             simulated Confidential Space attester, which signs an RS256 token in-process; \
+             the real launcher asks Google for each token"
         );
         Ok(())
     }
