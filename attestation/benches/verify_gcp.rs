@@ -31,41 +31,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Verification may cost at most this many times its signature checks.
-const TARGET_RATIO: f64 = 1.3;
+mod common;
+use common::{
+    Check, Settings, TARGET_RATIO, iterations, max, median, micros, min, per_op, quartiles,
+    succeeded, time_raw,
+};
+
 /// The real token, under the fixtures folder.
 const TOKEN: &str = "valid/oak_testdata_valid_sev_debug_20250623.jwt";
-
-struct Settings {
-    quick: bool,
-    batches: usize,
-    batch_time: Duration,
-    warmup: Duration,
-}
-
-impl Settings {
-    fn from_env() -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0")
-            || args.iter().any(|a| a == "--quick")
-            || !args.iter().any(|a| a == "--bench");
-        if quick {
-            Settings {
-                quick,
-                batches: 10,
-                batch_time: Duration::from_millis(20),
-                warmup: Duration::from_millis(20),
-            }
-        } else {
-            Settings {
-                quick,
-                batches: 41,
-                batch_time: Duration::from_millis(50),
-                warmup: Duration::from_millis(500),
-            }
-        }
-    }
-}
 
 /// A token that verifies, the verifier and policy that accept it, the time it is checked
 /// at and the inputs of the signature checks that verification performs.
@@ -325,24 +298,6 @@ fn time_verify(sample: &Sample, n: usize) -> Result<Duration, String> {
     Ok(per_op(elapsed, n))
 }
 
-/// The signature checks alone, `n` rounds; the time per round.
-fn time_raw(checks: &[SignatureCheck], n: usize) -> Result<Duration, String> {
-    let start = Instant::now();
-    let mut ok = 0usize;
-    for _ in 0..n {
-        for c in checks {
-            let key = UnparsedPublicKey::new(c.algorithm, black_box(c.public_key.as_slice()));
-            ok += usize::from(
-                key.verify(black_box(&c.message), black_box(&c.signature))
-                    .is_ok(),
-            );
-        }
-    }
-    let elapsed = start.elapsed();
-    succeeded("signature check", ok, n * checks.len())?;
-    Ok(per_op(elapsed, n))
-}
-
 /// Decoding the token alone, `n` times; the time per call.
 fn time_parse(bytes: &[u8], n: usize) -> Result<Duration, String> {
     let start = Instant::now();
@@ -355,55 +310,10 @@ fn time_parse(bytes: &[u8], n: usize) -> Result<Duration, String> {
     Ok(per_op(elapsed, n))
 }
 
-fn succeeded(what: &str, ok: usize, expected: usize) -> Result<(), String> {
-    if ok == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed {} of {expected} times",
-            expected - ok
-        ))
+impl Check for SignatureCheck {
+    fn holds(&self) -> bool {
+        UnparsedPublicKey::new(self.algorithm, black_box(self.public_key.as_slice()))
+            .verify(black_box(&self.message), black_box(&self.signature))
+            .is_ok()
     }
-}
-
-fn per_op(elapsed: Duration, n: usize) -> Duration {
-    elapsed / u32::try_from(n.max(1)).unwrap_or(u32::MAX)
-}
-
-/// Iterations that take about `budget` at `per_op` each (at least one).
-fn iterations(budget: Duration, per_op: Duration) -> usize {
-    let n = budget.as_secs_f64() / per_op.as_secs_f64().max(1e-9);
-    (n.round() as usize).max(1)
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn sorted(values: &mut [f64]) -> &[f64] {
-    values.sort_by(f64::total_cmp);
-    values
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    quantile(sorted(values), 0.5)
-}
-
-fn quartiles(values: &mut [f64]) -> (f64, f64) {
-    let s = sorted(values);
-    (quantile(s, 0.25), quantile(s, 0.75))
-}
-
-/// Nearest-rank quantile of sorted values; NaN when there are none.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
-    sorted.get(rank).copied().unwrap_or(f64::NAN)
-}
-
-fn min(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
